@@ -1,0 +1,249 @@
+/**
+ * The one place that chooses and starts the TensorFlow.js backend.
+ *
+ * Backends: `wasm` (default on a CPU), `webgpu` (chosen by `auto` when a hardware GPU adapter
+ * exists), `cpu` (tfjs's pure-JS kernels, slow, for debugging), `tensorflow` (tfjs-node-gpu or
+ * tfjs-node, only when asked for). The choice comes from an explicit option, else the
+ * `RI_BACKEND` environment variable, else `auto`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** Names a user may pass to `--backend` or `RI_BACKEND`. */
+export const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"] as const;
+
+/** A backend a user may ask for. */
+export type BackendName = typeof BACKEND_NAMES[number];
+
+/** What {@linkcode initEngine} started: reported by every run. */
+export interface EngineInfo {
+  /** What was asked for (`auto` included). */
+  requested: BackendName;
+  /** The tfjs backend now active (`wasm`, `webgpu`, `cpu`, `tensorflow`). */
+  backend: string;
+  /** The device underneath: the GPU adapter's description, or the CPU path. */
+  adapter: string;
+  /** Why `auto` chose what it chose, or other notes worth printing. */
+  note: string;
+}
+
+let current: EngineInfo | undefined;
+
+/**
+ * Parses a backend name, with an error that lists the valid ones.
+ *
+ * @example
+ * ```ts
+ * import { parseBackendName } from "./backend.ts";
+ * parseBackendName("wasm"); // "wasm"
+ * ```
+ */
+export function parseBackendName(value: string): BackendName {
+  const name = value.trim().toLowerCase();
+  if ((BACKEND_NAMES as readonly string[]).includes(name)) return name as BackendName;
+  throw new Error(`unknown backend "${value}": expected one of ${BACKEND_NAMES.join(", ")}`);
+}
+
+/**
+ * The backend to use when the caller gives none: `RI_BACKEND` if set, else `auto`.
+ *
+ * @example
+ * ```ts
+ * import { backendFromEnv } from "./backend.ts";
+ * const name = backendFromEnv(); // "auto" unless RI_BACKEND is set
+ * ```
+ */
+export function backendFromEnv(): BackendName {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("RI_BACKEND");
+  } catch {
+    value = undefined; // no --allow-env: behave as if unset
+  }
+  return value ? parseBackendName(value) : "auto";
+}
+
+/** A GPU adapter as WebGPU describes it, reduced to what the choice needs. */
+export interface AdapterProbe {
+  /** True when a usable hardware adapter was found. */
+  hardware: boolean;
+  /** Human-readable description ("llvmpipe (LLVM 15…)", "NVIDIA H100 …", or why none). */
+  description: string;
+}
+
+const SOFTWARE_ADAPTERS = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
+
+/**
+ * Looks for a WebGPU adapter and says whether it is real hardware (not a software or
+ * fallback adapter such as Mesa's llvmpipe).
+ *
+ * @example
+ * ```ts
+ * import { probeGpuAdapter } from "./backend.ts";
+ * const probe = await probeGpuAdapter();
+ * console.log(probe.hardware, probe.description);
+ * ```
+ */
+export async function probeGpuAdapter(): Promise<AdapterProbe> {
+  const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
+  if (!gpu) return { hardware: false, description: "no navigator.gpu in this runtime" };
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (err) {
+    return { hardware: false, description: `requestAdapter failed: ${errorText(err)}` };
+  }
+  if (!adapter) return { hardware: false, description: "no WebGPU adapter (no Vulkan driver?)" };
+  const info = adapter.info;
+  const description = [info.description, info.vendor && `vendor ${info.vendor}`]
+    .filter(Boolean).join(", ") || "unnamed adapter";
+  const software = info.isFallbackAdapter || SOFTWARE_ADAPTERS.test(info.description ?? "");
+  return { hardware: !software, description };
+}
+
+/**
+ * Starts the chosen backend (once per process; a second call with another choice switches).
+ * `auto` takes WebGPU on a hardware adapter and wasm otherwise.
+ *
+ * @example
+ * ```ts
+ * import { initEngine } from "./backend.ts";
+ * const info = await initEngine({ backend: "wasm" });
+ * console.log(`${info.backend} on ${info.adapter}`);
+ * ```
+ */
+export async function initEngine(options: { backend?: BackendName } = {}): Promise<EngineInfo> {
+  const requested = options.backend ?? backendFromEnv();
+  if (current && (current.requested === requested || current.backend === requested)) {
+    return current;
+  }
+  let info: EngineInfo;
+  if (requested === "auto") {
+    const probe = await probeGpuAdapter();
+    info = probe.hardware
+      ? await startWebGpu("auto", `hardware GPU adapter found: ${probe.description}`)
+      : await startWasm("auto", `no hardware GPU adapter (${probe.description}); using wasm`);
+  } else if (requested === "wasm") info = await startWasm("wasm", "");
+  else if (requested === "webgpu") info = await startWebGpu("webgpu", "");
+  else if (requested === "cpu") info = await startCpu();
+  else info = await startTensorflow();
+  current = info;
+  return info;
+}
+
+/**
+ * The engine started so far, or undefined before {@linkcode initEngine}.
+ *
+ * @example
+ * ```ts
+ * import { engineInfo } from "./backend.ts";
+ * console.log(engineInfo()?.backend ?? "not started");
+ * ```
+ */
+export function engineInfo(): EngineInfo | undefined {
+  return current;
+}
+
+/**
+ * A one-line description of the running engine for logs and reports.
+ *
+ * @example
+ * ```ts
+ * import { describeEngine, initEngine } from "./backend.ts";
+ * console.log(describeEngine(await initEngine({ backend: "cpu" })));
+ * ```
+ */
+export function describeEngine(info: EngineInfo): string {
+  const note = info.note ? ` (${info.note})` : "";
+  return `backend ${info.backend} on ${info.adapter}${note}`;
+}
+
+async function startWasm(requested: BackendName, note: string): Promise<EngineInfo> {
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  // tfjs-backend-wasm looks for its .wasm files next to a path we give it; they live in the
+  // package's dist/ folder, wherever the npm resolver put the package.
+  const entry = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
+  wasm.setWasmPaths(new URL("./", entry).href);
+  await activate("wasm");
+  return { requested, backend: "wasm", adapter: "CPU (WebAssembly SIMD, 1 thread)", note };
+}
+
+async function startCpu(): Promise<EngineInfo> {
+  await activate("cpu");
+  return { requested: "cpu", backend: "cpu", adapter: "CPU (pure JavaScript kernels)", note: "" };
+}
+
+async function startWebGpu(requested: BackendName, note: string): Promise<EngineInfo> {
+  const probe = await probeGpuAdapter();
+  if (probe.description.startsWith("no ") || probe.description.startsWith("requestAdapter")) {
+    throw new Error(
+      `backend webgpu: ${probe.description}. On Linux WebGPU needs a Vulkan driver ` +
+        `(for a software test: apt-get install mesa-vulkan-drivers libvulkan1).`,
+    );
+  }
+  await import("@tensorflow/tfjs-backend-webgpu");
+  await activate("webgpu");
+  const kind = probe.hardware ? "GPU" : "software GPU";
+  return { requested, backend: "webgpu", adapter: `${kind}: ${probe.description}`, note };
+}
+
+async function startTensorflow(): Promise<EngineInfo> {
+  const failures: string[] = [];
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    const missing = await missingNativeBinding(pkg);
+    if (missing) {
+      failures.push(`${pkg}: ${missing}`);
+      continue;
+    }
+    try {
+      await import(pkg);
+      await activate("tensorflow");
+      const adapter = pkg.endsWith("gpu") ? "libtensorflow (CUDA)" : "libtensorflow (CPU)";
+      return { requested: "tensorflow", backend: "tensorflow", adapter, note: `via ${pkg}` };
+    } catch (err) {
+      failures.push(`${pkg}: ${firstLine(errorText(err))}`);
+    }
+  }
+  throw new Error(
+    "backend tensorflow is not available. It needs @tensorflow/tfjs-node-gpu (or tfjs-node), " +
+      "whose install script downloads libtensorflow 2.9.1 from Google's storage (impossible " +
+      "without network; run `deno approve-scripts` where it is allowed), and whose GPU build " +
+      "needs the CUDA 11.2 and cuDNN 8.1 runtime libraries (machines with CUDA 13 lack them). " +
+      "Use --backend webgpu on a GPU or wasm on a CPU instead.\n  " + failures.join("\n  "),
+  );
+}
+
+/** Why the package's native addon cannot load, or "" when its file is there. */
+async function missingNativeBinding(pkg: string): Promise<string> {
+  let entry: URL;
+  try {
+    entry = new URL(import.meta.resolve(pkg));
+  } catch {
+    return "package not installed";
+  }
+  if (entry.protocol !== "file:") return "";
+  // The install script puts the addon at <package>/lib/napi-v8/tfjs_binding.node.
+  const binding = new URL("../lib/napi-v8/tfjs_binding.node", entry);
+  try {
+    await Deno.stat(binding);
+    return "";
+  } catch {
+    return `native addon missing (${binding.pathname}): its install script never ran`;
+  }
+}
+
+async function activate(name: string): Promise<void> {
+  tf.env().set("PROD", true); // silences tfjs's "install the node backend" banner
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`backend ${name} failed to initialise`);
+  await tf.ready();
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0];
+}

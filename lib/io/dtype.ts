@@ -1,0 +1,215 @@
+/**
+ * Safetensors dtypes: their sizes and conversions to and from float32 (all math here is
+ * float32; files may store F64, F32, F16 or BF16, and integer or boolean buffers are read as
+ * float32 values).
+ *
+ * @module
+ */
+
+/** Byte size of each dtype this module reads. */
+export const DTYPE_SIZES = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+} as const;
+
+/** A dtype name as written in a safetensors header. */
+export type DType = keyof typeof DTYPE_SIZES;
+
+/** The dtypes this module can write (floating point only). */
+export const WRITABLE_DTYPES = ["F32", "F16", "BF16", "F64"] as const;
+
+/** A dtype this module writes. */
+export type WritableDType = typeof WRITABLE_DTYPES[number];
+
+/**
+ * True when `name` is a dtype this module knows.
+ *
+ * @example
+ * ```ts
+ * import { isDType } from "./dtype.ts";
+ * isDType("BF16"); // true
+ * isDType("F8_E4M3"); // false
+ * ```
+ */
+export function isDType(name: unknown): name is DType {
+  return typeof name === "string" && Object.hasOwn(DTYPE_SIZES, name);
+}
+
+/**
+ * Checks a dtype asked for when writing, with an error listing the valid ones.
+ *
+ * @example
+ * ```ts
+ * import { parseWritableDType } from "./dtype.ts";
+ * parseWritableDType("bf16"); // "BF16"
+ * ```
+ */
+export function parseWritableDType(name: string): WritableDType {
+  const upper = name.toUpperCase();
+  if ((WRITABLE_DTYPES as readonly string[]).includes(upper)) return upper as WritableDType;
+  throw new Error(`cannot write dtype "${name}": expected one of ${WRITABLE_DTYPES.join(", ")}`);
+}
+
+const scratch = new DataView(new ArrayBuffer(4));
+
+/**
+ * Converts one IEEE half-precision bit pattern to a number.
+ *
+ * @example
+ * ```ts
+ * import { halfToFloat } from "./dtype.ts";
+ * halfToFloat(0x3c00); // 1
+ * ```
+ */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24; // subnormal
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * Converts a number to the nearest half-precision bit pattern (round to nearest even).
+ *
+ * @example
+ * ```ts
+ * import { floatToHalf } from "./dtype.ts";
+ * floatToHalf(1); // 0x3c00
+ * ```
+ */
+export function floatToHalf(value: number): number {
+  scratch.setFloat32(0, value);
+  const x = scratch.getUint32(0);
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf or NaN
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00; // overflow to infinity
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow to zero
+    mant |= 0x800000; // make the implicit bit explicit, then shift into a subnormal
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let m = mant >>> shift;
+    if (rest > half || (rest === half && (m & 1))) m++;
+    return sign | m;
+  }
+  const rest = mant & 0x1fff;
+  mant >>>= 13;
+  if (rest > 0x1000 || (rest === 0x1000 && (mant & 1))) {
+    mant++;
+    if (mant === 0x400) {
+      mant = 0;
+      e++;
+      if (e >= 31) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | mant;
+}
+
+/**
+ * Converts a float to bfloat16 bits (round to nearest even; NaN stays NaN).
+ *
+ * @example
+ * ```ts
+ * import { floatToBf16 } from "./dtype.ts";
+ * floatToBf16(1); // 0x3f80
+ * ```
+ */
+export function floatToBf16(value: number): number {
+  scratch.setFloat32(0, value);
+  const x = scratch.getUint32(0);
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff)) return (x >>> 16) | 0x40;
+  const rounded = x + 0x7fff + ((x >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}
+
+/**
+ * Decodes little-endian bytes of `dtype` into float32 values.
+ *
+ * @example
+ * ```ts
+ * import { decodeToFloat32 } from "./dtype.ts";
+ * decodeToFloat32(new Uint8Array([0, 0, 128, 63]), "F32"); // Float32Array [1]
+ * ```
+ */
+export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
+  const n = bytes.byteLength / DTYPE_SIZES[dtype];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === "F32") {
+    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    return new Float32Array(bytes.slice().buffer);
+  }
+  const out = new Float32Array(n);
+  switch (dtype) {
+    case "F64":
+      for (let i = 0; i < n; i++) out[i] = view.getFloat64(8 * i, true);
+      break;
+    case "F16":
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+      break;
+    case "BF16": {
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      break;
+    }
+    case "I64":
+      for (let i = 0; i < n; i++) out[i] = Number(view.getBigInt64(8 * i, true));
+      break;
+    case "I32":
+      for (let i = 0; i < n; i++) out[i] = view.getInt32(4 * i, true);
+      break;
+    case "I16":
+      for (let i = 0; i < n; i++) out[i] = view.getInt16(2 * i, true);
+      break;
+    case "I8":
+      for (let i = 0; i < n; i++) out[i] = view.getInt8(i);
+      break;
+    case "U8":
+    case "BOOL":
+      out.set(bytes);
+      break;
+  }
+  return out;
+}
+
+/**
+ * Encodes float32 values as little-endian bytes of a floating-point `dtype`.
+ *
+ * @example
+ * ```ts
+ * import { encodeFromFloat32 } from "./dtype.ts";
+ * encodeFromFloat32(new Float32Array([1]), "BF16"); // Uint8Array [128, 63]
+ * ```
+ */
+export function encodeFromFloat32(data: Float32Array, dtype: WritableDType): Uint8Array {
+  const out = new Uint8Array(data.length * DTYPE_SIZES[dtype]);
+  const view = new DataView(out.buffer);
+  switch (dtype) {
+    case "F32":
+      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      break;
+    case "F64":
+      for (let i = 0; i < data.length; i++) view.setFloat64(8 * i, data[i], true);
+      break;
+    case "F16":
+      for (let i = 0; i < data.length; i++) view.setUint16(2 * i, floatToHalf(data[i]), true);
+      break;
+    case "BF16":
+      for (let i = 0; i < data.length; i++) view.setUint16(2 * i, floatToBf16(data[i]), true);
+      break;
+  }
+  return out;
+}

@@ -1,0 +1,17 @@
+/**
+ * Resolving Interference (RI) for model merging: checkpoint I/O, task vectors, merge methods,
+ * the interference measure ξ, RI adaptation and evaluation, as values that show themselves in
+ * Deno's Jupyter kernel.
+ *
+ * @example
+ * ```ts
+ * import { describeEngine, initEngine } from "./mod.ts";
+ * console.log(describeEngine(await initEngine({ backend: "wasm" })));
+ * ```
+ *
+ * @module
+ */
+export * from "./lib/engine/backend.ts";
+export * from "./lib/io/dtype.ts";
+export * from "./lib/io/safetensors.ts";
+export * from "./lib/tensor/host.ts";
