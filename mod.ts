@@ -15,3 +15,4 @@ export * from "./lib/engine/backend.ts";
 export * from "./lib/io/dtype.ts";
 export * from "./lib/io/safetensors.ts";
 export * from "./lib/tensor/host.ts";
+export * from "./lib/tensor/source.ts";

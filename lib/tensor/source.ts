@@ -1,0 +1,128 @@
+/**
+ * A named collection of tensors read one at a time: the common shape of a checkpoint on disk,
+ * a task vector computed lazily from two checkpoints, and a model's weights held in memory.
+ * Merge methods and task-vector algebra consume this interface so that they stream from disk
+ * and work in memory with the same code.
+ *
+ * @module
+ */
+import { type HostTensor, numel, sameShape, shapeText } from "./host.ts";
+
+/** Named tensors, read one at a time. */
+export interface TensorSource {
+  /** What this is, for messages: a file path, or a description such as "τ(mnist)". */
+  readonly label: string;
+  /** Tensor names, in a stable order. */
+  names(): readonly string[];
+  /** Shape of one tensor; throws when absent. */
+  shape(name: string): readonly number[];
+  /** Reads one tensor as float32 (a fresh array the caller may modify). */
+  read(name: string): Promise<Float32Array>;
+}
+
+/**
+ * Tensors held in memory, in insertion order.
+ *
+ * @example
+ * ```ts
+ * import { MemorySource } from "./source.ts";
+ * const src = new MemorySource("toy", { w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * console.log(src.names(), await src.read("w"));
+ * ```
+ */
+export class MemorySource implements TensorSource {
+  readonly #tensors: Map<string, HostTensor>;
+
+  /** Wraps `tensors` (not copied; reads return copies). */
+  constructor(
+    /** What this is, for messages. */
+    readonly label: string,
+    tensors: Map<string, HostTensor> | Record<string, HostTensor>,
+  ) {
+    this.#tensors = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+    for (const [name, t] of this.#tensors) {
+      if (t.data.length !== numel(t.shape)) {
+        throw new Error(
+          `${label}: tensor "${name}" has ${t.data.length} values for shape ${shapeText(t.shape)}`,
+        );
+      }
+    }
+  }
+
+  /** Tensor names in insertion order. */
+  names(): string[] {
+    return [...this.#tensors.keys()];
+  }
+
+  /** Shape of `name`. */
+  shape(name: string): readonly number[] {
+    return this.get(name).shape;
+  }
+
+  /** A copy of `name`'s values. */
+  read(name: string): Promise<Float32Array> {
+    return Promise.resolve(this.get(name).data.slice());
+  }
+
+  /** The stored tensor itself (no copy); throws when absent. */
+  get(name: string): HostTensor {
+    const t = this.#tensors.get(name);
+    if (!t) throw new Error(`${this.label}: no tensor named "${name}"`);
+    return t;
+  }
+
+  /** Number of tensors. */
+  get size(): number {
+    return this.#tensors.size;
+  }
+}
+
+/**
+ * Reads a whole source into memory (for small models; large ones should stream).
+ *
+ * @example
+ * ```ts
+ * import { MemorySource, toMemory } from "./source.ts";
+ * const copy = await toMemory(new MemorySource("a", { b: { shape: [], data: new Float32Array([3]) } }));
+ * console.log(copy.get("b").data[0]); // 3
+ * ```
+ */
+export async function toMemory(source: TensorSource, label = source.label): Promise<MemorySource> {
+  const tensors = new Map<string, HostTensor>();
+  for (const name of source.names()) {
+    tensors.set(name, { shape: source.shape(name), data: await source.read(name) });
+  }
+  return new MemorySource(label, tensors);
+}
+
+/**
+ * Checks that `other` has exactly `reference`'s tensor names and shapes; the error names both
+ * sources and the first tensor that differs.
+ *
+ * @example
+ * ```ts
+ * import { assertSameLayout, MemorySource } from "./source.ts";
+ * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array(1) } });
+ * assertSameLayout(a, a);
+ * ```
+ */
+export function assertSameLayout(reference: TensorSource, other: TensorSource): void {
+  const names = new Set(other.names());
+  for (const name of reference.names()) {
+    if (!names.has(name)) {
+      throw new Error(`tensor "${name}" is in ${reference.label} but not in ${other.label}`);
+    }
+    const a = reference.shape(name), b = other.shape(name);
+    if (!sameShape(a, b)) {
+      throw new Error(
+        `tensor "${name}" has shape ${shapeText(a)} in ${reference.label} ` +
+          `but ${shapeText(b)} in ${other.label}`,
+      );
+    }
+    names.delete(name);
+  }
+  if (names.size > 0) {
+    const extra = [...names][0];
+    throw new Error(`tensor "${extra}" is in ${other.label} but not in ${reference.label}`);
+  }
+}
