@@ -12,7 +12,10 @@
  * @module
  */
 export * from "./lib/engine/backend.ts";
+export * from "./lib/io/atomic.ts";
+export * from "./lib/io/checkpoint.ts";
 export * from "./lib/io/dtype.ts";
 export * from "./lib/io/safetensors.ts";
+export * from "./lib/io/write_checkpoint.ts";
 export * from "./lib/tensor/host.ts";
 export * from "./lib/tensor/source.ts";

@@ -13,6 +13,7 @@
 import { decodeToFloat32, type DType, DTYPE_SIZES, encodeFromFloat32, isDType } from "./dtype.ts";
 import type { WritableDType } from "./dtype.ts";
 import { firstNonFinite, numel, shapeText } from "../tensor/host.ts";
+import { tempPathBeside } from "./atomic.ts";
 
 /** Largest header accepted (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -69,6 +70,7 @@ export class CheckpointError extends Error {
 export class SafetensorsReader {
   readonly #file: Deno.FsFile;
   readonly #tensors: Map<string, TensorInfo>;
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     /** Path the file was opened from. */
@@ -117,9 +119,19 @@ export class SafetensorsReader {
     return info;
   }
 
-  /** Reads the raw bytes of one tensor (and nothing else). */
-  async readBytes(name: string): Promise<Uint8Array> {
+  /**
+   * Reads the raw bytes of one tensor (and nothing else). Concurrent calls are queued: a read
+   * is a seek followed by reads on the one file handle, which must not interleave.
+   */
+  readBytes(name: string): Promise<Uint8Array> {
     const info = this.info(name);
+    const task = this.#queue.then(() => this.#readAt(info));
+    this.#queue = task.catch(() => {});
+    return task;
+  }
+
+  async #readAt(info: TensorInfo): Promise<Uint8Array> {
+    const name = info.name;
     const bytes = new Uint8Array(info.byteLength);
     await this.#file.seek(info.start, Deno.SeekMode.Start);
     let done = 0;
@@ -222,21 +234,40 @@ function validateEntries(
     entries.push(validateEntry(name, entry, dataStart, fail));
   }
   entries.sort((a, b) => a.start - b.start || a.byteLength - b.byteLength);
+  const dataLength = size - dataStart;
+  const offsets = (e: TensorInfo) =>
+    `data_offsets [${e.start - dataStart}, ${e.start - dataStart + e.byteLength}]`;
   let cursor = dataStart;
+  let previous: TensorInfo | undefined;
   for (const e of entries) {
-    if (e.start < cursor) throw fail(`bytes overlap the previous tensor's`, e.name);
+    if (e.start + e.byteLength > size) {
+      throw fail(
+        `${offsets(e)} run past the end of the data section (${dataLength} bytes; ` +
+          `file truncated?)`,
+        e.name,
+      );
+    }
+    if (e.start < cursor) {
+      throw fail(
+        `${offsets(e)} overlap tensor "${previous?.name}" (${offsets(previous!)})`,
+        e.name,
+      );
+    }
     if (e.start > cursor) {
       throw fail(
-        `data section has a gap before this tensor (at data offset ${cursor - dataStart})`,
+        `${offsets(e)} leave a gap in the data section (expected it to start at ` +
+          `${cursor - dataStart})`,
+        e.name,
       );
     }
     cursor = e.start + e.byteLength;
+    previous = e;
   }
-  const dataLength = size - dataStart;
   if (cursor - dataStart !== dataLength) {
-    const covered = cursor - dataStart;
-    const what = covered > dataLength ? "past the end of the file (truncated?)" : "not all used";
-    throw fail(`tensors cover ${covered} bytes but the data section has ${dataLength}: ${what}`);
+    throw fail(
+      `tensors cover ${cursor - dataStart} bytes but the data section has ${dataLength}: ` +
+        `${dataLength - (cursor - dataStart)} bytes at the end belong to no tensor`,
+    );
   }
   return { tensors: new Map(entries.map((e) => [e.name, e])), metadata };
 }
@@ -387,7 +418,7 @@ export class SafetensorsWriter {
     metadata: Record<string, string> = {},
   ): Promise<SafetensorsWriter> {
     const header = encodeHeader(path, specs, metadata);
-    const tempPath = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    const tempPath = tempPathBeside(path);
     let file: Deno.FsFile;
     try {
       file = await Deno.open(tempPath, { write: true, createNew: true });
