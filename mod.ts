@@ -19,3 +19,7 @@ export * from "./lib/io/safetensors.ts";
 export * from "./lib/io/write_checkpoint.ts";
 export * from "./lib/tensor/host.ts";
 export * from "./lib/tensor/source.ts";
+export * from "./lib/taskvec/set.ts";
+export * from "./lib/taskvec/stats.ts";
+export * from "./lib/taskvec/task_vector.ts";
+export * from "./lib/taskvec/weighted_sum.ts";

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { basename, dirname, isAbsolute, join } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import {
   CheckpointError,
   type ReadOptions,
@@ -39,6 +39,9 @@ export const SINGLE_FILE_NAME = "model.safetensors";
 
 /** The suffix of a sharded checkpoint's index file. */
 export const INDEX_SUFFIX = ".safetensors.index.json";
+
+/** The file name Hugging Face gives a sharded checkpoint's index. */
+export const INDEX_FILE_NAME = "model.safetensors.index.json";
 
 /**
  * A checkpoint opened for lazy reading (see {@linkcode openCheckpoint}). Reads are queued, so
@@ -238,9 +241,7 @@ export async function checkpointInDirectory(dir: string): Promise<string> {
   if (names.includes(SINGLE_FILE_NAME)) return join(dir, SINGLE_FILE_NAME);
   const indexes = names.filter((n) => n.endsWith(INDEX_SUFFIX));
   if (indexes.length === 1) return join(dir, indexes[0]);
-  if (indexes.includes(`${SINGLE_FILE_NAME}.index.json`)) {
-    return join(dir, `${SINGLE_FILE_NAME}.index.json`);
-  }
+  if (indexes.includes(INDEX_FILE_NAME)) return join(dir, INDEX_FILE_NAME);
   if (indexes.length > 1) {
     throw new CheckpointError(
       dir,
@@ -384,4 +385,54 @@ function checkShardAgainstIndex(
 export function checkpointStem(path: string): string {
   const name = basename(path.replace(/\/+$/, ""));
   return name.replace(/\.safetensors\.index\.json$|\.safetensors$/, "");
+}
+
+const SHARD_FILE = /-\d{5}-of-\d{5}\.safetensors$/;
+
+/**
+ * The checkpoints in a directory of experts, by task name (sorted): each `.safetensors` file
+ * (shards excepted), each `*.safetensors.index.json`, and each subdirectory holding a
+ * checkpoint. Paths in `exclude` (such as the base model's) are left out.
+ *
+ * @example
+ * ```ts
+ * import { listCheckpoints, writeSafetensors } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * for (const task of ["svhn", "mnist", "base"]) await writeSafetensors(`${dir}/${task}.safetensors`, []);
+ * const experts = await listCheckpoints(dir, [`${dir}/base.safetensors`]);
+ * console.log(Object.keys(experts)); // ["mnist", "svhn"]
+ * ```
+ */
+export async function listCheckpoints(
+  dir: string,
+  exclude: readonly string[] = [],
+): Promise<Record<string, string>> {
+  const skip = new Set(exclude.map((p) => resolve(p)));
+  const found: [string, string][] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      const path = join(dir, e.name);
+      if (skip.has(resolve(path))) continue;
+      const isFile = e.isFile && (e.name.endsWith(INDEX_SUFFIX) ||
+        (e.name.endsWith(".safetensors") && !SHARD_FILE.test(e.name)));
+      const isDir = e.isDirectory &&
+        await checkpointInDirectory(path).then(() => true, () => false);
+      if (isFile || isDir) found.push([checkpointStem(path), path]);
+    }
+  } catch (err) {
+    throw new CheckpointError(dir, undefined, `cannot list: ${(err as Error).message}`);
+  }
+  found.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : 1);
+  const out: Record<string, string> = {};
+  for (const [task, path] of found) {
+    if (Object.hasOwn(out, task)) {
+      throw new CheckpointError(
+        dir,
+        undefined,
+        `two checkpoints for task "${task}": ${out[task]} and ${path}`,
+      );
+    }
+    out[task] = path;
+  }
+  return out;
 }

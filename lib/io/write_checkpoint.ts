@@ -11,7 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { CheckpointError, SafetensorsWriter, type TensorSpec } from "./safetensors.ts";
 import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
-import { INDEX_SUFFIX, SINGLE_FILE_NAME } from "./checkpoint.ts";
+import { INDEX_SUFFIX } from "./checkpoint.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 
@@ -52,6 +52,7 @@ const OVERFLOW: Partial<Record<WritableDType, number>> = {
  * beside it, with `NAME.safetensors.index.json`); a path ending in `.safetensors.index.json`
  * always writes the sharded layout with an index; any other path is a directory that receives
  * `model.safetensors` (or `model-0000i-of-0000N.safetensors` and `model.safetensors.index.json`).
+ * Missing directories are created.
  * After a successful write the other layout's entry file and stale shards of the same name are
  * removed, so that opening the path again finds exactly what was written.
  *
@@ -110,30 +111,16 @@ interface OutputLayout {
 }
 
 async function outputLayout(path: string): Promise<OutputLayout> {
-  if (path.endsWith(INDEX_SUFFIX)) {
-    return {
-      dir: dirname(path),
-      stem: basename(path).slice(0, -INDEX_SUFFIX.length),
-      forceIndex: true,
-    };
-  }
-  if (path.endsWith(".safetensors")) {
-    return {
-      dir: dirname(path),
-      stem: basename(path).slice(0, -".safetensors".length),
-      forceIndex: false,
-    };
-  }
+  const suffix = [INDEX_SUFFIX, ".safetensors"].find((end) => path.endsWith(end));
+  const dir = suffix ? dirname(path) : path;
   try {
-    await Deno.mkdir(path, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
-    throw new CheckpointError(
-      path,
-      undefined,
-      `cannot create directory: ${(err as Error).message}`,
-    );
+    throw new CheckpointError(dir, undefined, `cannot create directory: ${(err as Error).message}`);
   }
-  return { dir: path, stem: SINGLE_FILE_NAME.slice(0, -".safetensors".length), forceIndex: false };
+  if (!suffix) return { dir, stem: "model", forceIndex: false };
+  const stem = basename(path).slice(0, -suffix.length);
+  return { dir, stem, forceIndex: suffix === INDEX_SUFFIX };
 }
 
 function assertUniqueNames(path: string, specs: readonly TensorSpec[]): void {

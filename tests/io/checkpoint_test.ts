@@ -1,6 +1,6 @@
 import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import { CheckpointError, SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { listCheckpoints, openCheckpoint } from "../../lib/io/checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
 import type { HostTensor } from "../../lib/tensor/host.ts";
@@ -321,4 +321,20 @@ Deno.test("checkpoint: unknown tensors are named", async () => {
     'tensor "nope"',
     "no such tensor",
   ]);
+});
+
+Deno.test("checkpoint: listCheckpoints finds experts and refuses two for one task", async () => {
+  await using dir = await tempDir();
+  const d = dir.path;
+  await writeCheckpoint(`${d}/base.safetensors`, toySource(1));
+  await writeCheckpoint(`${d}/a.safetensors`, toySource(1));
+  await writeCheckpoint(`${d}/b`, toySource(2), { maxShardBytes: 32 });
+  await Deno.mkdir(`${d}/notes`); // a directory without a checkpoint is not an expert
+  deepStrictEqual(await listCheckpoints(d, [`${d}/base.safetensors`]), {
+    a: `${d}/a.safetensors`,
+    b: `${d}/b`,
+  });
+  await writeCheckpoint(`${d}/b.safetensors`, toySource(1));
+  await failsWith(listCheckpoints(d), [d, 'two checkpoints for task "b"']);
+  await failsWith(listCheckpoints(`${d}/none`), [`${d}/none`, "cannot list"]);
 });

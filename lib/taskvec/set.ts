@@ -1,0 +1,210 @@
+/**
+ * A named set of task vectors (one per task), usually built from a base checkpoint and expert
+ * checkpoints on disk, with the analyses a notebook wants: norms, cosine similarities and the
+ * merged model θ0 + Σ λᵢ·τᵢ.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import {
+  type Checkpoint,
+  checkpointStem,
+  INDEX_FILE_NAME,
+  listCheckpoints,
+  openCheckpoint,
+  SINGLE_FILE_NAME,
+} from "../io/checkpoint.ts";
+import type { OpenCheckpointOptions } from "../io/checkpoint.ts";
+import type { TensorSource } from "../tensor/source.ts";
+import { applyTaskVectors, TaskVector } from "./task_vector.ts";
+import type { WeightedSum } from "./weighted_sum.ts";
+import {
+  type CosineSimilarity,
+  type PassOptions,
+  type TaskVectorNorms,
+  type TaskVectorStats,
+  taskVectorStats,
+} from "./stats.ts";
+
+/**
+ * Experts to open: a directory of expert checkpoints (see `listCheckpoints`), a list of
+ * checkpoint paths (tasks named after the files), or task names mapped to paths.
+ */
+export type ExpertPaths = string | readonly string[] | Readonly<Record<string, string>>;
+
+/**
+ * Task vectors τᵢ by task name, over a common base θ0 when they were built from one.
+ * Everything is lazy: tensors are read when a pass or a write asks for them.
+ *
+ * @example
+ * ```ts
+ * import { MemorySource, TaskVector, TaskVectorSet } from "../../mod.ts";
+ * const t = (v: number[]) => ({ w: { shape: [2], data: new Float32Array(v) } });
+ * const base = new MemorySource("base", t([0, 0]));
+ * const set = new TaskVectorSet(["a", "b"], [
+ *   new TaskVector("a", base, new MemorySource("a", t([1, 0]))),
+ *   new TaskVector("b", base, new MemorySource("b", t([1, 1]))),
+ * ], base);
+ * console.log((await set.cosineSimilarity()).matrix[0][1]); // 0.7071…
+ * console.log(await set.apply(1).read("w")); // Float32Array [2, 1]
+ * ```
+ */
+export class TaskVectorSet implements Disposable {
+  readonly #owned: Checkpoint[];
+
+  /** Wraps task vectors; checkpoints in `owned` are closed by {@linkcode TaskVectorSet.close}. */
+  constructor(
+    /** Task names, one per vector. */
+    readonly tasks: readonly string[],
+    /** The task vectors, in the order of `tasks`. */
+    readonly vectors: readonly TensorSource[],
+    /** The base θ0 they were computed from, when known (needed by `apply`). */
+    readonly base?: TensorSource,
+    owned: readonly Checkpoint[] = [],
+  ) {
+    if (tasks.length !== vectors.length) {
+      throw new Error(`${tasks.length} task names for ${vectors.length} task vectors`);
+    }
+    const seen = new Set<string>();
+    for (const task of tasks) {
+      if (seen.has(task)) throw new Error(`task "${task}" appears twice`);
+      seen.add(task);
+    }
+    this.#owned = [...owned];
+  }
+
+  /**
+   * Opens the base checkpoint and the experts, and builds τᵢ = θᵢ − θ0 lazily for each. Every
+   * expert's tensor names and shapes are checked against the base now; the error names both
+   * files and the tensor.
+   */
+  static async open(
+    base: string,
+    experts: ExpertPaths,
+    options: OpenCheckpointOptions = {},
+  ): Promise<TaskVectorSet> {
+    const paths = await expertPaths(base, experts);
+    const opened: Checkpoint[] = [];
+    try {
+      const theta0 = await openCheckpoint(base, options);
+      opened.push(theta0);
+      const vectors: TaskVector[] = [];
+      for (const [task, path] of Object.entries(paths)) {
+        const expert = await openCheckpoint(path, options);
+        opened.push(expert);
+        vectors.push(new TaskVector(task, theta0, expert));
+      }
+      return new TaskVectorSet(Object.keys(paths), vectors, theta0, opened);
+    } catch (err) {
+      for (const c of opened) c.close();
+      throw err;
+    }
+  }
+
+  /** The task vector of `task`; throws listing the tasks when absent. */
+  get(task: string): TensorSource {
+    const i = this.tasks.indexOf(task);
+    if (i < 0) throw new Error(`no task "${task}" (tasks: ${this.tasks.join(", ")})`);
+    return this.vectors[i];
+  }
+
+  /** Tensor names (those of the first vector). */
+  names(): readonly string[] {
+    return this.vectors[0]?.names() ?? [];
+  }
+
+  /** Per-tensor and global L2 norms, in one streaming pass. */
+  async norms(options: PassOptions = {}): Promise<TaskVectorNorms> {
+    return (await this.stats(options)).norms;
+  }
+
+  /** The N×N cosine-similarity matrix, in one streaming pass. */
+  async cosineSimilarity(options: PassOptions = {}): Promise<CosineSimilarity> {
+    return (await this.stats(options)).cosine;
+  }
+
+  /** Norms and cosine similarities together, from a single streaming pass. */
+  stats(options: PassOptions = {}): Promise<TaskVectorStats> {
+    return taskVectorStats(this.tasks, this.vectors, options);
+  }
+
+  /**
+   * θ0 + Σ λᵢ·τᵢ as a lazy source: one λ for every task, or one per task in `tasks` order.
+   */
+  apply(lambdas: number | readonly number[]): WeightedSum {
+    if (!this.base) throw new Error("this task-vector set has no base model to apply to");
+    return applyTaskVectors(this.base, this.vectors, lambdas);
+  }
+
+  /** Closes the checkpoints this set opened. */
+  close(): void {
+    for (const c of this.#owned) c.close();
+  }
+
+  /** Closes the checkpoints this set opened (`using` support). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A one-line summary. */
+  toString(): string {
+    return `TaskVectorSet(${this.tasks.length} tasks: ${this.tasks.join(", ")}; ` +
+      `${this.names().length} tensors; base ${this.base?.label ?? "unknown"})`;
+  }
+}
+
+/**
+ * Opens task vectors from a base checkpoint and expert checkpoints; see
+ * {@linkcode TaskVectorSet.open}.
+ *
+ * @example
+ * ```ts
+ * import { MemorySource, openTaskVectors, writeCheckpoint } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const model = (v: number) => new MemorySource("m", { w: { shape: [1], data: new Float32Array([v]) } });
+ * await writeCheckpoint(`${dir}/base.safetensors`, model(1));
+ * await writeCheckpoint(`${dir}/experts/mnist.safetensors`, model(3));
+ * using set = await openTaskVectors(`${dir}/base.safetensors`, `${dir}/experts`);
+ * console.log(set.tasks, await set.get("mnist").read("w")); // ["mnist"] Float32Array [2]
+ * ```
+ */
+export function openTaskVectors(
+  base: string,
+  experts: ExpertPaths,
+  options: OpenCheckpointOptions = {},
+): Promise<TaskVectorSet> {
+  return TaskVectorSet.open(base, experts, options);
+}
+
+/** Task name → checkpoint path, from any {@linkcode ExpertPaths} form. */
+async function expertPaths(base: string, experts: ExpertPaths): Promise<Record<string, string>> {
+  if (typeof experts === "string") {
+    const info = await Deno.stat(experts).catch(() => undefined);
+    if (info?.isDirectory && !(await holdsOneCheckpoint(experts))) {
+      const found = await listCheckpoints(experts, [base]);
+      if (Object.keys(found).length === 0) {
+        throw new Error(`${experts}: no expert checkpoints in this directory`);
+      }
+      return found;
+    }
+    return { [checkpointStem(experts)]: experts };
+  }
+  if (!Array.isArray(experts)) return { ...(experts as Record<string, string>) };
+  const out: Record<string, string> = {};
+  for (const path of experts as readonly string[]) {
+    const task = checkpointStem(path);
+    if (Object.hasOwn(out, task)) {
+      throw new Error(`task "${task}" named twice: ${out[task]} and ${path}`);
+    }
+    out[task] = path;
+  }
+  return out;
+}
+
+/** A directory that is itself one (Hugging Face style) checkpoint rather than a set of experts. */
+async function holdsOneCheckpoint(dir: string): Promise<boolean> {
+  for (const name of [SINGLE_FILE_NAME, INDEX_FILE_NAME]) {
+    if (await Deno.stat(join(dir, name)).then(() => true, () => false)) return true;
+  }
+  return false;
+}
