@@ -23,3 +23,4 @@ export * from "./lib/taskvec/set.ts";
 export * from "./lib/taskvec/stats.ts";
 export * from "./lib/taskvec/task_vector.ts";
 export * from "./lib/taskvec/weighted_sum.ts";
+export * from "./lib/display/mod.ts";

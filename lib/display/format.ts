@@ -1,0 +1,196 @@
+/**
+ * Small text helpers shared by the renderers: number formatting, escaping, durations and
+ * axis ticks.
+ *
+ * @module
+ */
+
+/**
+ * Escapes text for XML/HTML element content and attribute values.
+ *
+ * @example
+ * ```ts
+ * import { escapeXml } from "./format.ts";
+ * escapeXml(`a<b & "c"`); // "a&lt;b &amp; &quot;c&quot;"
+ * ```
+ */
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => XML_ENTITIES[c]);
+}
+
+const XML_ENTITIES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+
+/**
+ * JSON that is safe to place inside an HTML `<script>` element: `<`, `>` and `&` are written
+ * as unicode escapes so no label can close the element.
+ *
+ * @example
+ * ```ts
+ * import { scriptJson } from "./format.ts";
+ * scriptJson({ label: "</script>" }); // '{"label":"\\u003c/script\\u003e"}'
+ * ```
+ */
+export function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, "\\u003c")
+    .replace(/>/g, "\\u003e")
+    .replace(/&/g, "\\u0026")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
+/**
+ * Formats one number for a table or label: integers as they are, other values with `digits`
+ * significant digits, very large or small magnitudes in exponent form; NaN as "n/a".
+ *
+ * @example
+ * ```ts
+ * import { formatNumber } from "./format.ts";
+ * formatNumber(0.123456); // "0.1235"
+ * formatNumber(42); // "42"
+ * formatNumber(NaN); // "n/a"
+ * ```
+ */
+export function formatNumber(value: number, digits = 4): string {
+  if (Number.isNaN(value)) return "n/a";
+  if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
+  if (Number.isInteger(value) && Math.abs(value) < 1e9) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1e6 || magnitude < 1e-4) return value.toExponential(digits - 1);
+  return String(Number(value.toPrecision(digits)));
+}
+
+/** How a group of numbers is written so that they line up: fixed decimals or exponent form. */
+export interface NumberStyle {
+  /** `fixed`: a fixed number of decimals; `exponent`: d.ddde±x. */
+  kind: "fixed" | "exponent";
+  /** Decimals after the point (fixed) or in the mantissa (exponent). */
+  decimals: number;
+}
+
+/**
+ * Chooses one style for a group of values (a heatmap's cells, a column), so every value shows
+ * `digits` significant digits at the largest magnitude and all line up.
+ *
+ * @example
+ * ```ts
+ * import { numberStyle } from "./format.ts";
+ * numberStyle([0.01, 0.25, 0.9]); // { kind: "fixed", decimals: 3 }
+ * ```
+ */
+export function numberStyle(values: Iterable<number>, digits = 3): NumberStyle {
+  let largest = 0;
+  let allIntegers = true;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    largest = Math.max(largest, Math.abs(v));
+    if (!Number.isInteger(v)) allIntegers = false;
+  }
+  if (allIntegers && largest < 1e9) return { kind: "fixed", decimals: 0 };
+  if (largest >= 1e6 || (largest > 0 && largest < 1e-3)) {
+    return { kind: "exponent", decimals: digits - 1 };
+  }
+  const order = largest > 0 ? Math.floor(Math.log10(largest)) : 0;
+  return { kind: "fixed", decimals: Math.max(0, digits - 1 - order) };
+}
+
+/**
+ * Writes a number in a {@linkcode NumberStyle}; NaN as "n/a".
+ *
+ * @example
+ * ```ts
+ * import { formatWithStyle } from "./format.ts";
+ * formatWithStyle(0.5, { kind: "fixed", decimals: 2 }); // "0.50"
+ * ```
+ */
+export function formatWithStyle(value: number, style: NumberStyle): string {
+  if (Number.isNaN(value)) return "n/a";
+  if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
+  return style.kind === "fixed"
+    ? value.toFixed(style.decimals)
+    : value.toExponential(style.decimals);
+}
+
+/**
+ * The d3-format string Plotly uses for the same {@linkcode NumberStyle}.
+ *
+ * @example
+ * ```ts
+ * import { plotlyFormat } from "./format.ts";
+ * plotlyFormat({ kind: "fixed", decimals: 2 }); // ".2f"
+ * ```
+ */
+export function plotlyFormat(style: NumberStyle): string {
+  return style.kind === "fixed" ? `.${style.decimals}f` : `.${style.decimals}e`;
+}
+
+/**
+ * A duration in seconds as a short human string ("45s", "3m07s", "2h05m").
+ *
+ * @example
+ * ```ts
+ * import { formatDuration } from "./format.ts";
+ * formatDuration(187); // "3m07s"
+ * ```
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  const m = Math.floor(s / 60);
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+/**
+ * Round tick positions covering [min, max]: steps of 1, 2 or 5 × 10^k, about `count` of them.
+ *
+ * @example
+ * ```ts
+ * import { niceTicks } from "./format.ts";
+ * niceTicks(0, 0.93); // [0, 0.2, 0.4, 0.6, 0.8, 1]
+ * ```
+ */
+export function niceTicks(min: number, max: number, count = 5): number[] {
+  if (!Number.isFinite(min) || !Number.isFinite(max)) return [];
+  if (min === max) return [min];
+  const raw = (max - min) / Math.max(1, count);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const first = Math.floor(min / step + 1e-9) * step;
+  const ticks: number[] = [];
+  for (let t = first; t <= max + step * (1 - 1e-9); t += step) {
+    ticks.push(Number(t.toPrecision(12)));
+  }
+  return ticks;
+}
+
+/**
+ * The smallest and largest finite values in the given arrays (`NaN`s and infinities skipped);
+ * `[NaN, NaN]` when there are none.
+ *
+ * @example
+ * ```ts
+ * import { finiteExtent } from "./format.ts";
+ * finiteExtent([[1, NaN], [-2, 5]]); // [-2, 5]
+ * ```
+ */
+export function finiteExtent(arrays: Iterable<ArrayLike<number>>): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const array of arrays) {
+    for (let i = 0; i < array.length; i++) {
+      const v = array[i];
+      if (!Number.isFinite(v)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return lo <= hi ? [lo, hi] : [NaN, NaN];
+}

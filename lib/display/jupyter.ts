@@ -1,0 +1,207 @@
+/**
+ * The bridge to Deno's Jupyter kernel: the display symbol, MIME bundles, kernel detection and
+ * a `display` that works in a notebook and in a terminal.
+ *
+ * @module
+ */
+
+/**
+ * The symbol Deno's kernel looks for: a value with a `[JUPYTER_DISPLAY]()` method is shown
+ * through the MIME bundle it returns. Equal to `Symbol.for("Jupyter.display")`.
+ *
+ * @example
+ * ```ts
+ * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * const value = { [JUPYTER_DISPLAY]: () => ({ "text/plain": "hello" }) };
+ * ```
+ */
+export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
+
+/** Outputs of one value keyed by MIME type: strings, or objects for JSON types. */
+export type MimeBundle = Record<string, string | object>;
+
+/** A value that shows itself in a notebook. */
+export interface Displayable {
+  /** Returns the value's MIME bundle. */
+  [JUPYTER_DISPLAY](): MimeBundle | Promise<MimeBundle>;
+}
+
+/** The parts of `Deno.jupyter` this module uses. */
+interface KernelApi {
+  display(
+    obj: unknown,
+    options?: { raw?: boolean; update?: boolean; display_id?: string },
+  ): Promise<
+    void
+  >;
+  broadcast(msgType: string, content: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * `Deno.jupyter` when running inside Deno's Jupyter kernel, else `undefined`.
+ * (`"jupyter" in Deno` is true under `deno run` as well, where touching it throws.)
+ *
+ * @example
+ * ```ts
+ * import { kernelApi } from "./jupyter.ts";
+ * kernelApi(); // undefined outside a notebook
+ * ```
+ */
+export function kernelApi(): KernelApi | undefined {
+  try {
+    const api = (Deno as unknown as { jupyter?: KernelApi }).jupyter;
+    return typeof api?.broadcast === "function" ? api : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True inside Deno's Jupyter kernel.
+ *
+ * @example
+ * ```ts
+ * import { inKernel } from "./jupyter.ts";
+ * console.log(inKernel()); // false under deno run / deno test
+ * ```
+ */
+export function inKernel(): boolean {
+  return kernelApi() !== undefined;
+}
+
+/**
+ * True if `value` has a `[Symbol.for("Jupyter.display")]()` method.
+ *
+ * @example
+ * ```ts
+ * import { isDisplayable, JUPYTER_DISPLAY } from "./jupyter.ts";
+ * isDisplayable({ [JUPYTER_DISPLAY]: () => ({ "text/plain": "x" }) }); // true
+ * isDisplayable(42); // false
+ * ```
+ */
+export function isDisplayable(value: unknown): value is Displayable {
+  return (typeof value === "object" || typeof value === "function") && value !== null &&
+    typeof (value as Record<symbol, unknown>)[JUPYTER_DISPLAY] === "function";
+}
+
+/**
+ * The MIME bundle of any value: what its display method returns (with `text/plain` added when
+ * it gave none), else its `Deno.inspect` text.
+ *
+ * @example
+ * ```ts
+ * import { bundleOf } from "./jupyter.ts";
+ * const bundle = await bundleOf({ a: 1 });
+ * bundle["text/plain"]; // "{ a: 1 }"
+ * ```
+ */
+export async function bundleOf(value: unknown): Promise<MimeBundle> {
+  if (!isDisplayable(value)) return { "text/plain": plainText(value) };
+  const bundle = await value[JUPYTER_DISPLAY]();
+  if (typeof bundle !== "object" || bundle === null) {
+    throw new Error(`display method returned ${typeof bundle}, expected a MIME bundle object`);
+  }
+  return "text/plain" in bundle ? bundle : { ...bundle, "text/plain": plainText(value) };
+}
+
+/** Options of {@linkcode display}. */
+export interface DisplayOptions {
+  /** An id so that a later `display(…, { id, update: true })` replaces this output. */
+  id?: string;
+  /** Replace the output shown earlier with the same `id` instead of adding one. */
+  update?: boolean;
+}
+
+/**
+ * Shows a value: in a notebook as a rich output (optionally updatable through an id), in a
+ * terminal as its text. Waits a moment after sending in a notebook, because Deno's kernel can
+ * report a cell finished before its last outputs went out (headless runs then lose them).
+ *
+ * @example
+ * ```ts
+ * import { display } from "./jupyter.ts";
+ * await display({ "answer": 42 }); // prints "{ answer: 42 }" outside a notebook
+ * ```
+ */
+export async function display(value: unknown, options: DisplayOptions = {}): Promise<void> {
+  const api = kernelApi();
+  if (!api) {
+    if (!options.update) console.log(textOf(await bundleOf(value), value));
+    return;
+  }
+  await api.display(await bundleOf(value), {
+    raw: true,
+    update: options.update,
+    display_id: options.id,
+  });
+  await settle();
+}
+
+/**
+ * Waits `ms` milliseconds (default 50) inside a kernel, so that outputs already sent reach the
+ * frontend before the cell reports idle; returns at once elsewhere. End a notebook cell that
+ * prints or displays with `await settle()` when it runs headless.
+ *
+ * @example
+ * ```ts
+ * import { settle } from "./jupyter.ts";
+ * await settle();
+ * ```
+ */
+export async function settle(ms = 50): Promise<void> {
+  if (inKernel()) await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** What a value shows as: a figure-like object (with bundle and text) or a ready bundle. */
+export type DisplaySource = { toBundle(): MimeBundle; toText(): string } | MimeBundle;
+
+/**
+ * Gives `target` (an object, or a class prototype) a notebook display and a terminal text in
+ * one line: `render(value)` returns a figure (from `heatmap`, `bars`, …) or a MIME bundle.
+ * Adds `[Symbol.for("Jupyter.display")]`, `toString` and `[Symbol.for("Deno.customInspect")]`,
+ * none of them enumerable.
+ *
+ * @example
+ * ```ts
+ * import { displayWith } from "./jupyter.ts";
+ * class Score {
+ *   constructor(readonly value: number) {}
+ * }
+ * displayWith(Score.prototype, (s) => ({ "text/plain": `score ${s.value}` }));
+ * String(new Score(3)); // "score 3"
+ * ```
+ */
+export function displayWith<T extends object>(target: T, render: (value: T) => DisplaySource): T {
+  const text = (value: T) => {
+    const source = render(value);
+    return isFigureLike(source) ? source.toText() : String(source["text/plain"] ?? "");
+  };
+  const define = (key: PropertyKey, fn: (this: T) => unknown) =>
+    Object.defineProperty(target, key, { value: fn, configurable: true, writable: true });
+  define(JUPYTER_DISPLAY, function () {
+    const source = render(this);
+    return isFigureLike(source) ? source.toBundle() : source;
+  });
+  define("toString", function () {
+    return text(this);
+  });
+  define(Symbol.for("Deno.customInspect"), function () {
+    return text(this);
+  });
+  return target;
+}
+
+function isFigureLike(
+  source: DisplaySource,
+): source is { toBundle(): MimeBundle; toText(): string } {
+  return typeof (source as { toBundle?: unknown }).toBundle === "function";
+}
+
+function textOf(bundle: MimeBundle, value: unknown): string {
+  const plain = bundle["text/plain"];
+  return typeof plain === "string" ? plain : plainText(value);
+}
+
+function plainText(value: unknown): string {
+  return typeof value === "string" ? value : Deno.inspect(value, { colors: false, depth: 4 });
+}
