@@ -1,7 +1,7 @@
 /**
  * Rich display for notebooks, terminals and reports: figures (heatmap, bars, lines, table,
  * stack) as Plotly specs with static SVG and text fallbacks, MIME bundles for Deno's Jupyter
- * kernel, standalone HTML documents, and the notebook display of tfjs tensors
+ * kernel, progress bars, standalone HTML documents, and the notebook display of tfjs tensors
  * (installed when this module is imported).
  *
  * Other rooms attach a display to their values with one line, e.g.
@@ -44,6 +44,13 @@ export {
   settle,
 } from "./jupyter.ts";
 export type { PlotlyFigure } from "./plotly.ts";
+export {
+  type Metrics,
+  Progress,
+  progress,
+  type ProgressMode,
+  type ProgressOptions,
+} from "./progress.ts";
 export { type DocumentItem, htmlDocument, writeHtmlDocument } from "./report.ts";
 export type {
   BarSeries,
