@@ -6,6 +6,9 @@
  * tfjs-node, only when asked for). The choice comes from an explicit option, else the
  * `RI_BACKEND` environment variable, else `auto`.
  *
+ * On `webgpu` read results with `await t.data()` / `await t.array()`: tfjs-webgpu's synchronous
+ * `dataSync()` goes through an OffscreenCanvas, which Deno lacks, and throws there.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
