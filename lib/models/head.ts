@@ -1,0 +1,106 @@
+/**
+ * Classification heads in CLIP's zero-shot style: the image feature is L2-normalised and
+ * compared with one unit-norm row per class, scaled by a logit scale:
+ * `logits = scale · normalize(f) · Wᵀ`. Heads are fitted once and then frozen; every task is
+ * scored with its own head.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Tensor2D } from "./tf_types.ts";
+import { shapeText } from "../tensor/host.ts";
+
+/** A frozen classification head for one task. */
+export interface Head {
+  /** The task it belongs to. */
+  readonly task: string;
+  /** Class names, one per row of `weight`. */
+  readonly classes: readonly string[];
+  /** Class directions [classes, featureDim], rows of unit L2 norm. */
+  readonly weight: Tensor2D;
+  /** Multiplier of the cosine similarities (CLIP's exp(logit_scale), 100 for CLIP). */
+  readonly logitScale: number;
+}
+
+/**
+ * Rows scaled to unit L2 norm (a zero row stays zero).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { l2NormalizeRows } from "../../mod.ts";
+ * l2NormalizeRows(tf.tensor2d([[3, 4]])).print(); // [[0.6, 0.8]]
+ * ```
+ */
+export function l2NormalizeRows(x: Tensor2D): Tensor2D {
+  return tf.tidy(() => {
+    const norm = x.square().sum(1, true).sqrt();
+    return x.div(tf.maximum(norm, 1e-12));
+  });
+}
+
+/**
+ * Builds a head, normalising the rows of `weight` (the head keeps its own copy).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { makeHead } from "../../mod.ts";
+ * const head = makeHead("parity", ["even", "odd"], tf.tensor2d([[1, 0], [0, 2]]), 20);
+ * head.weight.print(); // [[1, 0], [0, 1]]
+ * ```
+ */
+export function makeHead(
+  task: string,
+  classes: readonly string[],
+  weight: Tensor2D,
+  logitScale: number,
+): Head {
+  if (weight.rank !== 2 || weight.shape[0] !== classes.length) {
+    throw new Error(
+      `head "${task}": weight has shape ${shapeText(weight.shape)}, expected ` +
+        `[${classes.length} classes, feature dim]`,
+    );
+  }
+  if (!(logitScale > 0)) {
+    throw new Error(`head "${task}": logit scale must be > 0, got ${logitScale}`);
+  }
+  return { task, classes: [...classes], weight: l2NormalizeRows(weight), logitScale };
+}
+
+/**
+ * Class logits [batch, classes] of image features [batch, featureDim] under `head`.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { headLogits, makeHead } from "../../mod.ts";
+ * const head = makeHead("t", ["a", "b"], tf.tensor2d([[1, 0], [0, 1]]), 10);
+ * headLogits(head, tf.tensor2d([[2, 0]])).print(); // [[10, 0]]
+ * ```
+ */
+export function headLogits(head: Head, features: Tensor2D): Tensor2D {
+  if (features.rank !== 2 || features.shape[1] !== head.weight.shape[1]) {
+    throw new Error(
+      `head "${head.task}": features have shape ${shapeText(features.shape)}, expected ` +
+        `[batch, ${head.weight.shape[1]}]`,
+    );
+  }
+  return tf.tidy(() =>
+    tf.matMul(l2NormalizeRows(features), head.weight, false, true).mul(head.logitScale)
+  );
+}
+
+/**
+ * Frees a head's tensor.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { disposeHead, makeHead } from "../../mod.ts";
+ * disposeHead(makeHead("t", ["a"], tf.ones([1, 4]), 1));
+ * ```
+ */
+export function disposeHead(head: Head): void {
+  head.weight.dispose();
+}

@@ -1,0 +1,182 @@
+/**
+ * The Vision Transformer as a pure function of a parameter map: `imageFeatures(params, config,
+ * pixels)` computes CLIP's image embedding (before normalisation) from pixel values laid out
+ * [batch, channels, height, width] like Hugging Face's `pixel_values`. Training, evaluation
+ * and RI all call this one function with whatever tensors (variables, merged weights) they hold.
+ *
+ * The computation follows Hugging Face's CLIP vision tower: patch embedding (a convolution
+ * with stride = kernel = patch and no bias, done here as a reshape and one matrix product),
+ * class token, position embedding, pre-LayerNorm, pre-LN blocks (attention with separate
+ * q/k/v/out projections, then an MLP), post-LayerNorm of the class token, projection.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor2D } from "./tf_types.ts";
+import { numPatches, parameterShapes, PROJECTION_NAME, validateConfig } from "./config.ts";
+import type { ViTConfig } from "./config.ts";
+import { shapeText } from "../tensor/host.ts";
+import { linear, matMulPlain, matMulT } from "./ops.ts";
+
+/** Tensors by parameter name (variables while training, plain tensors otherwise). */
+export type ParamMap = Record<string, Tensor>;
+
+const V = "vision_model.";
+
+/**
+ * Checks that `params` holds every parameter of `config` with the right shape.
+ *
+ * @example
+ * ```ts
+ * import { checkParams, initParams, VIT_TINY } from "../../mod.ts";
+ * const params = initParams(VIT_TINY, 0);
+ * checkParams(params, VIT_TINY, "tiny");
+ * ```
+ */
+export function checkParams(params: ParamMap, config: ViTConfig, label = "parameters"): void {
+  for (const [name, shape] of parameterShapes(config)) {
+    const t = params[name];
+    if (!t) throw new Error(`${label}: missing tensor "${name}" (expected ${shapeText(shape)})`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(
+        `${label}: tensor "${name}" has shape ${shapeText(t.shape)}, expected ${shapeText(shape)}`,
+      );
+    }
+  }
+}
+
+/**
+ * The image feature (`image_embeds`, not normalised) for a batch of pixel values
+ * [batch, channels, imageSize, imageSize]; returns [batch, projectionDim].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { imageFeatures, initParams, VIT_TINY } from "../../mod.ts";
+ * const params = initParams(VIT_TINY, 0);
+ * const f = imageFeatures(params, VIT_TINY, tf.zeros([2, 1, 28, 28]));
+ * console.log(f.shape); // [2, 64]
+ * ```
+ */
+export function imageFeatures(params: ParamMap, config: ViTConfig, pixels: Tensor): Tensor2D {
+  return tf.tidy(() => {
+    checkPixels(pixels, config);
+    let x = embed(params, config, pixels);
+    x = layerNorm(x, params[`${V}pre_layrnorm.weight`], params[`${V}pre_layrnorm.bias`], config);
+    for (let i = 0; i < config.layers; i++) x = block(params, config, i, x);
+    const [batch, , width] = x.shape;
+    const pooled = x.slice([0, 0, 0], [batch, 1, width]).reshape([batch, width]) as tf.Tensor2D;
+    const normed = layerNorm(
+      pooled,
+      params[`${V}post_layernorm.weight`],
+      params[`${V}post_layernorm.bias`],
+      config,
+    );
+    return linear(normed, params[PROJECTION_NAME]);
+  });
+}
+
+function checkPixels(pixels: tf.Tensor, config: ViTConfig): void {
+  const s = config.imageSize;
+  const want = [config.channels, s, s];
+  if (pixels.rank !== 4 || want.some((d, i) => pixels.shape[i + 1] !== d)) {
+    throw new Error(
+      `ViT input: pixels have shape ${shapeText(pixels.shape)}, expected [batch, ` +
+        `${want.join(", ")}] (channels, height, width)`,
+    );
+  }
+}
+
+/** Patch embedding + class token + position embedding: [B, N+1, D]. */
+function embed(params: ParamMap, config: ViTConfig, pixels: tf.Tensor): tf.Tensor3D {
+  validateConfig(config);
+  const { patchSize: p, channels: c, width: d } = config;
+  const batch = pixels.shape[0];
+  const side = config.imageSize / p;
+  const n = numPatches(config);
+  // A stride-p, kernel-p convolution is a matrix product over non-overlapping patches, each
+  // flattened in the kernel's (channel, row, column) order.
+  const patches = pixels.reshape([batch, c, side, p, side, p])
+    .transpose([0, 2, 4, 1, 3, 5])
+    .reshape([batch * n, c * p * p]);
+  const kernel = params[`${V}embeddings.patch_embedding.weight`].reshape([d, c * p * p]);
+  const tokens = linear(patches as tf.Tensor2D, kernel).reshape([batch, n, d]);
+  // Broadcasting (not tile) keeps the class token's gradient a single sum.
+  const cls = tf.zeros([batch, 1, d]).add(params[`${V}embeddings.class_embedding`]);
+  const x = tf.concat([cls, tokens], 1);
+  return x.add(params[`${V}embeddings.position_embedding.weight`]) as tf.Tensor3D;
+}
+
+/** LayerNorm over the last axis. */
+function layerNorm<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  config: ViTConfig,
+): T {
+  const axis = x.rank - 1;
+  const mean = x.mean(axis, true);
+  const centered = x.sub(mean);
+  const variance = centered.square().mean(axis, true);
+  return centered.mul(variance.add(config.layerNormEps).rsqrt()).mul(gamma).add(beta) as T;
+}
+
+/** One pre-LN block: x + attention(LN1(x)), then x + MLP(LN2(x)). */
+function block(params: ParamMap, config: ViTConfig, i: number, x: tf.Tensor3D): tf.Tensor3D {
+  const l = `${V}encoder.layers.${i}.`;
+  const [batch, tokens, width] = x.shape;
+  const flat = x.reshape([batch * tokens, width]) as tf.Tensor2D;
+  const h1 = layerNorm(
+    flat,
+    params[`${l}layer_norm1.weight`],
+    params[`${l}layer_norm1.bias`],
+    config,
+  );
+  const attended = attention(params, config, l, h1, batch, tokens);
+  const mid = flat.add(attended) as tf.Tensor2D;
+  const h2 = layerNorm(
+    mid,
+    params[`${l}layer_norm2.weight`],
+    params[`${l}layer_norm2.bias`],
+    config,
+  );
+  const hidden = activate(
+    linear(h2, params[`${l}mlp.fc1.weight`], params[`${l}mlp.fc1.bias`]),
+    config,
+  );
+  const out = mid.add(linear(hidden, params[`${l}mlp.fc2.weight`], params[`${l}mlp.fc2.bias`]));
+  return out.reshape([batch, tokens, width]);
+}
+
+/** Multi-head self-attention on rows [B·T, D]; returns [B·T, D] after out_proj. */
+function attention(
+  params: ParamMap,
+  config: ViTConfig,
+  l: string,
+  x: tf.Tensor2D,
+  batch: number,
+  tokens: number,
+): tf.Tensor2D {
+  const h = config.heads;
+  const hd = config.width / h;
+  const a = `${l}self_attn.`;
+  const split = (t: tf.Tensor2D) =>
+    t.reshape([batch, tokens, h, hd]).transpose([0, 2, 1, 3]).reshape([batch * h, tokens, hd]);
+  // Hugging Face scales the queries (after their bias) by head_dim^-0.5.
+  const q = split(
+    linear(x, params[`${a}q_proj.weight`], params[`${a}q_proj.bias`]).mul(hd ** -0.5),
+  );
+  const k = split(linear(x, params[`${a}k_proj.weight`], params[`${a}k_proj.bias`]));
+  const v = split(linear(x, params[`${a}v_proj.weight`], params[`${a}v_proj.bias`]));
+  const weights = tf.softmax(matMulT(q, k));
+  const mixed = matMulPlain(weights, v)
+    .reshape([batch, h, tokens, hd])
+    .transpose([0, 2, 1, 3])
+    .reshape([batch * tokens, config.width]) as tf.Tensor2D;
+  return linear(mixed, params[`${a}out_proj.weight`], params[`${a}out_proj.bias`]);
+}
+
+function activate(x: tf.Tensor2D, config: ViTConfig): tf.Tensor2D {
+  if (config.activation === "quick_gelu") return x.mul(tf.sigmoid(x.mul(1.702)));
+  return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+}

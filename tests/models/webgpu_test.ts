@@ -1,0 +1,14 @@
+import { probeGpuAdapter } from "../../mod.ts";
+import { crossCheck, SMALL } from "./crosscheck.ts";
+
+// On a CPU-only machine this runs on Mesa's software Vulkan (llvmpipe): slow, but it checks
+// the WebGPU code path. Without any adapter the test is skipped.
+const adapter = await probeGpuAdapter();
+const available = !adapter.description.startsWith("no ") &&
+  !adapter.description.startsWith("requestAdapter");
+
+Deno.test({
+  name: "ViT features, logits and gradients match PyTorch on the WebGPU backend",
+  ignore: !available,
+  fn: () => crossCheck(SMALL, "webgpu"),
+});
