@@ -1,0 +1,251 @@
+/**
+ * DARE, drop and rescale (Yu et al., ICML 2024; MERGING.md §4): each entry of each task vector
+ * is dropped independently with probability p and the survivors are divided by (1 − p), so
+ * E[τ̃_t] = τ_t; the τ̃_t are then merged by Task Arithmetic or by TIES.
+ *
+ * The draws come from a seeded generator keyed by (seed, task index, tensor name)
+ * ({@linkcode StreamRandom}): the same seed gives the same masks whatever order or how many
+ * times tensors are read, which TIES's extra streaming passes rely on.
+ *
+ * @module
+ */
+import type { TensorSource } from "../tensor/source.ts";
+import { sumOf } from "./elementwise.ts";
+import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
+import { num, scalingParam, str } from "./params.ts";
+import { StreamRandom } from "./rng.ts";
+import { isBlockLinearWeight } from "./rules.ts";
+import { prepareTies, tiesKParam, tiesMergeParam, type TiesMergeFunction } from "./ties.ts";
+
+/** DARE's drop settings. */
+export interface DareSettings {
+  /** Drop probability p in [0, 1). */
+  p: number;
+  /** Seed of the masks. */
+  seed: number;
+  /** Divide survivors by 1 − p (true in DARE). */
+  rescale: boolean;
+  /** Drop only in transformer blocks' linear weights (FusionBench `only_on_linear_weights`). */
+  linearOnly: boolean;
+}
+
+/**
+ * The keep mask (1 = kept) DARE draws for task `task`'s tensor `name` of `length` entries:
+ * entry i is dropped when its uniform draw u_i < p.
+ *
+ * @example
+ * ```ts
+ * import { dareKeepMask } from "./dare.ts";
+ * const mask = dareKeepMask(0, 0, "w", 10000, 0.9);
+ * console.log(mask.reduce((a, b) => a + b, 0)); // about 1000
+ * ```
+ */
+export function dareKeepMask(
+  seed: number,
+  task: number,
+  name: string,
+  length: number,
+  p: number,
+): Uint8Array {
+  const rng = new StreamRandom(seed, task, name);
+  const mask = new Uint8Array(length);
+  for (let i = 0; i < length; i++) mask[i] = rng.next() >= p ? 1 : 0;
+  return mask;
+}
+
+/** True when DARE drops entries of tensor `name` under `settings`. */
+function dropsIn(name: string, shape: readonly number[], settings: DareSettings): boolean {
+  return settings.p > 0 && (!settings.linearOnly || isBlockLinearWeight(name, shape));
+}
+
+/**
+ * Applies DARE to task `task`'s values of tensor `name` in place: dropped entries become 0,
+ * kept ones are divided by (1 − p) when rescaling (in float32, as PyTorch does).
+ *
+ * @example
+ * ```ts
+ * import { dareInPlace } from "./dare.ts";
+ * const data = dareInPlace(new Float32Array([1, 1, 1, 1]), 0, "w", [4], {
+ *   p: 0.5, seed: 0, rescale: true, linearOnly: false,
+ * });
+ * console.log(data); // each entry 0 or 2
+ * ```
+ */
+export function dareInPlace(
+  data: Float32Array,
+  task: number,
+  name: string,
+  shape: readonly number[],
+  settings: DareSettings,
+): Float32Array {
+  if (!dropsIn(name, shape, settings)) return data;
+  const mask = dareKeepMask(settings.seed, task, name, data.length, settings.p);
+  const divisor = settings.rescale ? Math.fround(1 - settings.p) : 1;
+  for (let i = 0; i < data.length; i++) data[i] = mask[i] ? data[i] / divisor : 0;
+  return data;
+}
+
+/**
+ * A view of task vector `source` (task index `task`) with DARE applied to every read.
+ *
+ * @example
+ * ```ts
+ * import { dareSource } from "./dare.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const tau = new MemorySource("τ", { w: { shape: [3], data: new Float32Array([1, 2, 3]) } });
+ * const dropped = dareSource(tau, 0, { p: 0.5, seed: 1, rescale: true, linearOnly: false });
+ * console.log(await dropped.read("w"));
+ * ```
+ */
+export function dareSource(source: TensorSource, task: number, settings: DareSettings): TensorSource {
+  return {
+    label: `dare(${source.label})`,
+    names: () => source.names(),
+    shape: (name) => source.shape(name),
+    read: async (name) => dareInPlace(await source.read(name), task, name, source.shape(name), settings),
+  };
+}
+
+function dareSettings(params: Params): DareSettings {
+  return {
+    p: num(params, "p"),
+    seed: num(params, "seed"),
+    rescale: params.rescale === true,
+    linearOnly: params.linear_only === true,
+  };
+}
+
+/** Drops every task's values in place, then merges them with `inner`. */
+function droppingMerger(settings: DareSettings, inner: TensorMerger): TensorMerger {
+  return {
+    notes: inner.notes,
+    tensor: (name, shape, taus) => {
+      taus.forEach((tau, t) => dareInPlace(tau, t, name, shape, settings));
+      return inner.tensor(name, shape, taus);
+    },
+  };
+}
+
+const DARE_PARAMS: readonly ParamSpec[] = [
+  {
+    name: "p",
+    type: "number",
+    default: 0.5,
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+    source: "tanganke/fusion_bench@54c9e8c config/method/dare/*.yaml (sparsity_ratio: 0.5)",
+    meaning: "drop probability of each entry",
+  },
+  {
+    name: "seed",
+    type: "integer",
+    default: 0,
+    min: 0,
+    max: 2 ** 32 - 1,
+    source: "ours: any fixed seed; masks depend only on (seed, task index, tensor name)",
+    meaning: "seed of the drop masks",
+  },
+  {
+    name: "rescale",
+    type: "boolean",
+    default: true,
+    source: "tanganke/fusion_bench@54c9e8c config/method/dare/*.yaml (rescale: true); " +
+      "MergeLM mask_weights_utils.py divides by 1 − p",
+    meaning: "divide kept entries by (1 − p)",
+  },
+  {
+    name: "linear_only",
+    type: "boolean",
+    default: false,
+    source: "tanganke/fusion_bench@54c9e8c config/method/dare/*.yaml (only_on_linear_weights: false)",
+    meaning: "drop only in transformer blocks' linear weights (others kept whole)",
+  },
+];
+
+const DARE_RULE = "every tensor (or, with linear_only, the blocks' linear weights): independent " +
+  "per-entry drops; then the base merger's rule";
+
+/**
+ * DARE followed by Task Arithmetic: M = Σ_t τ̃_t (FusionBench defaults p = 0.5, λ = 0.3).
+ *
+ * @example
+ * ```ts
+ * import { dareTaskArithmetic } from "./dare.ts";
+ * import { merge } from "./merge.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const tau = new MemorySource("τ", { w: { shape: [4], data: new Float32Array([1, 1, 1, 1]) } });
+ * const m = await merge(dareTaskArithmetic, [tau, tau], { params: { seed: 3 }, scaling: 1 });
+ * console.log(m.get("w").data); // entries in {0, 2, 4}
+ * ```
+ */
+export const dareTaskArithmetic: MergeMethod = {
+  name: "dare_ta",
+  title: "DARE + Task Arithmetic",
+  paper: "Yu et al., Language Models are Super Mario (DARE), ICML 2024",
+  code: "yule-BUAA/MergeLM model_merging_methods/mask_weights_utils.py; " +
+    "tanganke/fusion_bench fusion_bench/method/dare/task_arithmetic.py",
+  summary: "Drop each entry of each τ_t with probability p, divide survivors by 1 − p, sum.",
+  tensorRule: DARE_RULE,
+  params: [
+    ...DARE_PARAMS,
+    scalingParam(
+      0.3,
+      "tanganke/fusion_bench@54c9e8c config/method/dare/task_arithmetic.yaml (scaling_factor: 0.3)",
+    ),
+  ],
+  treatment: () => "elementwise",
+  prepare: ({ params }) =>
+    Promise.resolve(droppingMerger(dareSettings(params), { tensor: (_n, _s, t) => sumOf(t) })),
+};
+
+/**
+ * DARE followed by TIES (trim at k%, elect, disjoint merge) on the dropped task vectors
+ * (FusionBench defaults p = 0.5, k = 20, dis-sum, λ = 0.5; k = 100 gives the "elect and merge
+ * only" form of MERGING.md §4 and mergekit's dare_ties).
+ *
+ * @example
+ * ```ts
+ * import { dareTies } from "./dare.ts";
+ * import { merge } from "./merge.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [4], data: new Float32Array(v) } });
+ * const m = await merge(dareTies, [tau([1, -1, 2, 3]), tau([2, 1, -1, 1])], { params: { k: 100 } });
+ * console.log(m.summary.notes);
+ * ```
+ */
+export const dareTies: MergeMethod = {
+  name: "dare_ties",
+  title: "DARE + TIES",
+  paper: "Yu et al., Language Models are Super Mario (DARE), ICML 2024",
+  code: "tanganke/fusion_bench fusion_bench/method/dare/ties_merging.py (drop, then TIES with " +
+    "its whole-model trim); yule-BUAA/MergeLM",
+  summary: "Drop and rescale each τ_t as in DARE, then TIES: trim to the top-k% magnitudes " +
+    "over the whole model, elect signs, merge the agreeing entries.",
+  tensorRule: DARE_RULE,
+  params: [
+    ...DARE_PARAMS,
+    tiesKParam(
+      20,
+      "tanganke/fusion_bench@54c9e8c config/method/dare/ties_merging.yaml (threshold: 20)",
+    ),
+    tiesMergeParam(
+      "sum",
+      "tanganke/fusion_bench@54c9e8c config/method/dare/ties_merging.yaml (merge_func: sum)",
+    ),
+    scalingParam(
+      0.5,
+      "tanganke/fusion_bench@54c9e8c config/method/dare/ties_merging.yaml (scaling_factor: 0.5)",
+    ),
+  ],
+  treatment: () => "elementwise",
+  prepare: async ({ tasks, params, progress }) => {
+    const settings = dareSettings(params);
+    const dropped = tasks.map((t, i) => dareSource(t, i, settings));
+    const inner = await prepareTies(dropped, {
+      k: num(params, "k"),
+      merge: str(params, "merge") as TiesMergeFunction,
+    }, progress);
+    return droppingMerger(settings, inner);
+  },
+};

@@ -1,0 +1,99 @@
+/**
+ * The registry of merge methods: one entry per method, carrying its published defaults, where
+ * each default comes from, its parameter schema and its tensor rule.
+ *
+ * @module
+ */
+import { average } from "./average.ts";
+import { consensusTaskArithmetic, consensusTies } from "./consensus.ts";
+import { dareTaskArithmetic, dareTies } from "./dare.ts";
+import type { MergeMethod } from "./method.ts";
+import { rangeText } from "./params.ts";
+import { taskArithmetic } from "./task_arithmetic.ts";
+import { ties } from "./ties.ts";
+
+/** Every registered method, in the order the literature introduced them. */
+export const MERGE_METHODS: readonly MergeMethod[] = [
+  average,
+  taskArithmetic,
+  ties,
+  dareTaskArithmetic,
+  dareTies,
+  consensusTaskArithmetic,
+  consensusTies,
+];
+
+/**
+ * Names of the registered methods.
+ *
+ * @example
+ * ```ts
+ * import { methodNames } from "./registry.ts";
+ * methodNames().includes("ties"); // true
+ * ```
+ */
+export function methodNames(): string[] {
+  return MERGE_METHODS.map((m) => m.name);
+}
+
+/**
+ * The method registered as `name`; the error for an unknown name lists the valid ones.
+ *
+ * @example
+ * ```ts
+ * import { getMethod } from "./registry.ts";
+ * getMethod("task_arithmetic").title; // "Task Arithmetic"
+ * ```
+ */
+export function getMethod(name: string): MergeMethod {
+  const method = MERGE_METHODS.find((m) => m.name === name);
+  if (!method) {
+    throw new Error(`unknown merge method "${name}": valid methods are ${methodNames().join(", ")}`);
+  }
+  return method;
+}
+
+/**
+ * A method's registry entry as text: title, paper, code, tensor rule and every parameter with
+ * its default, range, meaning and source.
+ *
+ * @example
+ * ```ts
+ * import { describeMethod } from "./registry.ts";
+ * console.log(describeMethod("ties"));
+ * ```
+ */
+export function describeMethod(method: string | MergeMethod): string {
+  const m = typeof method === "string" ? getMethod(method) : method;
+  const lines = [
+    `${m.name}: ${m.title}`,
+    `  ${m.summary}`,
+    `  paper: ${m.paper}`,
+    `  code: ${m.code}`,
+    `  tensors: ${m.tensorRule}`,
+  ];
+  for (const p of m.params) {
+    lines.push(`  --param ${p.name}=${p.default}  (${p.type} in ${rangeText(p)}) ${p.meaning}`);
+    lines.push(`      default from: ${p.source}`);
+  }
+  if (m.scalingSearch) {
+    lines.push(
+      `  α searched on validation in the original: {${m.scalingSearch.grid.join(", ")}} ` +
+        `(${m.scalingSearch.source})`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The whole registry as text (what `deno task merge --list` prints).
+ *
+ * @example
+ * ```ts
+ * import { describeRegistry } from "./registry.ts";
+ * console.log(describeRegistry().split("\n")[0]);
+ * ```
+ */
+export function describeRegistry(): string {
+  return MERGE_METHODS.map((m) => describeMethod(m)).join("\n\n");
+}

@@ -1,0 +1,125 @@
+/**
+ * Test fixtures for the merge methods: tiny-ViT tensor layouts with Hugging Face
+ * CLIPVisionModel names, random task vectors, and the PyTorch reference runner.
+ *
+ * @module
+ */
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { numel } from "../../lib/tensor/host.ts";
+import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
+import { StreamRandom } from "../../lib/merge/rng.ts";
+import { runPython } from "../helpers/python.ts";
+
+/** A tiny CLIP vision tower's tensors (HF names): width 32, MLP 64, 2 layers, 17 positions. */
+export function tinyVitLayout(
+  { width = 32, mlp = 64, layers = 2, positions = 17, patch = 4, proj = 16 } = {},
+): [string, number[]][] {
+  const out: [string, number[]][] = [
+    ["vision_model.embeddings.class_embedding", [width]],
+    ["vision_model.embeddings.patch_embedding.weight", [width, 3, patch, patch]],
+    ["vision_model.embeddings.position_embedding.weight", [positions, width]],
+    ["vision_model.pre_layrnorm.weight", [width]],
+    ["vision_model.pre_layrnorm.bias", [width]],
+  ];
+  for (let l = 0; l < layers; l++) {
+    const p = `vision_model.encoder.layers.${l}`;
+    for (const q of ["q_proj", "k_proj", "v_proj", "out_proj"]) {
+      out.push([`${p}.self_attn.${q}.weight`, [width, width]], [`${p}.self_attn.${q}.bias`, [width]]);
+    }
+    out.push(
+      [`${p}.layer_norm1.weight`, [width]],
+      [`${p}.layer_norm1.bias`, [width]],
+      [`${p}.mlp.fc1.weight`, [mlp, width]],
+      [`${p}.mlp.fc1.bias`, [mlp]],
+      [`${p}.mlp.fc2.weight`, [width, mlp]],
+      [`${p}.mlp.fc2.bias`, [width]],
+      [`${p}.layer_norm2.weight`, [width]],
+      [`${p}.layer_norm2.bias`, [width]],
+    );
+  }
+  out.push(
+    ["vision_model.post_layernorm.weight", [width]],
+    ["vision_model.post_layernorm.bias", [width]],
+    ["visual_projection.weight", [proj, width]],
+  );
+  return out;
+}
+
+/** Standard normal draws from a seeded stream (Box–Muller). */
+function gaussian(rng: StreamRandom): number {
+  const u = 1 - rng.next();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+}
+
+/**
+ * Random task vectors over `layout`: Gaussian with std `scale`, or with `quantized` multiples of
+ * 1/32 in [-0.25, 0.25] (biased slightly positive), so that magnitudes tie at TIES's threshold,
+ * task sums cancel exactly and the whole-model majority sign is + (TIES's tie and zero-sign
+ * rules then matter).
+ */
+export function randomTaskVectors(
+  layout: [string, number[]][],
+  tasks: number,
+  seed: number,
+  { scale = 0.1, quantized = false } = {},
+): MemorySource[] {
+  return Array.from({ length: tasks }, (_, t) => {
+    const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const [name, shape] of layout) {
+      const rng = new StreamRandom(seed + 1000, t, name);
+      const data = new Float32Array(numel(shape));
+      for (let j = 0; j < data.length; j++) {
+        data[j] = quantized ? Math.round(gaussian(rng) * 3 + 0.4) / 32 : gaussian(rng) * scale;
+        if (quantized && Math.abs(data[j]) > 0.25) data[j] = Math.sign(data[j]) * 0.25;
+      }
+      tensors[name] = { shape, data };
+    }
+    return new MemorySource(`τ${t}`, tensors);
+  });
+}
+
+/** Writes a source to a safetensors file (F32). */
+export async function writeSource(path: string, source: TensorSource): Promise<void> {
+  await writeSafetensors(
+    path,
+    source.names().map((name) => ({
+      name,
+      shape: source.shape(name),
+      data: () => source.read(name),
+    })),
+  );
+}
+
+/**
+ * Runs the PyTorch reference (tests/merge/reference.py) on task-vector files: it writes α·M to
+ * `out` and prints nothing on success.
+ */
+export async function runReference(spec: {
+  method: string;
+  params: Record<string, unknown>;
+  tasks: string[];
+  out: string;
+  masks?: string[];
+}): Promise<void> {
+  await runPython(
+    `import sys, json
+sys.path.insert(0, ${JSON.stringify(new URL(".", import.meta.url).pathname)})
+import reference
+reference.main(json.loads(sys.argv[1]))`,
+    [JSON.stringify(spec)],
+  );
+}
+
+/** Something tensors can be read from by name. */
+export type Readable = Pick<TensorSource, "names" | "read">;
+
+/** Largest |a − b| over all tensors of `a` (which `b` must also hold). */
+export async function maxAbsDiff(a: Readable, b: Readable): Promise<number> {
+  let worst = 0;
+  for (const name of a.names()) {
+    const x = await a.read(name), y = await b.read(name);
+    if (x.length !== y.length) throw new Error(`${name}: ${x.length} vs ${y.length} values`);
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  }
+  return worst;
+}
