@@ -106,8 +106,9 @@ const CONSENSUS_RULE = "every tensor, flattened (as TA / TIES): elementwise mask
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
- * const m = await merge(consensusTaskArithmetic, [tau([1, 0]), tau([1, 1]), tau([1, 0])], { scaling: 1 });
- * console.log(m.get("w").data); // [3, 0]: entry 1 is used by one task only
+ * const taus = [tau([1, 0]), tau([1, 1]), tau([1, 0])];
+ * const m = await merge(consensusTaskArithmetic, taus, { params: { lambda: 0.4 }, scaling: 1 });
+ * console.log(m.get("w").data); // Float32Array [3, 0]: entry 1 is used by one task only
  * ```
  */
 export const consensusTaskArithmetic: MergeMethod = {
@@ -142,7 +143,8 @@ export const consensusTaskArithmetic: MergeMethod = {
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
- * const m = await merge(consensusTies, [tau([1, 0]), tau([1, 1]), tau([1, 0])], { params: { k: 100 } });
+ * const taus = [tau([1, 0]), tau([1, 1]), tau([1, 0])];
+ * const m = await merge(consensusTies, taus, { params: { k: 100, lambda: 0.4 } });
  * console.log(m.summary.notes.consensusKept); // 1
  * ```
  */

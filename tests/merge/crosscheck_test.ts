@@ -1,16 +1,19 @@
 /**
  * Every merge method against an independent PyTorch reference written from MERGING.md
- * (tests/merge/reference.py), on random task vectors with tiny-ViT shapes and HF names.
+ * (tests/merge/reference.py), on random task vectors with tiny-ViT shapes and HF names
+ * (3 to 8 tasks). All cases run in one Python process; each is one test step.
  */
 import { ok as assert } from "node:assert/strict";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { dareKeepMask } from "../../lib/merge/dare.ts";
-import { merge } from "../../lib/merge/merge.ts";
+import { merge, type MergedTaskVector } from "../../lib/merge/merge.ts";
+import { MERGE_METHODS } from "../../lib/merge/registry.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
 import { tempDir } from "../helpers/python.ts";
 import {
   maxAbsDiff,
   randomTaskVectors,
+  type ReferenceSpec,
   runReference,
   tinyVitLayout,
   writeSource,
@@ -23,52 +26,6 @@ interface Case {
   tasks: number;
   params?: Record<string, unknown>;
   quantized?: boolean;
-  seed?: number;
-}
-
-/** Writes the keep masks DARE drew (as 0/1 float32 tensors), one file per task. */
-async function writeDareMasks(dir: string, tasks: MemorySource[], p: number, seed: number) {
-  const paths: string[] = [];
-  for (let t = 0; t < tasks.length; t++) {
-    const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
-    for (const name of tasks[t].names()) {
-      const shape = tasks[t].shape(name);
-      const mask = dareKeepMask(seed, t, name, tasks[t].get(name).data.length, p);
-      tensors[name] = { shape, data: Float32Array.from(mask) };
-    }
-    paths.push(`${dir}/mask${t}.safetensors`);
-    await writeSource(paths[t], new MemorySource(`mask${t}`, tensors));
-  }
-  return paths;
-}
-
-async function crossCheck(c: Case): Promise<number> {
-  await using dir = await tempDir();
-  const tasks = randomTaskVectors(tinyVitLayout(), c.tasks, c.seed ?? 7, {
-    quantized: c.quantized,
-  });
-  const paths = tasks.map((_, t) => `${dir.path}/tau${t}.safetensors`);
-  for (let t = 0; t < tasks.length; t++) await writeSource(paths[t], tasks[t]);
-  const ours = await merge(c.method, tasks, { params: c.params });
-  const params = ours.summary.params;
-  const masks = c.method.startsWith("dare")
-    ? await writeDareMasks(dir.path, tasks, params.p as number, params.seed as number)
-    : undefined;
-  const out = `${dir.path}/ref.safetensors`;
-  await runReference({ method: c.method, params, tasks: paths, out, masks });
-  using ref = await SafetensorsReader.open(out);
-  const diff = await maxAbsDiff(ours, ref);
-  let largest = 0;
-  for (const name of ours.names()) {
-    for (const v of ours.get(name).data) largest = Math.max(largest, Math.abs(v));
-  }
-  console.log(
-    `${c.method} T=${c.tasks} ${JSON.stringify(params)}: max |diff| = ${diff.toExponential(2)}` +
-      ` (max |α·M| = ${largest.toFixed(3)})`,
-  );
-  assert(largest > 0.01, `${c.method}: merged result is (nearly) all zero`);
-  assert(diff < TOLERANCE, `${c.method}: max |diff| ${diff} ≥ ${TOLERANCE}`);
-  return diff;
 }
 
 const CASES: Case[] = [
@@ -85,8 +42,60 @@ const CASES: Case[] = [
   { method: "consensus_ties", tasks: 8, quantized: true },
 ];
 
-for (const c of CASES) {
-  Deno.test(`${c.method} (T=${c.tasks}, ${JSON.stringify(c.params ?? {})}) matches PyTorch`, async () => {
-    await crossCheck(c);
-  });
+/** Writes the keep masks DARE drew (as 0/1 float32 tensors), one file per task. */
+async function writeDareMasks(dir: string, tasks: MemorySource[], p: number, seed: number) {
+  const paths: string[] = [];
+  for (let t = 0; t < tasks.length; t++) {
+    const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+    for (const name of tasks[t].names()) {
+      const mask = dareKeepMask(seed, t, name, tasks[t].get(name).data.length, p);
+      tensors[name] = { shape: tasks[t].shape(name), data: Float32Array.from(mask) };
+    }
+    paths.push(`${dir}/mask${t}.safetensors`);
+    await writeSource(paths[t], new MemorySource(`mask${t}`, tensors));
+  }
+  return paths;
 }
+
+/** Merges one case here and writes what the reference needs into `dir`. */
+async function prepareCase(c: Case, dir: string) {
+  await Deno.mkdir(dir);
+  const tasks = randomTaskVectors(tinyVitLayout(), c.tasks, 7, { quantized: c.quantized });
+  const paths = tasks.map((_, t) => `${dir}/tau${t}.safetensors`);
+  for (let t = 0; t < tasks.length; t++) await writeSource(paths[t], tasks[t]);
+  const ours = await merge(c.method, tasks, { params: c.params });
+  const params = ours.summary.params;
+  const masks = c.method.startsWith("dare")
+    ? await writeDareMasks(dir, tasks, params.p as number, params.seed as number)
+    : undefined;
+  const spec: ReferenceSpec = { method: c.method, params, tasks: paths, masks, out: `${dir}/ref.safetensors` };
+  const ta = c.method === "wudi" ? await merge("task_arithmetic", tasks, { scaling: 1 }) : undefined;
+  return { ours, spec, ta };
+}
+
+function largest(m: MergedTaskVector): number {
+  let worst = 0;
+  for (const name of m.names()) for (const v of m.get(name).data) worst = Math.max(worst, Math.abs(v));
+  return worst;
+}
+
+Deno.test("every merge method matches its PyTorch reference (max |diff| < 1e-4)", async (t) => {
+  await using dir = await tempDir();
+  const prepared = [];
+  for (let i = 0; i < CASES.length; i++) prepared.push(await prepareCase(CASES[i], `${dir.path}/case${i}`));
+  await runReference(prepared.map((p) => p.spec), dir.path);
+  for (const [i, c] of CASES.entries()) {
+    const { ours, spec, ta } = prepared[i];
+    await t.step(`${c.method} T=${c.tasks} ${JSON.stringify(spec.params)}`, async () => {
+      using ref = await SafetensorsReader.open(spec.out);
+      const diff = await maxAbsDiff(ours, ref);
+      console.log(`${c.method} T=${c.tasks}: max |diff| = ${diff.toExponential(2)} (max |α·M| = ${largest(ours).toFixed(3)})`);
+      assert(largest(ours) > 0.01, `${c.method}: merged result is (nearly) all zero`);
+      assert(diff < TOLERANCE, `${c.method}: max |diff| ${diff} ≥ ${TOLERANCE}`);
+      // WUDI's Adam steps must have moved M away from its TA-sum start by more than the tolerance
+      if (ta) assert(await maxAbsDiff(ours, ta) > 10 * TOLERANCE, "WUDI did not move from the TA sum");
+    });
+  }
+  const covered = new Set(CASES.map((c) => c.method));
+  for (const m of MERGE_METHODS) assert(covered.has(m.name), `no cross-check for ${m.name}`);
+});

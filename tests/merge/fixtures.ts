@@ -90,23 +90,34 @@ export async function writeSource(path: string, source: TensorSource): Promise<v
   );
 }
 
-/**
- * Runs the PyTorch reference (tests/merge/reference.py) on task-vector files: it writes α·M to
- * `out` and prints nothing on success.
- */
-export async function runReference(spec: {
+/** One merge for the PyTorch reference: inputs, effective parameters and the output path. */
+export interface ReferenceSpec {
+  /** Registry name of the method. */
   method: string;
+  /** Every parameter, explicitly. */
   params: Record<string, unknown>;
+  /** Task-vector files, one per task. */
   tasks: string[];
+  /** Where the reference writes α·M. */
   out: string;
+  /** DARE's keep masks (0/1), one file per task. */
   masks?: string[];
-}): Promise<void> {
+}
+
+/**
+ * Runs the PyTorch reference (tests/merge/reference.py) on each spec, in one Python process
+ * (the spec list is written to `workDir`): each writes α·M to its `out`.
+ */
+export async function runReference(specs: ReferenceSpec[], workDir: string): Promise<void> {
+  const dir = new URL(".", import.meta.url).pathname;
+  const specFile = `${workDir}/specs.json`;
+  await Deno.writeTextFile(specFile, JSON.stringify(specs));
   await runPython(
     `import sys, json
-sys.path.insert(0, ${JSON.stringify(new URL(".", import.meta.url).pathname)})
+sys.path.insert(0, ${JSON.stringify(dir)})
 import reference
-reference.main(json.loads(sys.argv[1]))`,
-    [JSON.stringify(spec)],
+reference.main_all(json.load(open(sys.argv[1])))`,
+    [specFile],
   );
 }
 
