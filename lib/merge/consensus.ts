@@ -13,9 +13,9 @@
  */
 import { sumOf } from "./elementwise.ts";
 import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
-import { num, scalingParam, str } from "./params.ts";
+import { numberParam, scalingParam, stringParam } from "./params.ts";
 import { TALL_MASKS_ALPHA_GRID } from "./task_arithmetic.ts";
-import { prepareTies, tiesKParam, tiesMergeParam, type TiesMergeFunction } from "./ties.ts";
+import { prepareTies, tiesKParam, type TiesMergeFunction, tiesMergeParam } from "./ties.ts";
 
 /**
  * The TALL-mask count of one tensor: c_p = Σ_t 1[|τ_t,p| > λ·|mtl_p − τ_t,p|] (float32
@@ -59,8 +59,8 @@ function consensusMaskInPlace(mtl: Float32Array, counts: Uint8Array, pruneK: num
 
 /** Wraps the multi-task merger with the TALL-mask consensus filter. */
 function consensusMerger(params: Params, inner: TensorMerger): TensorMerger {
-  const lambda = num(params, "lambda");
-  const pruneK = num(params, "prune_k");
+  const lambda = numberParam(params, "lambda");
+  const pruneK = numberParam(params, "prune_k");
   let kept = 0, total = 0;
   return {
     get notes() {
@@ -170,8 +170,8 @@ export const consensusTies: MergeMethod = {
   treatment: () => "elementwise",
   prepare: async ({ tasks, params, progress }) => {
     const inner = await prepareTies(tasks, {
-      k: num(params, "k"),
-      merge: str(params, "merge") as TiesMergeFunction,
+      k: numberParam(params, "k"),
+      merge: stringParam(params, "merge") as TiesMergeFunction,
     }, progress);
     return consensusMerger(params, inner);
   },

@@ -12,10 +12,10 @@
 import type { TensorSource } from "../tensor/source.ts";
 import { sumOf } from "./elementwise.ts";
 import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
-import { num, scalingParam, str } from "./params.ts";
+import { numberParam, scalingParam, stringParam } from "./params.ts";
 import { StreamRandom } from "./rng.ts";
 import { isBlockLinearWeight } from "./rules.ts";
-import { prepareTies, tiesKParam, tiesMergeParam, type TiesMergeFunction } from "./ties.ts";
+import { prepareTies, tiesKParam, type TiesMergeFunction, tiesMergeParam } from "./ties.ts";
 
 /** DARE's drop settings. */
 export interface DareSettings {
@@ -97,19 +97,24 @@ export function dareInPlace(
  * console.log(await dropped.read("w"));
  * ```
  */
-export function dareSource(source: TensorSource, task: number, settings: DareSettings): TensorSource {
+export function dareSource(
+  source: TensorSource,
+  task: number,
+  settings: DareSettings,
+): TensorSource {
   return {
     label: `dare(${source.label})`,
     names: () => source.names(),
     shape: (name) => source.shape(name),
-    read: async (name) => dareInPlace(await source.read(name), task, name, source.shape(name), settings),
+    read: async (name) =>
+      dareInPlace(await source.read(name), task, name, source.shape(name), settings),
   };
 }
 
 function dareSettings(params: Params): DareSettings {
   return {
-    p: num(params, "p"),
-    seed: num(params, "seed"),
+    p: numberParam(params, "p"),
+    seed: numberParam(params, "seed"),
     rescale: params.rescale === true,
     linearOnly: params.linear_only === true,
   };
@@ -158,7 +163,8 @@ const DARE_PARAMS: readonly ParamSpec[] = [
     name: "linear_only",
     type: "boolean",
     default: false,
-    source: "tanganke/fusion_bench@54c9e8c config/method/dare/*.yaml (only_on_linear_weights: false)",
+    source:
+      "tanganke/fusion_bench@54c9e8c config/method/dare/*.yaml (only_on_linear_weights: false)",
     meaning: "drop only in transformer blocks' linear weights (others kept whole)",
   },
 ];
@@ -243,8 +249,8 @@ export const dareTies: MergeMethod = {
     const settings = dareSettings(params);
     const dropped = tasks.map((t, i) => dareSource(t, i, settings));
     const inner = await prepareTies(dropped, {
-      k: num(params, "k"),
-      merge: str(params, "merge") as TiesMergeFunction,
+      k: numberParam(params, "k"),
+      merge: stringParam(params, "merge") as TiesMergeFunction,
     }, progress);
     return droppingMerger(settings, inner);
   },

@@ -48,6 +48,6 @@ export function meanOf(taus: readonly Float32Array[]): Float32Array {
  * ```
  */
 export function scaleInPlace(data: Float32Array, factor: number): Float32Array {
-  if (factor !== 1) for (let i = 0; i < data.length; i++) data[i] *= factor;
+  if (factor !== 1) { for (let i = 0; i < data.length; i++) data[i] *= factor; }
   return data;
 }

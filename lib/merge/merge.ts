@@ -9,9 +9,10 @@ import type { HostTensor } from "../tensor/host.ts";
 import { MemorySource, type TensorSource } from "../tensor/source.ts";
 import { scaleInPlace } from "./elementwise.ts";
 import type { MergeMethod, Params, ProgressCallback, TensorMerger } from "./method.ts";
-import { num, resolveParams } from "./params.ts";
+import { numberParam, resolveParams } from "./params.ts";
 import { getMethod } from "./registry.ts";
-import { checkTasks, scaledSource } from "./stream.ts";
+import { checkTasks } from "./stream.ts";
+import { scaleSource } from "../taskvec/weighted_sum.ts";
 
 /** Options of {@linkcode merge} and {@linkcode prepareMerge}. */
 export interface MergeOptions {
@@ -95,7 +96,7 @@ export class PreparedMerge implements TensorSource {
   ) {
     this.#tasks = tasks;
     this.#merger = merger;
-    this.#alpha = num(params, "scaling");
+    this.#alpha = numberParam(params, "scaling");
     this.#progress = progress;
   }
 
@@ -175,7 +176,7 @@ function applyTaskScales(
   scales.forEach((s, i) => {
     if (!Number.isFinite(s)) throw new Error(`taskScales[${i}] = ${s} is not a finite number`);
   });
-  return tasks.map((t, i) => scales[i] === 1 ? t : scaledSource(t, scales[i]));
+  return tasks.map((t, i) => scales[i] === 1 ? t : scaleSource(t, scales[i]));
 }
 
 /** The merged task vector α·M held in memory, with what produced it. */

@@ -64,7 +64,9 @@ export function resolveParams(
 function checkValue(method: string, spec: ParamSpec, value: unknown): ParamValue {
   const fail = (expected: string) =>
     new Error(
-      `method "${method}": parameter "${spec.name}" = ${JSON.stringify(value)}: expected ${expected}`,
+      `method "${method}": parameter "${spec.name}" = ${
+        JSON.stringify(value)
+      }: expected ${expected}`,
     );
   if (spec.type === "choice") {
     const choices = spec.choices ?? [];
@@ -79,7 +81,9 @@ function checkValue(method: string, spec: ParamSpec, value: unknown): ParamValue
     if (value === "false" || value === "0") return false;
     throw fail("true or false");
   }
-  const n = typeof value === "number" ? value : typeof value === "string" && value !== ""
+  const n = typeof value === "number"
+    ? value
+    : typeof value === "string" && value !== ""
     ? Number(value)
     : NaN;
   if (!Number.isFinite(n)) throw fail(`a ${spec.type === "integer" ? "whole " : ""}number`);
@@ -111,7 +115,15 @@ export function rangeText(spec: ParamSpec): string {
   return `${lo}, ${hi}`;
 }
 
-/** The `scaling` parameter every method has: α in θ0 + α·M, with its default's source. */
+/**
+ * The `scaling` parameter every method has: α in θ0 + α·M, with its default's source.
+ *
+ * @example
+ * ```ts
+ * import { scalingParam } from "./params.ts";
+ * scalingParam(0.3, "FusionBench task_arithmetic.yaml").default; // 0.3
+ * ```
+ */
 export function scalingParam(defaultValue: number, source: string): ParamSpec {
   return {
     name: "scaling",
@@ -123,15 +135,31 @@ export function scalingParam(defaultValue: number, source: string): ParamSpec {
   };
 }
 
-/** Reads a numeric parameter (validated by {@linkcode resolveParams}). */
-export function num(params: Params, name: string): number {
+/**
+ * Reads a numeric parameter (validated by {@linkcode resolveParams}).
+ *
+ * @example
+ * ```ts
+ * import { numberParam } from "./params.ts";
+ * numberParam({ k: 20 }, "k"); // 20
+ * ```
+ */
+export function numberParam(params: Params, name: string): number {
   const v = params[name];
   if (typeof v !== "number") throw new Error(`parameter "${name}" is ${v}, not a number`);
   return v;
 }
 
-/** Reads a string (choice) parameter (validated by {@linkcode resolveParams}). */
-export function str(params: Params, name: string): string {
+/**
+ * Reads a string (choice) parameter (validated by {@linkcode resolveParams}).
+ *
+ * @example
+ * ```ts
+ * import { stringParam } from "./params.ts";
+ * stringParam({ merge: "sum" }, "merge"); // "sum"
+ * ```
+ */
+export function stringParam(params: Params, name: string): string {
   const v = params[name];
   if (typeof v !== "string") throw new Error(`parameter "${name}" is ${v}, not a string`);
   return v;

@@ -48,7 +48,9 @@ export function methodNames(): string[] {
 export function getMethod(name: string): MergeMethod {
   const method = MERGE_METHODS.find((m) => m.name === name);
   if (!method) {
-    throw new Error(`unknown merge method "${name}": valid methods are ${methodNames().join(", ")}`);
+    throw new Error(
+      `unknown merge method "${name}": valid methods are ${methodNames().join(", ")}`,
+    );
   }
   return method;
 }

@@ -44,7 +44,9 @@ export class AbsKthSelector {
   /** `ks[t]` is the rank (1-indexed) wanted from task t. */
   constructor(ks: readonly number[]) {
     ks.forEach((k, t) => {
-      if (!Number.isInteger(k) || k < 1) throw new Error(`rank for task ${t} is ${k}: expected ≥ 1`);
+      if (!Number.isInteger(k) || k < 1) {
+        throw new Error(`rank for task ${t} is ${k}: expected ≥ 1`);
+      }
     });
     this.#k = [...ks];
     this.#high = ks.map(() => new Float64Array(HIGH_BINS));

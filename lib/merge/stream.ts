@@ -61,28 +61,3 @@ export async function forEachTensor(
     progress?.({ phase, done: i + 1, total: names.length, tensor: name });
   }
 }
-
-/**
- * A view of `source` with every value multiplied by `factor` (per-task weights applied to a
- * task vector before merging).
- *
- * @example
- * ```ts
- * import { scaledSource } from "./stream.ts";
- * import { MemorySource } from "../tensor/source.ts";
- * const t = new MemorySource("τ", { w: { shape: [2], data: new Float32Array([1, 2]) } });
- * await scaledSource(t, 2).read("w"); // Float32Array [2, 4]
- * ```
- */
-export function scaledSource(source: TensorSource, factor: number): TensorSource {
-  return {
-    label: `${factor}·${source.label}`,
-    names: () => source.names(),
-    shape: (name) => source.shape(name),
-    read: async (name) => {
-      const data = await source.read(name);
-      for (let i = 0; i < data.length; i++) data[i] *= factor;
-      return data;
-    },
-  };
-}

@@ -13,8 +13,8 @@
  */
 import type { TensorSource } from "../tensor/source.ts";
 import { numel } from "../tensor/host.ts";
-import type { MergeMethod, ProgressCallback, TensorMerger } from "./method.ts";
-import { num, scalingParam, str } from "./params.ts";
+import type { MergeMethod, ParamSpec, ProgressCallback, TensorMerger } from "./method.ts";
+import { numberParam, scalingParam, stringParam } from "./params.ts";
 import { AbsKthSelector } from "./select.ts";
 import { forEachTensor } from "./stream.ts";
 import { TALL_MASKS_ALPHA_GRID } from "./task_arithmetic.ts";
@@ -175,8 +175,16 @@ export async function tiesThresholds(
   return selector.values();
 }
 
-/** The `k` parameter schema shared by TIES, DARE-TIES and Consensus-TIES. */
-export function tiesKParam(defaultValue: number, source: string) {
+/**
+ * The `k` parameter schema shared by TIES, DARE-TIES and Consensus-TIES.
+ *
+ * @example
+ * ```ts
+ * import { tiesKParam } from "./ties.ts";
+ * tiesKParam(20, "FusionBench ties_merging.yaml").max; // 100
+ * ```
+ */
+export function tiesKParam(defaultValue: number, source: string): ParamSpec {
   return {
     name: "k",
     type: "number",
@@ -185,12 +193,21 @@ export function tiesKParam(defaultValue: number, source: string) {
     max: 100,
     minExclusive: true,
     source,
-    meaning: "percent of each task's entries kept by magnitude over the whole model (100 = no trim)",
+    meaning:
+      "percent of each task's entries kept by magnitude over the whole model (100 = no trim)",
   } as const;
 }
 
-/** The `merge` parameter schema (dis-sum or dis-mean). */
-export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string) {
+/**
+ * The `merge` parameter schema (dis-sum or dis-mean).
+ *
+ * @example
+ * ```ts
+ * import { tiesMergeParam } from "./ties.ts";
+ * tiesMergeParam("sum", "FusionBench ties_merging.yaml").choices; // ["sum", "mean"]
+ * ```
+ */
+export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string): ParamSpec {
   return {
     name: "merge",
     type: "choice",
@@ -198,7 +215,7 @@ export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string) 
     choices: ["sum", "mean"],
     source,
     meaning: "disjoint merge of the sign-agreeing entries: sum (dis-sum) or mean (dis-mean)",
-  } as const;
+  };
 }
 
 /**
@@ -248,7 +265,7 @@ export const ties: MergeMethod = {
   treatment: () => "elementwise",
   prepare: ({ tasks, params, progress }) =>
     prepareTies(tasks, {
-      k: num(params, "k"),
-      merge: str(params, "merge") as TiesMergeFunction,
+      k: numberParam(params, "k"),
+      merge: stringParam(params, "merge") as TiesMergeFunction,
     }, progress),
 };

@@ -68,32 +68,50 @@ async function prepareCase(c: Case, dir: string) {
   const masks = c.method.startsWith("dare")
     ? await writeDareMasks(dir, tasks, params.p as number, params.seed as number)
     : undefined;
-  const spec: ReferenceSpec = { method: c.method, params, tasks: paths, masks, out: `${dir}/ref.safetensors` };
-  const ta = c.method === "wudi" ? await merge("task_arithmetic", tasks, { scaling: 1 }) : undefined;
+  const spec: ReferenceSpec = {
+    method: c.method,
+    params,
+    tasks: paths,
+    masks,
+    out: `${dir}/ref.safetensors`,
+  };
+  const ta = c.method === "wudi"
+    ? await merge("task_arithmetic", tasks, { scaling: 1 })
+    : undefined;
   return { ours, spec, ta };
 }
 
 function largest(m: MergedTaskVector): number {
   let worst = 0;
-  for (const name of m.names()) for (const v of m.get(name).data) worst = Math.max(worst, Math.abs(v));
+  for (const name of m.names()) {
+    for (const v of m.get(name).data) worst = Math.max(worst, Math.abs(v));
+  }
   return worst;
 }
 
 Deno.test("every merge method matches its PyTorch reference (max |diff| < 1e-4)", async (t) => {
   await using dir = await tempDir();
   const prepared = [];
-  for (let i = 0; i < CASES.length; i++) prepared.push(await prepareCase(CASES[i], `${dir.path}/case${i}`));
+  for (let i = 0; i < CASES.length; i++) {
+    prepared.push(await prepareCase(CASES[i], `${dir.path}/case${i}`));
+  }
   await runReference(prepared.map((p) => p.spec), dir.path);
   for (const [i, c] of CASES.entries()) {
     const { ours, spec, ta } = prepared[i];
     await t.step(`${c.method} T=${c.tasks} ${JSON.stringify(spec.params)}`, async () => {
       using ref = await SafetensorsReader.open(spec.out);
       const diff = await maxAbsDiff(ours, ref);
-      console.log(`${c.method} T=${c.tasks}: max |diff| = ${diff.toExponential(2)} (max |α·M| = ${largest(ours).toFixed(3)})`);
+      console.log(
+        `${c.method} T=${c.tasks}: max |diff| = ${diff.toExponential(2)} (max |α·M| = ${
+          largest(ours).toFixed(3)
+        })`,
+      );
       assert(largest(ours) > 0.01, `${c.method}: merged result is (nearly) all zero`);
       assert(diff < TOLERANCE, `${c.method}: max |diff| ${diff} ≥ ${TOLERANCE}`);
       // WUDI's Adam steps must have moved M away from its TA-sum start by more than the tolerance
-      if (ta) assert(await maxAbsDiff(ours, ta) > 10 * TOLERANCE, "WUDI did not move from the TA sum");
+      if (ta) {
+        assert(await maxAbsDiff(ours, ta) > 10 * TOLERANCE, "WUDI did not move from the TA sum");
+      }
     });
   }
   const covered = new Set(CASES.map((c) => c.method));

@@ -26,12 +26,18 @@ Deno.test("DARE divides survivors by exactly 1 − p and zeroes the rest", () =>
 Deno.test("DARE with linear_only leaves non-linear tensors whole; reads repeat exactly", async () => {
   const settings = { p: 0.5, seed: 1, rescale: true, linearOnly: true };
   const src = new MemorySource("τ", {
-    "vision_model.encoder.layers.0.mlp.fc1.weight": { shape: [8, 8], data: new Float32Array(64).fill(1) },
+    "vision_model.encoder.layers.0.mlp.fc1.weight": {
+      shape: [8, 8],
+      data: new Float32Array(64).fill(1),
+    },
     "vision_model.encoder.layers.0.mlp.fc1.bias": { shape: [8], data: new Float32Array(8).fill(1) },
   });
   const dropped = dareSource(src, 0, settings);
   const w = await dropped.read("vision_model.encoder.layers.0.mlp.fc1.weight");
   assert(w.some((v) => v === 0) && w.some((v) => v === 2));
   deepStrictEqual(w, await dropped.read("vision_model.encoder.layers.0.mlp.fc1.weight"));
-  deepStrictEqual(await dropped.read("vision_model.encoder.layers.0.mlp.fc1.bias"), new Float32Array(8).fill(1));
+  deepStrictEqual(
+    await dropped.read("vision_model.encoder.layers.0.mlp.fc1.bias"),
+    new Float32Array(8).fill(1),
+  );
 });

@@ -24,7 +24,9 @@ export function tinyVitLayout(
   for (let l = 0; l < layers; l++) {
     const p = `vision_model.encoder.layers.${l}`;
     for (const q of ["q_proj", "k_proj", "v_proj", "out_proj"]) {
-      out.push([`${p}.self_attn.${q}.weight`, [width, width]], [`${p}.self_attn.${q}.bias`, [width]]);
+      out.push([`${p}.self_attn.${q}.weight`, [width, width]], [`${p}.self_attn.${q}.bias`, [
+        width,
+      ]]);
     }
     out.push(
       [`${p}.layer_norm1.weight`, [width]],

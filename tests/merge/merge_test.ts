@@ -31,12 +31,19 @@ Deno.test("TIES reports its whole-model passes before merging", async () => {
   await prepareMerge("ties", [tau([1, 2], [3]), tau([1, 0], [1])], {
     progress: (e) => phases.add(e.phase),
   });
-  deepStrictEqual([...phases], ["TIES thresholds (1/2)", "TIES thresholds (2/2)", "TIES majority sign"]);
+  deepStrictEqual([...phases], [
+    "TIES thresholds (1/2)",
+    "TIES thresholds (2/2)",
+    "TIES majority sign",
+  ]);
 });
 
 Deno.test("task vectors with different layouts are refused, naming the tensor", async () => {
   const other = new MemorySource("τ'", { a: { shape: [3], data: new Float32Array(3) } });
-  await rejects(merge("average", [tau([1, 2], [3]), other]), /tensor "a" has shape \[2\] in τ but \[3\] in τ'/);
+  await rejects(
+    merge("average", [tau([1, 2], [3]), other]),
+    /tensor "a" has shape \[2\] in τ but \[3\] in τ'/,
+  );
   await rejects(merge("average", []), /at least one task vector/);
   await rejects(merge("average", [tau([1], [1])], { taskScales: [1, 2] }), /2 values for 1 task/);
 });

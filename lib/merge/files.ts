@@ -1,0 +1,163 @@
+/**
+ * Checkpoint mode of `deno task merge`: merge expert checkpoints on disk into one merged
+ * checkpoint θ0 + α·M, streaming tensor by tensor (inputs are read one tensor at a time; the
+ * output is written as it is computed, atomically), with the method, its effective
+ * hyperparameters and the inputs recorded in the file's `__metadata__`.
+ *
+ * @module
+ */
+import { Checkpoint } from "../io/checkpoint.ts";
+import type { DType, WritableDType } from "../io/dtype.ts";
+import { writeCheckpoint } from "../io/write_checkpoint.ts";
+import { type ExpertPaths, openTaskVectors } from "../taskvec/set.ts";
+import { TaskVector } from "../taskvec/task_vector.ts";
+import type { TensorSource } from "../tensor/source.ts";
+import {
+  type MergeOptions,
+  type MergeSummary,
+  type PreparedMerge,
+  prepareMerge,
+  resolveMerge,
+} from "./merge.ts";
+
+/** What {@linkcode mergeCheckpoints} needs. */
+export interface MergeCheckpointOptions extends MergeOptions {
+  /** Registry name of the method. */
+  method: string;
+  /** The pretrained checkpoint θ0 (file, directory or sharded index). */
+  base: string;
+  /** The experts: checkpoint paths (tasks named after the files), a directory, or name → path. */
+  experts: ExpertPaths;
+  /** Output path (`.safetensors` file, `.safetensors.index.json`, or a directory). */
+  out: string;
+  /** Stored dtype (default: the base's float dtype when all its float tensors share one, else F32). */
+  dtype?: WritableDType;
+  /** Split the output into shards of at most this many bytes (default: one file). */
+  maxShardBytes?: number;
+}
+
+/** What {@linkcode mergeCheckpoints} wrote. */
+export interface MergedCheckpoint {
+  /** The checkpoint to open again (file, or index of a sharded output). */
+  path: string;
+  /** Every file written. */
+  files: string[];
+  /** The stored dtype. */
+  dtype: WritableDType;
+  /** Method, effective hyperparameters, tasks, notes (final, after the merge pass). */
+  summary: MergeSummary;
+  /** The `__metadata__` written (notes as known before the first tensor was written). */
+  metadata: Record<string, string>;
+  /** Tensors carried over from the base unmerged because they are not floating point. */
+  carried: string[];
+}
+
+const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
+
+/**
+ * Merges expert checkpoints with a registered method and writes θ0 + α·M. Tensors whose base
+ * dtype is not floating point (e.g. `position_ids`) are not part of the task vectors, as in the
+ * reference code; they are written with the base's values.
+ *
+ * @example
+ * ```ts
+ * import { mergeCheckpoints } from "./files.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * import { writeCheckpoint } from "../io/write_checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * const model = (v: number) => new MemorySource("m", { w: { shape: [2], data: new Float32Array([v, 1]) } });
+ * await writeCheckpoint(`${dir}/base.safetensors`, model(1));
+ * await writeCheckpoint(`${dir}/a.safetensors`, model(2));
+ * await writeCheckpoint(`${dir}/b.safetensors`, model(4));
+ * const out = await mergeCheckpoints({
+ *   method: "task_arithmetic", base: `${dir}/base.safetensors`,
+ *   experts: [`${dir}/a.safetensors`, `${dir}/b.safetensors`], out: `${dir}/merged.safetensors`,
+ *   scaling: 0.5,
+ * });
+ * console.log(out.metadata.merge_method, out.metadata.merge_params); // task_arithmetic {"scaling":0.5}
+ * ```
+ */
+export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise<MergedCheckpoint> {
+  resolveMerge(options.method, options); // bad method or parameters fail before any file is read
+  using set = await openTaskVectors(options.base, options.experts);
+  const base = set.base;
+  if (!(base instanceof Checkpoint)) throw new Error(`${options.base}: not opened as a checkpoint`);
+  const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
+  const carried = base.names().filter((name) => !floats.includes(name));
+  const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
+  const merged = await prepareMerge(options.method, vectors, options);
+  const dtype = options.dtype ?? baseDtype(base, floats);
+  const metadata = mergeMetadata(merged, options.base, set.tasks, expertLabels(set.vectors));
+  const written = await writeCheckpoint(options.out, mergedModel(base, merged), {
+    dtype,
+    metadata,
+    maxShardBytes: options.maxShardBytes,
+  });
+  return {
+    path: written.path,
+    files: written.files,
+    dtype,
+    summary: merged.summary,
+    metadata,
+    carried,
+  };
+}
+
+/** The experts' paths, from the task vectors' expert checkpoints. */
+function expertLabels(vectors: readonly TensorSource[]): string[] {
+  return vectors.map((v) => v instanceof TaskVector ? v.expert.label : v.label);
+}
+
+/** The metadata recorded with a merged checkpoint. */
+function mergeMetadata(
+  merged: PreparedMerge,
+  base: string,
+  tasks: readonly string[],
+  experts: readonly string[],
+): Record<string, string> {
+  const summary = merged.summary;
+  const metadata: Record<string, string> = {
+    format: "pt",
+    merge_method: summary.method,
+    merge_params: JSON.stringify(summary.params),
+    merge_base: base,
+    merge_experts: JSON.stringify(Object.fromEntries(tasks.map((t, i) => [t, experts[i]]))),
+  };
+  if (summary.taskScales) metadata.merge_task_scales = JSON.stringify(summary.taskScales);
+  // Facts from the whole-model passes (TIES thresholds) are known before any tensor is written.
+  if (Object.keys(summary.notes).length > 0) metadata.merge_notes = JSON.stringify(summary.notes);
+  return metadata;
+}
+
+function baseDtype(base: Checkpoint, floats: readonly string[]): WritableDType {
+  const dtypes = new Set(floats.map((name) => base.dtype(name)));
+  const [only] = dtypes;
+  return dtypes.size === 1 && only !== undefined ? only as WritableDType : "F32";
+}
+
+/** `source` restricted to `names` (in that order). */
+function subset(source: TensorSource, names: readonly string[]): TensorSource {
+  return {
+    label: source.label,
+    names: () => names,
+    shape: (name) => source.shape(name),
+    read: (name) => source.read(name),
+  };
+}
+
+/** θ0 + α·M as a lazy source over all of θ0's tensors (unmerged ones are θ0's own values). */
+function mergedModel(base: TensorSource, merged: PreparedMerge): TensorSource {
+  const mergedNames = new Set(merged.names());
+  return {
+    label: `θ0 + ${merged.label}`,
+    names: () => base.names(),
+    shape: (name) => base.shape(name),
+    read: async (name) => {
+      const theta = await base.read(name);
+      if (!mergedNames.has(name)) return theta;
+      const m = await merged.read(name);
+      for (let i = 0; i < theta.length; i++) theta[i] += m[i];
+      return theta;
+    },
+  };
+}

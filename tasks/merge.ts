@@ -1,0 +1,128 @@
+/**
+ * `deno task merge`: merge expert checkpoints with a registered method.
+ *
+ * ```sh
+ * deno task merge --method ties --param k=20 --param merge=mean --scaling 1 \
+ *   --base base.safetensors --experts mnist.safetensors svhn.safetensors --out merged.safetensors
+ * deno task merge --list                 # every method, its defaults and their sources
+ * deno task merge --list --method ties   # one method
+ * ```
+ *
+ * This file only parses arguments and dispatches to the library (`mergeCheckpoints`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { parseWritableDType } from "../lib/io/dtype.ts";
+import { mergeCheckpoints } from "../lib/merge/files.ts";
+import type { MergeProgress } from "../lib/merge/method.ts";
+import { parseParamArgs } from "../lib/merge/params.ts";
+import { describeMethod, describeRegistry, getMethod } from "../lib/merge/registry.ts";
+import { type Progress, progress } from "../lib/display/progress.ts";
+
+const USAGE = `usage:
+  deno task merge --method NAME [--param k=v ...] [--scaling A] [--task-scales w1,w2,...]
+                  --base PATH --experts PATH... --out PATH [--dtype F32|F16|BF16|F64]
+                  [--max-shard-bytes N]
+  deno task merge --list [--method NAME]
+
+--experts takes several paths (or repeat it), or one directory of expert checkpoints.`;
+
+const OPTIONS = {
+  method: { type: "string" },
+  param: { type: "string", multiple: true },
+  scaling: { type: "string" },
+  "task-scales": { type: "string" },
+  base: { type: "string" },
+  experts: { type: "string", multiple: true },
+  out: { type: "string" },
+  dtype: { type: "string" },
+  "max-shard-bytes": { type: "string" },
+  list: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function number(flag: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n)) {
+    throw new Error(`--${flag} ${text}: expected a number`);
+  }
+  return n;
+}
+
+function required(flag: string, value: string | undefined): string {
+  if (!value) throw new Error(`--${flag} is required\n\n${USAGE}`);
+  return value;
+}
+
+/** One progress bar per pass, replaced when the pass changes. */
+function progressPrinter(): { report: (p: MergeProgress) => void; finish: () => Promise<void> } {
+  let bar: Progress | undefined;
+  let phase = "";
+  return {
+    report: (p) => {
+      if (p.phase !== phase) {
+        void bar?.done();
+        phase = p.phase;
+        bar = progress(p.phase, p.total);
+      }
+      bar?.update(p.done, { tensor: p.tensor ?? "" });
+    },
+    finish: async () => await bar?.done(),
+  };
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.list) {
+    console.log(values.method ? describeMethod(values.method) : describeRegistry());
+    return 0;
+  }
+  if (args.length === 0) {
+    console.error(`${USAGE}\n\n(the RI study mode, run without arguments, is not available yet)`);
+    return 2;
+  }
+  const method = getMethod(required("method", values.method)).name;
+  const experts = [...(values.experts ?? []), ...positionals];
+  if (experts.length === 0) throw new Error(`--experts is required\n\n${USAGE}`);
+  const printer = progressPrinter();
+  const result = await mergeCheckpoints({
+    method,
+    params: parseParamArgs(values.param ?? []),
+    scaling: values.scaling === undefined ? undefined : number("scaling", values.scaling),
+    taskScales: values["task-scales"]?.split(",").map((w) => number("task-scales", w)),
+    base: required("base", values.base),
+    experts: experts.length === 1 ? experts[0] : experts,
+    out: required("out", values.out),
+    dtype: values.dtype === undefined ? undefined : parseWritableDType(values.dtype),
+    maxShardBytes: values["max-shard-bytes"] === undefined
+      ? undefined
+      : number("max-shard-bytes", values["max-shard-bytes"]),
+    progress: printer.report,
+  });
+  await printer.finish();
+  const { summary } = result;
+  console.log(
+    `merged ${summary.tasks.length} experts with ${summary.method} ` +
+      `${JSON.stringify(summary.params)} → ${result.path} (${result.dtype})`,
+  );
+  if (Object.keys(summary.notes).length > 0) console.log(`notes: ${JSON.stringify(summary.notes)}`);
+  if (result.carried.length > 0) {
+    console.log(`carried over from the base (not floating point): ${result.carried.join(", ")}`);
+  }
+  return 0;
+}
+
+// Guarded so that `deno test --doc` can load this file without running it.
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}
