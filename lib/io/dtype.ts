@@ -89,7 +89,11 @@ export function halfToFloat(h: number): number {
  */
 export function floatToHalf(value: number): number {
   scratch.setFloat32(0, value);
-  const x = scratch.getUint32(0);
+  return halfFromFloatBits(scratch.getUint32(0));
+}
+
+/** float32 bit pattern → nearest half bit pattern (round to nearest even). */
+function halfFromFloatBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -130,10 +134,36 @@ export function floatToHalf(value: number): number {
  */
 export function floatToBf16(value: number): number {
   scratch.setFloat32(0, value);
-  const x = scratch.getUint32(0);
+  return bf16FromFloatBits(scratch.getUint32(0));
+}
+
+/** float32 bit pattern → nearest bfloat16 bit pattern (round to nearest even). */
+function bf16FromFloatBits(x: number): number {
   if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff)) return (x >>> 16) | 0x40;
   const rounded = x + 0x7fff + ((x >>> 16) & 1);
   return (rounded >>> 16) & 0xffff;
+}
+
+let halfTable: Float32Array | undefined;
+
+/** All 65536 half values, built on first use: decoding is then one lookup per element. */
+function halfValues(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = halfToFloat(h);
+  }
+  return halfTable;
+}
+
+/**
+ * The bytes as little-endian uint16 values (a view when aligned, else a copy). Typed-array views
+ * use the host's byte order, little-endian on every machine this runs on (x86-64, ARM64), as
+ * the F32 fast paths here already assume.
+ */
+function uint16s(bytes: Uint8Array): Uint16Array {
+  const n = bytes.byteLength >> 1;
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  return new Uint16Array(bytes.slice().buffer, 0, n);
 }
 
 /**
@@ -157,12 +187,14 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
     case "F64":
       for (let i = 0; i < n; i++) out[i] = view.getFloat64(8 * i, true);
       break;
-    case "F16":
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+    case "F16": {
+      const table = halfValues(), halves = uint16s(bytes);
+      for (let i = 0; i < n; i++) out[i] = table[halves[i]];
       break;
+    }
     case "BF16": {
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+      const bits = new Uint32Array(out.buffer), halves = uint16s(bytes);
+      for (let i = 0; i < n; i++) bits[i] = halves[i] << 16;
       break;
     }
     case "I64":
@@ -204,12 +236,18 @@ export function encodeFromFloat32(data: Float32Array, dtype: WritableDType): Uin
     case "F64":
       for (let i = 0; i < data.length; i++) view.setFloat64(8 * i, data[i], true);
       break;
-    case "F16":
-      for (let i = 0; i < data.length; i++) view.setUint16(2 * i, floatToHalf(data[i]), true);
+    case "F16": {
+      const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+      const halves = new Uint16Array(out.buffer);
+      for (let i = 0; i < data.length; i++) halves[i] = halfFromFloatBits(bits[i]);
       break;
-    case "BF16":
-      for (let i = 0; i < data.length; i++) view.setUint16(2 * i, floatToBf16(data[i]), true);
+    }
+    case "BF16": {
+      const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+      const halves = new Uint16Array(out.buffer);
+      for (let i = 0; i < data.length; i++) halves[i] = bf16FromFloatBits(bits[i]);
       break;
+    }
   }
   return out;
 }
