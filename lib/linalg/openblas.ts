@@ -1,0 +1,220 @@
+/**
+ * OpenBLAS (Debian's `libopenblas0`) through Deno FFI: `cblas_sgemm` for matrix products and
+ * LAPACK's `sgesdd_`/`sgesvd_` for the SVD. Loaded once, on first use, and only when the
+ * process may use FFI (`--allow-ffi`); otherwise callers take the JavaScript fallback.
+ *
+ * Threads: OpenBLAS would start one thread per core, which on a shared machine (or a 16-core
+ * GPU host next to other work) takes every core from everything else. We set its thread count
+ * to `RI_BLAS_THREADS` if set, else `OPENBLAS_NUM_THREADS` if set, else 2.
+ *
+ * `RI_LINALG=js` (or {@linkcode setLinalgFallback}) forces the JavaScript path.
+ *
+ * @module
+ */
+
+/** Candidate file names of the library, most specific first. */
+const LIBRARY_NAMES = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"];
+
+/** Threads OpenBLAS uses when no environment variable says otherwise. */
+export const DEFAULT_BLAS_THREADS = 2;
+
+const SYMBOLS = {
+  cblas_sgemm: {
+    // order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+  // Fortran: every argument by reference, then one hidden length per CHARACTER argument
+  // (passing them keeps gfortran-built LAPACK safe whatever its calling convention assumes).
+  sgesdd_: {
+    // jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info, len(jobz)
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "void",
+  },
+  sgesvd_: {
+    // jobu, jobvt, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, info, len(jobu), len(jobvt)
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
+    ],
+    result: "void",
+  },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void" },
+  openblas_get_num_threads: { parameters: [], result: "i32" },
+  openblas_get_config: { parameters: [], result: "pointer" },
+} as const;
+
+/** The OpenBLAS functions this project calls. */
+export type OpenBlasSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** Which implementation the host linear algebra (SVD, polar factor, matmul) uses. */
+export interface LinalgInfo {
+  /** `openblas` (LAPACK/CBLAS through FFI) or `js` (ml-matrix and float64 loops). */
+  path: "openblas" | "js";
+  /** Library version and thread count, or why the fallback is in use. */
+  detail: string;
+}
+
+let loaded: { lib: Deno.DynamicLibrary<typeof SYMBOLS>; detail: string } | undefined;
+let loadError = "";
+let tried = false;
+let forced = envForcesFallback();
+
+/**
+ * Forces the JavaScript fallback (`true`) or returns to OpenBLAS when it can load (`false`).
+ * Used by tests and benchmarks to compare the two paths.
+ *
+ * @example
+ * ```ts
+ * import { linalgInfo, setLinalgFallback } from "./openblas.ts";
+ * setLinalgFallback(true);
+ * console.log(linalgInfo().path); // "js"
+ * setLinalgFallback(false);
+ * ```
+ */
+export function setLinalgFallback(force: boolean): void {
+  forced = force;
+}
+
+/**
+ * Says which path the host linear algebra takes now, and why.
+ *
+ * @example
+ * ```ts
+ * import { linalgInfo } from "./openblas.ts";
+ * const { path, detail } = linalgInfo();
+ * console.log(`${path}: ${detail}`);
+ * ```
+ */
+export function linalgInfo(): LinalgInfo {
+  if (forced) return { path: "js", detail: "JavaScript fallback forced (RI_LINALG=js or by call)" };
+  const blas = openBlas();
+  if (blas) return { path: "openblas", detail: loaded!.detail };
+  return { path: "js", detail: `JavaScript fallback: ${loadError}` };
+}
+
+/**
+ * The loaded OpenBLAS functions, or undefined when the fallback applies (FFI not permitted,
+ * library missing, or the fallback forced).
+ *
+ * @example
+ * ```ts
+ * import { openBlas } from "./openblas.ts";
+ * console.log(openBlas() ? "OpenBLAS loaded" : "no OpenBLAS");
+ * ```
+ */
+export function openBlas(): OpenBlasSymbols | undefined {
+  if (forced) return undefined;
+  if (!tried) {
+    tried = true;
+    load();
+  }
+  return loaded?.lib.symbols;
+}
+
+/**
+ * The thread count to give OpenBLAS: `RI_BLAS_THREADS`, else `OPENBLAS_NUM_THREADS`, else 2.
+ *
+ * @example
+ * ```ts
+ * import { blasThreadsFromEnv } from "./openblas.ts";
+ * console.log(blasThreadsFromEnv()); // 2 unless an environment variable says otherwise
+ * ```
+ */
+export function blasThreadsFromEnv(): number {
+  for (const name of ["RI_BLAS_THREADS", "OPENBLAS_NUM_THREADS"]) {
+    const value = readEnv(name);
+    if (value === undefined || value === "") continue;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new Error(`${name}="${value}": expected a positive integer thread count`);
+    }
+    return n;
+  }
+  return DEFAULT_BLAS_THREADS;
+}
+
+function load(): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    loadError = "FFI not permitted (run with --allow-ffi to use OpenBLAS)";
+    return;
+  }
+  const failures: string[] = [];
+  for (const name of LIBRARY_NAMES) {
+    try {
+      const lib = Deno.dlopen(name, SYMBOLS);
+      const threads = blasThreadsFromEnv();
+      lib.symbols.openblas_set_num_threads(threads);
+      loaded = { lib, detail: `${configText(lib)}, ${threads} threads` };
+      return;
+    } catch (err) {
+      failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  loadError = "OpenBLAS not found (Debian: apt-get install libopenblas0): " +
+    failures.join("; ");
+}
+
+function configText(lib: Deno.DynamicLibrary<typeof SYMBOLS>): string {
+  const ptr = lib.symbols.openblas_get_config();
+  const text = ptr ? Deno.UnsafePointerView.getCString(ptr) : "OpenBLAS";
+  // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64" -> name, version
+  return text.split(" ").slice(0, 2).join(" ");
+}
+
+function envForcesFallback(): boolean {
+  return readEnv("RI_LINALG")?.toLowerCase() === "js";
+}
+
+function readEnv(name: string): string | undefined {
+  // Query first: a bare Deno.env.get would prompt on an interactive terminal.
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined; // no --allow-env: behave as if unset
+  }
+  return Deno.env.get(name);
+}

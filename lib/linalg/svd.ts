@@ -1,0 +1,157 @@
+/**
+ * Thin singular value decomposition and polar factor of row-major float32 matrices: LAPACK
+ * (OpenBLAS's `sgesdd_`, with `sgesvd_` as a retry) through FFI when it is loaded, else the
+ * JavaScript path in `svd_js.ts`.
+ *
+ * @module
+ */
+import { checkDimension, checkMatrix } from "./check.ts";
+import { matmul } from "./matmul.ts";
+import { openBlas, type OpenBlasSymbols } from "./openblas.ts";
+import { jsSvd } from "./svd_js.ts";
+
+/** A thin SVD A = U·diag(s)·Vᵀ of an m×n matrix, k = min(m, n). */
+export interface SvdResult {
+  /** Left singular vectors, m×k row-major (orthonormal columns). */
+  u: Float32Array;
+  /** Singular values, k of them, descending, non-negative. */
+  s: Float32Array;
+  /** Right singular vectors transposed, k×n row-major (orthonormal rows). */
+  vt: Float32Array;
+  /** min(m, n). */
+  k: number;
+}
+
+/** LAPACK driver: divide and conquer (fast) or the QR-iteration one (the robust retry). */
+export type SvdDriver = "gesdd" | "gesvd";
+
+/**
+ * Thin SVD of the m×n row-major matrix `a` (not modified). Singular vectors are unique only up
+ * to sign (and within repeated singular values), so compare them sign-invariantly.
+ * Throws on non-finite input or a size mismatch.
+ *
+ * @example
+ * ```ts
+ * import { svd } from "./svd.ts";
+ * const { u, s, vt, k } = svd(new Float32Array([3, 0, 0, 0, -2, 0]), 2, 3);
+ * console.log(k, s); // 2 Float32Array [3, 2]
+ * ```
+ */
+export function svd(a: Float32Array, m: number, n: number): SvdResult {
+  checkDimension("svd", "m", m);
+  checkDimension("svd", "n", n);
+  checkMatrix("svd", "a", a, m, n, { finite: true });
+  const blas = openBlas();
+  if (!blas) return jsSvd(a, m, n);
+  try {
+    return lapackSvd(blas, a, m, n, "gesdd");
+  } catch (err) {
+    if (!(err instanceof ConvergenceError)) throw err;
+    return lapackSvd(blas, a, m, n, "gesvd"); // gesdd rarely fails where gesvd succeeds
+  }
+}
+
+/**
+ * The polar factor U·Vᵀ of the m×n matrix `a`: the nearest matrix with orthonormal columns
+ * (m ≥ n) or rows (m < n) in the Frobenius norm. Unique when `a` has full rank.
+ *
+ * @example
+ * ```ts
+ * import { polarFactor } from "./svd.ts";
+ * polarFactor(new Float32Array([2, 0, 0, -3]), 2, 2); // Float32Array [1, 0, 0, -1]
+ * ```
+ */
+export function polarFactor(a: Float32Array, m: number, n: number): Float32Array {
+  const { u, vt, k } = svd(a, m, n);
+  return matmul(u, vt, m, k, n);
+}
+
+/** LAPACK reported that the SVD did not converge. */
+class ConvergenceError extends Error {}
+
+/**
+ * SVD through one LAPACK driver. Exported for tests of both drivers; use {@linkcode svd}.
+ *
+ * LAPACK is column-major, so it sees our row-major m×n A as the n×m matrix X = Aᵀ. From
+ * X = Ux·S·VTx we get A = VTxᵀ·S·Uxᵀ, and the column-major buffers of VTx (k×m) and Ux (n×k),
+ * read row-major, are exactly A's U (m×k) and Vᵀ (k×n): no transposes are needed.
+ *
+ * @example
+ * ```ts
+ * import { openBlas } from "./openblas.ts";
+ * import { lapackSvd } from "./svd.ts";
+ * const blas = openBlas();
+ * if (blas) console.log(lapackSvd(blas, new Float32Array([1, 2, 3, 4]), 2, 2, "gesvd").s);
+ * ```
+ */
+export function lapackSvd(
+  blas: OpenBlasSymbols,
+  a: Float32Array,
+  m: number,
+  n: number,
+  driver: SvdDriver,
+): SvdResult {
+  const k = Math.min(m, n);
+  const x = a.slice(); // LAPACK overwrites its input
+  const s = new Float32Array(k);
+  const u = new Float32Array(m * k);
+  const vt = new Float32Array(k * n);
+  const dims = { rows: int(n), cols: int(m), lda: int(n), ldux: int(n), ldvtx: int(k) };
+  const info = int(0);
+  const call = (work: Float32Array, lwork: number, iwork: Int32Array) => {
+    if (driver === "gesdd") {
+      blas.sgesdd_(
+        JOB_S,
+        dims.rows,
+        dims.cols,
+        x,
+        dims.lda,
+        s,
+        vt,
+        dims.ldux,
+        u,
+        dims.ldvtx,
+        work,
+        int(lwork),
+        iwork,
+        info,
+        1n,
+      );
+    } else {
+      blas.sgesvd_(
+        JOB_S,
+        JOB_S,
+        dims.rows,
+        dims.cols,
+        x,
+        dims.lda,
+        s,
+        vt,
+        dims.ldux,
+        u,
+        dims.ldvtx,
+        work,
+        int(lwork),
+        info,
+        1n,
+        1n,
+      );
+    }
+    if (info[0] < 0) throw new Error(`${driver}: argument ${-info[0]} is invalid (a bug here)`);
+    if (info[0] > 0) throw new ConvergenceError(`${driver} did not converge (info ${info[0]})`);
+  };
+  const iwork = new Int32Array(driver === "gesdd" ? 8 * k : 1);
+  const query = new Float32Array(1);
+  call(query, -1, iwork); // workspace query: the optimal size comes back in query[0]
+  // The size comes back as a float32; round up generously so rounding can never shorten it.
+  const lwork = Math.ceil(query[0] * (1 + 1e-6)) + 16;
+  call(new Float32Array(lwork), lwork, iwork);
+  return { u, s, vt, k };
+}
+
+/** jobz / jobu / jobvt = 'S': the thin factors. */
+const JOB_S = new Uint8Array(["S".charCodeAt(0)]);
+
+function int(value: number): Int32Array {
+  return new Int32Array([value]);
+}
