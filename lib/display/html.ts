@@ -11,7 +11,7 @@
  * carried the library was cleared and the notebook reopened, later figures still show their
  * static picture (with a note), and become interactive again as soon as any output carries
  * the library (re-run a figure cell after `resetPlotlyLibrary()`, or display
- * `plotlyLibraryBundle()`, which notebooks do in their first cell). Within a live page,
+ * `plotlyLibrary()`, which notebooks do in their first cell). Within a live page,
  * clearing an output does not unload `window.Plotly`, so nothing changes there. Use
  * `library: "always"` for outputs that must stand alone, and standalone documents
  * (`htmlDocument`) carry the library once in their head.
@@ -22,7 +22,7 @@ import PLOTLY_SOURCE from "plotly.js-cartesian-dist-min/plotly-cartesian.min.js"
   type: "text",
 };
 import { escapeXml, scriptJson } from "./format.ts";
-import type { MimeBundle } from "./jupyter.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
 import { toPlotly } from "./plotly.ts";
 import type { FigureSpec, TableSpec } from "./spec.ts";
 import { toSvg } from "./svg.ts";
@@ -105,22 +105,30 @@ export function resetPlotlyLibrary(): void {
 }
 
 /**
- * A MIME bundle that only loads plotly.js into the page: display it in a notebook's first
- * cell so that every figure after it draws even if its own output carries no library.
+ * A value that, displayed in a notebook, loads plotly.js into the page and says so. Show it
+ * in a notebook's first cell: every figure after it draws even when its own output carries no
+ * library (and the saved notebook keeps the library in that one place).
  *
  * @example
  * ```ts
- * import { plotlyLibraryBundle } from "./html.ts";
- * plotlyLibraryBundle()["text/plain"]; // "plotly.js 4.1.1 (offline copy) loaded"
+ * import { plotlyLibrary } from "./html.ts";
+ * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * const bundle = plotlyLibrary()[JUPYTER_DISPLAY]();
+ * bundle["text/plain"]; // "plotly.js 4.1.1 (offline copy) loaded"
  * ```
  */
-export function plotlyLibraryBundle(): MimeBundle {
-  libraryCarried = true;
+export function plotlyLibrary(): { [JUPYTER_DISPLAY](): MimeBundle; toString(): string } {
   const note = `plotly.js ${plotlyVersion()} (offline copy) loaded`;
   return {
-    "text/plain": note,
-    "text/html": `${plotlyLibraryScript()}<div style="font-size:11px;color:#888">` +
-      `${note}</div>`,
+    [JUPYTER_DISPLAY]() {
+      libraryCarried = true;
+      return {
+        "text/plain": note,
+        "text/html": `${plotlyLibraryScript()}<div style="font-size:11px;color:#888">` +
+          `${note}</div>`,
+      };
+    },
+    toString: () => note,
   };
 }
 
@@ -163,7 +171,7 @@ function bodyHtml(spec: FigureSpec, note: boolean): string {
 }
 
 const STATIC_NOTE = `<div class="ri-note" style="font-size:11px;color:#888">static image: ` +
-  `the interactive figure draws when plotly.js is on the page (see plotlyLibraryBundle)</div>`;
+  `the interactive figure draws when plotly.js is on the page (see plotlyLibrary)</div>`;
 
 function plotHtml(spec: FigureSpec, note: boolean): string {
   const figure = toPlotly(spec);

@@ -26,7 +26,7 @@ export { escapeXml, formatDuration, formatNumber } from "./format.ts";
 export {
   type HtmlOptions,
   type LibraryMode,
-  plotlyLibraryBundle,
+  plotlyLibrary,
   plotlyVersion,
   resetPlotlyLibrary,
 } from "./html.ts";

@@ -158,10 +158,12 @@ function linesFigure(spec: LinesSpec): PlotlyFigure {
 
 function baseLayout(title: string | undefined, height: number): Record<string, unknown> {
   return {
-    title: { text: title ?? "" },
+    // Left-aligned, so the mode bar (top right) never covers it.
+    title: { text: title ?? "", x: 0, xanchor: "left", xref: "paper" },
     height,
     font: FONT,
-    margin: { l: 60, r: 30, t: title ? 50 : 20, b: 60 },
+    // Without a title the top margin still leaves room for the mode bar.
+    margin: { l: 60, r: 30, t: title ? 50 : 36, b: 60 },
     paper_bgcolor: "#ffffff",
     plot_bgcolor: "#ffffff",
   };
