@@ -1,0 +1,134 @@
+/**
+ * Image transforms that turn one source into distinct task domains: rotations, flips,
+ * inversion, a fixed shuffle of patches, edge maps, zooming out. Each works on one square
+ * grey image (row-major, values in [0, 1]) and is deterministic.
+ *
+ * @module
+ */
+
+/** The transforms a task may apply, by name (rotations are clockwise). */
+export const TRANSFORMS = {
+  identity: (x: Float32Array) => x.slice(),
+  rot90: (x: Float32Array, s: number) => remap(x, s, (r, c) => [s - 1 - c, r]),
+  rot180: (x: Float32Array, s: number) => remap(x, s, (r, c) => [s - 1 - r, s - 1 - c]),
+  rot270: (x: Float32Array, s: number) => remap(x, s, (r, c) => [c, s - 1 - r]),
+  hflip: (x: Float32Array, s: number) => remap(x, s, (r, c) => [r, s - 1 - c]),
+  vflip: (x: Float32Array, s: number) => remap(x, s, (r, c) => [s - 1 - r, c]),
+  transpose: (x: Float32Array, s: number) => remap(x, s, (r, c) => [c, r]),
+  invert: (x: Float32Array) => x.map((v) => 1 - v),
+  shuffle: (x: Float32Array, s: number) => shufflePatches(x, s, 7),
+  edges: (x: Float32Array, s: number) => edgeMap(x, s),
+  zoomout: (x: Float32Array, s: number) => zoomOut(x, s),
+} satisfies Record<string, (x: Float32Array, side: number) => Float32Array>;
+
+/** A transform's name. */
+export type TransformName = keyof typeof TRANSFORMS;
+
+/**
+ * Applies transforms left to right to one image of side `side`.
+ *
+ * @example
+ * ```ts
+ * import { applyTransforms } from "./transforms.ts";
+ * const img = new Float32Array([1, 0, 0, 0]); // 2×2, top-left lit
+ * applyTransforms(img, 2, ["rot90"]); // top-right lit: [0, 1, 0, 0]
+ * ```
+ */
+export function applyTransforms(
+  image: Float32Array,
+  side: number,
+  names: readonly TransformName[],
+): Float32Array {
+  if (image.length !== side * side) {
+    throw new Error(`transform: image has ${image.length} values, expected ${side}×${side}`);
+  }
+  let x = image;
+  for (const name of names) {
+    const f = TRANSFORMS[name];
+    if (!f) {
+      throw new Error(
+        `unknown transform "${name}": expected one of ${Object.keys(TRANSFORMS).join(", ")}`,
+      );
+    }
+    x = f(x, side);
+  }
+  return x === image ? image.slice() : x;
+}
+
+/** out[r][c] = x[src(r, c)]: rotations and flips as index maps (rot90 is clockwise). */
+function remap(
+  x: Float32Array,
+  s: number,
+  source: (r: number, c: number) => [number, number],
+): Float32Array {
+  const out = new Float32Array(s * s);
+  for (let r = 0; r < s; r++) {
+    for (let c = 0; c < s; c++) {
+      const [sr, sc] = source(r, c);
+      out[r * s + c] = x[sr * s + sc];
+    }
+  }
+  return out;
+}
+
+/**
+ * The image cut into p×p patches laid back in a fixed scrambled order (the same for every
+ * image): local strokes survive, the global layout does not.
+ */
+function shufflePatches(x: Float32Array, s: number, p: number): Float32Array {
+  if (s % p !== 0) throw new Error(`transform shuffle: patch ${p} does not divide side ${s}`);
+  const g = s / p;
+  // A fixed derangement-like order: patch k goes to (k·5 + 3) mod g² (5 is coprime to 16).
+  const n = g * g;
+  let step = 5;
+  while (gcd(step, n) !== 1) step++;
+  const out = new Float32Array(s * s);
+  for (let k = 0; k < n; k++) {
+    const to = (k * step + 3) % n;
+    const [kr, kc] = [Math.floor(k / g) * p, (k % g) * p];
+    const [tr, tc] = [Math.floor(to / g) * p, (to % g) * p];
+    for (let r = 0; r < p; r++) {
+      for (let c = 0; c < p; c++) out[(tr + r) * s + tc + c] = x[(kr + r) * s + kc + c];
+    }
+  }
+  return out;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/** Sobel gradient magnitude, scaled so the strongest edge is 1 (a blank image stays blank). */
+function edgeMap(x: Float32Array, s: number): Float32Array {
+  const at = (r: number, c: number) => r < 0 || c < 0 || r >= s || c >= s ? 0 : x[r * s + c];
+  const out = new Float32Array(s * s);
+  let max = 0;
+  for (let r = 0; r < s; r++) {
+    for (let c = 0; c < s; c++) {
+      const gx = at(r - 1, c + 1) + 2 * at(r, c + 1) + at(r + 1, c + 1) -
+        at(r - 1, c - 1) - 2 * at(r, c - 1) - at(r + 1, c - 1);
+      const gy = at(r + 1, c - 1) + 2 * at(r + 1, c) + at(r + 1, c + 1) -
+        at(r - 1, c - 1) - 2 * at(r - 1, c) - at(r - 1, c + 1);
+      const m = Math.hypot(gx, gy);
+      out[r * s + c] = m;
+      if (m > max) max = m;
+    }
+  }
+  if (max > 0) { for (let i = 0; i < out.length; i++) out[i] /= max; }
+  return out;
+}
+
+/** The image shrunk to half size (2×2 averages) in the centre of a blank canvas. */
+function zoomOut(x: Float32Array, s: number): Float32Array {
+  const h = Math.floor(s / 2);
+  const off = Math.floor((s - h) / 2);
+  const out = new Float32Array(s * s);
+  for (let r = 0; r < h; r++) {
+    for (let c = 0; c < h; c++) {
+      const v = x[2 * r * s + 2 * c] + x[2 * r * s + 2 * c + 1] +
+        x[(2 * r + 1) * s + 2 * c] + x[(2 * r + 1) * s + 2 * c + 1];
+      out[(off + r) * s + off + c] = v / 4;
+    }
+  }
+  return out;
+}
