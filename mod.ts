@@ -12,12 +12,24 @@
  * @module
  */
 export * from "./lib/engine/backend.ts";
+export {
+  fastKernelCounts,
+  fastKernelsActive,
+  type FastKernelsInfo,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "./lib/engine/kernels.ts";
 export * from "./lib/io/atomic.ts";
 export * from "./lib/io/checkpoint.ts";
 export * from "./lib/io/dtype.ts";
 export * from "./lib/io/safetensors.ts";
 export * from "./lib/io/write_checkpoint.ts";
-export { type LinalgInfo, linalgInfo, setLinalgFallback } from "./lib/linalg/openblas.ts";
+export {
+  blasThreads,
+  type LinalgInfo,
+  linalgInfo,
+  setLinalgFallback,
+} from "./lib/linalg/openblas.ts";
 export { matmul, type MatmulOptions } from "./lib/linalg/matmul.ts";
 export { polarFactor, svd, type SvdResult } from "./lib/linalg/svd.ts";
 export * from "./lib/tensor/host.ts";

@@ -4,7 +4,8 @@
  * Backends: `wasm` (default on a CPU), `webgpu` (chosen by `auto` when a hardware GPU adapter
  * exists), `cpu` (tfjs's pure-JS kernels, slow, for debugging), `tensorflow` (tfjs-node-gpu or
  * tfjs-node, only when asked for). The choice comes from an explicit option, else the
- * `RI_BACKEND` environment variable, else `auto`.
+ * `RI_BACKEND` environment variable, else `auto`. On wasm, matrix products run through OpenBLAS
+ * (`lib/engine/kernels.ts`) where FFI is allowed, unless `RI_FAST_KERNELS=0`.
  *
  * On `webgpu` read results with `await t.data()` / `await t.array()`: tfjs-webgpu's synchronous
  * `dataSync()` goes through an OffscreenCanvas, which Deno lacks, and throws there.
@@ -12,6 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { fastKernelsFromEnv, registerFastKernels, unregisterFastKernels } from "./kernels.ts";
 
 /** Names a user may pass to `--backend` or `RI_BACKEND`. */
 export const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"] as const;
@@ -169,7 +171,14 @@ async function startWasm(requested: BackendName, note: string): Promise<EngineIn
   const entry = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
   wasm.setWasmPaths(new URL("./", entry).href);
   await activate("wasm");
-  return { requested, backend: "wasm", adapter: "CPU (WebAssembly SIMD, 1 thread)", note };
+  // Matrix products through OpenBLAS where FFI allows (lib/engine/kernels.ts).
+  const fast = fastKernelsFromEnv()
+    ? registerFastKernels()
+    : (unregisterFastKernels(), { active: false, detail: "" });
+  const adapter = fast.active
+    ? `CPU (wasm SIMD + ${fast.detail})`
+    : "CPU (WebAssembly SIMD, 1 thread)";
+  return { requested, backend: "wasm", adapter, note };
 }
 
 async function startCpu(): Promise<EngineInfo> {

@@ -100,7 +100,9 @@ export interface LinalgInfo {
   detail: string;
 }
 
-let loaded: { lib: Deno.DynamicLibrary<typeof SYMBOLS>; detail: string } | undefined;
+let loaded:
+  | { lib: Deno.DynamicLibrary<typeof SYMBOLS>; detail: string; threads: number }
+  | undefined;
 let loadError = "";
 let tried = false;
 let forced = envForcesFallback();
@@ -158,6 +160,19 @@ export function openBlas(): OpenBlasSymbols | undefined {
 }
 
 /**
+ * The threads OpenBLAS was given, or undefined when it is not in use.
+ *
+ * @example
+ * ```ts
+ * import { blasThreads } from "./openblas.ts";
+ * console.log(blasThreads()); // 2 by default
+ * ```
+ */
+export function blasThreads(): number | undefined {
+  return openBlas() ? loaded!.threads : undefined;
+}
+
+/**
  * The thread count to give OpenBLAS: `RI_BLAS_THREADS`, else `OPENBLAS_NUM_THREADS`, else 2.
  *
  * @example
@@ -190,7 +205,7 @@ function load(): void {
       const lib = Deno.dlopen(name, SYMBOLS);
       const threads = blasThreadsFromEnv();
       lib.symbols.openblas_set_num_threads(threads);
-      loaded = { lib, detail: `${configText(lib)}, ${threads} threads` };
+      loaded = { lib, detail: `${configText(lib)}, ${threads} threads`, threads };
       return;
     } catch (err) {
       failures.push(`${name}: ${err instanceof Error ? err.message : String(err)}`);
