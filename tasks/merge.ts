@@ -72,6 +72,17 @@ function progressPrinter(): { report: (p: MergeProgress) => void; finish: () => 
   };
 }
 
+/** This process's peak resident memory (VmHWM) in MiB, where /proc reports it. */
+async function peakMemoryMiB(): Promise<number | undefined> {
+  try {
+    const status = await Deno.readTextFile("/proc/self/status");
+    const kib = status.match(/^VmHWM:\s+(\d+) kB/m)?.[1];
+    return kib === undefined ? undefined : Number(kib) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
   if (values.help) {
@@ -90,6 +101,7 @@ async function main(args: string[]): Promise<number> {
   const experts = [...(values.experts ?? []), ...positionals];
   if (experts.length === 0) throw new Error(`--experts is required\n\n${USAGE}`);
   const printer = progressPrinter();
+  const start = performance.now();
   const result = await mergeCheckpoints({
     method,
     params: parseParamArgs(values.param ?? []),
@@ -114,6 +126,12 @@ async function main(args: string[]): Promise<number> {
   if (result.carried.length > 0) {
     console.log(`carried over from the base (not floating point): ${result.carried.join(", ")}`);
   }
+  const peak = await peakMemoryMiB();
+  const seconds = ((performance.now() - start) / 1000).toFixed(1);
+  console.log(
+    `time ${seconds} s` +
+      (peak === undefined ? "" : `, peak memory (VmHWM) ${peak.toFixed(0)} MiB`),
+  );
   return 0;
 }
 

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { TensorSource } from "../tensor/source.ts";
 import { sumOf } from "./elementwise.ts";
 import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
@@ -83,32 +82,6 @@ export function dareInPlace(
   const divisor = settings.rescale ? Math.fround(1 - settings.p) : 1;
   for (let i = 0; i < data.length; i++) data[i] = mask[i] ? data[i] / divisor : 0;
   return data;
-}
-
-/**
- * A view of task vector `source` (task index `task`) with DARE applied to every read.
- *
- * @example
- * ```ts
- * import { dareSource } from "./dare.ts";
- * import { MemorySource } from "../tensor/source.ts";
- * const tau = new MemorySource("τ", { w: { shape: [3], data: new Float32Array([1, 2, 3]) } });
- * const dropped = dareSource(tau, 0, { p: 0.5, seed: 1, rescale: true, linearOnly: false });
- * console.log(await dropped.read("w"));
- * ```
- */
-export function dareSource(
-  source: TensorSource,
-  task: number,
-  settings: DareSettings,
-): TensorSource {
-  return {
-    label: `dare(${source.label})`,
-    names: () => source.names(),
-    shape: (name) => source.shape(name),
-    read: async (name) =>
-      dareInPlace(await source.read(name), task, name, source.shape(name), settings),
-  };
 }
 
 function dareSettings(params: Params): DareSettings {
@@ -247,11 +220,12 @@ export const dareTies: MergeMethod = {
   treatment: () => "elementwise",
   prepare: async ({ tasks, params, progress }) => {
     const settings = dareSettings(params);
-    const dropped = tasks.map((t, i) => dareSource(t, i, settings));
-    const inner = await prepareTies(dropped, {
-      k: numberParam(params, "k"),
-      merge: stringParam(params, "merge") as TiesMergeFunction,
-    }, progress);
+    const inner = await prepareTies(
+      tasks,
+      { k: numberParam(params, "k"), merge: stringParam(params, "merge") as TiesMergeFunction },
+      progress,
+      (t, name, shape, data) => dareInPlace(data, t, name, shape, settings),
+    );
     return droppingMerger(settings, inner);
   },
 };

@@ -153,9 +153,9 @@ function mergedModel(base: TensorSource, merged: PreparedMerge): TensorSource {
     names: () => base.names(),
     shape: (name) => base.shape(name),
     read: async (name) => {
-      const theta = await base.read(name);
-      if (!mergedNames.has(name)) return theta;
+      if (!mergedNames.has(name)) return await base.read(name);
       const m = await merged.read(name);
+      const theta = await base.read(name);
       for (let i = 0; i < theta.length; i++) theta[i] += m[i];
       return theta;
     },

@@ -11,8 +11,7 @@ import { scaleInPlace } from "./elementwise.ts";
 import type { MergeMethod, Params, ProgressCallback, TensorMerger } from "./method.ts";
 import { numberParam, resolveParams } from "./params.ts";
 import { getMethod } from "./registry.ts";
-import { checkTasks } from "./stream.ts";
-import { scaleSource } from "../taskvec/weighted_sum.ts";
+import { checkTasks, readTaskTensors, ScaledTask } from "./stream.ts";
 
 /** Options of {@linkcode merge} and {@linkcode prepareMerge}. */
 export interface MergeOptions {
@@ -117,8 +116,7 @@ export class PreparedMerge implements TensorSource {
 
   /** α·M for tensor `name`, computed now from the T task tensors. */
   async read(name: string): Promise<Float32Array> {
-    const taus: Float32Array[] = [];
-    for (const task of this.#tasks) taus.push(await task.read(name));
+    const taus = await readTaskTensors(this.#tasks, name);
     const merged = await this.#merger.tensor(name, this.shape(name), taus);
     scaleInPlace(merged, this.#alpha);
     const total = this.names().length;
@@ -173,10 +171,7 @@ function applyTaskScales(
   if (scales.length !== tasks.length) {
     throw new Error(`taskScales has ${scales.length} values for ${tasks.length} task vectors`);
   }
-  scales.forEach((s, i) => {
-    if (!Number.isFinite(s)) throw new Error(`taskScales[${i}] = ${s} is not a finite number`);
-  });
-  return tasks.map((t, i) => scales[i] === 1 ? t : scaleSource(t, scales[i]));
+  return tasks.map((t, i) => scales[i] === 1 ? t : new ScaledTask(t, scales[i]));
 }
 
 /** The merged task vector α·M held in memory, with what produced it. */

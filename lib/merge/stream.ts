@@ -1,18 +1,117 @@
 /**
- * Streaming passes over task vectors: each tensor is read from every task, handed to a
- * visitor, and dropped before the next tensor is read, so a pass holds T tensors at a time.
+ * Reading task vectors tensor by tensor for a merge, with as few live copies as possible:
+ * each pass reads one tensor from every task, hands the T arrays to a visitor and drops them
+ * before the next tensor.
+ *
+ * A task vector built from checkpoints ({@linkcode TaskVector}, τ = θ − θ0) is read here as the
+ * expert's tensor with the base's subtracted in place, the base tensor read once per name and
+ * shared by all tasks: T + 1 arrays per tensor and no intermediate garbage, which keeps a
+ * streaming merge's peak memory near (T + 2) × the largest tensor. The values are the same
+ * correctly rounded float32 differences `TaskVector.read` gives.
  *
  * @module
  */
+import { TaskVector } from "../taskvec/task_vector.ts";
 import { assertSameLayout, type TensorSource } from "../tensor/source.ts";
 import type { ProgressCallback } from "./method.ts";
 
-/** Visits one tensor's values in every task. */
+/** Visits one tensor's values in every task (the arrays are the visitor's to keep or modify). */
 export type TensorVisitor = (
   name: string,
   shape: readonly number[],
-  taus: readonly Float32Array[],
+  taus: Float32Array[],
 ) => void | Promise<void>;
+
+/** Changes task `task`'s values of tensor `name` in place right after they are read. */
+export type TaskTransform = (
+  task: number,
+  name: string,
+  shape: readonly number[],
+  data: Float32Array,
+) => void;
+
+/**
+ * A task vector multiplied by a weight (per-task weights applied before merging).
+ *
+ * @example
+ * ```ts
+ * import { ScaledTask } from "./stream.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const t = new MemorySource("τ", { w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * await new ScaledTask(t, 2).read("w"); // Float32Array [2, 4]
+ * ```
+ */
+export class ScaledTask implements TensorSource {
+  /** Wraps `task` with weight `scale`. */
+  constructor(
+    /** The task vector. */
+    readonly task: TensorSource,
+    /** Its weight. */
+    readonly scale: number,
+  ) {
+    if (!Number.isFinite(scale)) throw new Error(`weight ${scale} for ${task.label} is not finite`);
+  }
+
+  /** `w·label`. */
+  get label(): string {
+    return `${this.scale}·${this.task.label}`;
+  }
+
+  /** The task's tensor names. */
+  names(): readonly string[] {
+    return this.task.names();
+  }
+
+  /** The shape of `name`. */
+  shape(name: string): readonly number[] {
+    return this.task.shape(name);
+  }
+
+  /** w·τ for tensor `name`. */
+  async read(name: string): Promise<Float32Array> {
+    return (await readTaskTensors([this], name))[0];
+  }
+}
+
+/**
+ * Reads tensor `name` from every task (fresh arrays), sharing the base tensor among
+ * {@linkcode TaskVector}s built on the same base and applying {@linkcode ScaledTask} weights in
+ * place.
+ *
+ * @example
+ * ```ts
+ * import { readTaskTensors } from "./stream.ts";
+ * import { MemorySource, TaskVector } from "../../mod.ts";
+ * const m = (v: number) => new MemorySource("m", { w: { shape: [1], data: new Float32Array([v]) } });
+ * const base = m(1);
+ * const taus = [new TaskVector("a", base, m(3)), new TaskVector("b", base, m(0))];
+ * console.log(await readTaskTensors(taus, "w")); // [Float32Array [2], Float32Array [-1]]
+ * ```
+ */
+export async function readTaskTensors(
+  tasks: readonly TensorSource[],
+  name: string,
+): Promise<Float32Array[]> {
+  const bases = new Map<TensorSource, Float32Array>();
+  const out: Float32Array[] = [];
+  for (const task of tasks) {
+    const inner = task instanceof ScaledTask ? task.task : task;
+    let data: Float32Array;
+    if (inner instanceof TaskVector) {
+      data = await inner.expert.read(name);
+      let base = bases.get(inner.base);
+      if (!base) bases.set(inner.base, base = await inner.base.read(name));
+      for (let i = 0; i < data.length; i++) data[i] -= base[i];
+    } else {
+      data = await inner.read(name);
+    }
+    if (task instanceof ScaledTask && task.scale !== 1) {
+      for (let i = 0; i < data.length; i++) data[i] *= task.scale;
+    }
+    out.push(data);
+  }
+  return out;
+}
 
 /**
  * Checks that there is at least one task vector and that all share the first one's layout.
@@ -32,7 +131,8 @@ export function checkTasks(tasks: readonly TensorSource[]): void {
 
 /**
  * One streaming pass: for each tensor name (in the first task's order), reads that tensor from
- * every task and calls `visit`; reports progress as `phase`.
+ * every task ({@linkcode readTaskTensors}), applies `transform` to each task's values, and
+ * calls `visit`; reports progress as `phase`.
  *
  * @example
  * ```ts
@@ -51,13 +151,15 @@ export async function forEachTensor(
   phase: string,
   visit: TensorVisitor,
   progress?: ProgressCallback,
+  transform?: TaskTransform,
 ): Promise<void> {
   const names = tasks[0].names();
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
-    const taus: Float32Array[] = [];
-    for (const task of tasks) taus.push(await task.read(name));
-    await visit(name, tasks[0].shape(name), taus);
+    const shape = tasks[0].shape(name);
+    const taus = await readTaskTensors(tasks, name);
+    if (transform) taus.forEach((tau, t) => transform(t, name, shape, tau));
+    await visit(name, shape, taus);
     progress?.({ phase, done: i + 1, total: names.length, tensor: name });
   }
 }

@@ -16,7 +16,7 @@ import { numel } from "../tensor/host.ts";
 import type { MergeMethod, ParamSpec, ProgressCallback, TensorMerger } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
 import { AbsKthSelector } from "./select.ts";
-import { forEachTensor } from "./stream.ts";
+import { forEachTensor, type TaskTransform } from "./stream.ts";
 import { TALL_MASKS_ALPHA_GRID } from "./task_arithmetic.ts";
 
 /** How the agreeing entries are combined. */
@@ -99,7 +99,8 @@ export class TiesMerger implements TensorMerger {
 
 /**
  * Runs TIES's whole-model passes over the task vectors: exact per-task thresholds (two radix
- * passes, skipped when k = 100) and the majority sign (one pass).
+ * passes, skipped when k = 100) and the majority sign (one pass). `transform` changes each
+ * task's values as they are read (DARE's drops) so the passes see what the merge will see.
  *
  * @example
  * ```ts
@@ -114,12 +115,19 @@ export async function prepareTies(
   tasks: readonly TensorSource[],
   settings: TiesSettings,
   progress?: ProgressCallback,
+  transform?: TaskTransform,
 ): Promise<TiesMerger> {
-  const thresholds = await tiesThresholds(tasks, settings.k, progress);
+  const thresholds = await tiesThresholds(tasks, settings.k, progress, transform);
   let signSum = 0;
-  await forEachTensor(tasks, "TIES majority sign", (_name, _shape, taus) => {
-    signSum += electedSignSum(taus, thresholds);
-  }, progress);
+  await forEachTensor(
+    tasks,
+    "TIES majority sign",
+    (_name, _shape, taus) => {
+      signSum += electedSignSum(taus, thresholds);
+    },
+    progress,
+    transform,
+  );
   return new TiesMerger(thresholds, Math.sign(signSum), settings.merge);
 }
 
@@ -157,6 +165,7 @@ export async function tiesThresholds(
   tasks: readonly TensorSource[],
   k: number,
   progress?: ProgressCallback,
+  transform?: TaskTransform,
 ): Promise<number[]> {
   if (k === 100) return tasks.map(() => 0);
   if (!(k > 0 && k < 100)) throw new Error(`TIES keep percentage k = ${k}: expected (0, 100]`);
@@ -165,13 +174,25 @@ export async function tiesThresholds(
   if (total === 0) return tasks.map(() => 0);
   const rank = total - tiesKeepCount(total, k);
   const selector = new AbsKthSelector(tasks.map(() => rank));
-  await forEachTensor(tasks, "TIES thresholds (1/2)", (_name, _shape, taus) => {
-    taus.forEach((tau, t) => selector.countHigh(t, tau));
-  }, progress);
+  await forEachTensor(
+    tasks,
+    "TIES thresholds (1/2)",
+    (_name, _shape, taus) => {
+      taus.forEach((tau, t) => selector.countHigh(t, tau));
+    },
+    progress,
+    transform,
+  );
   selector.settleHigh();
-  await forEachTensor(tasks, "TIES thresholds (2/2)", (_name, _shape, taus) => {
-    taus.forEach((tau, t) => selector.countLow(t, tau));
-  }, progress);
+  await forEachTensor(
+    tasks,
+    "TIES thresholds (2/2)",
+    (_name, _shape, taus) => {
+      taus.forEach((tau, t) => selector.countLow(t, tau));
+    },
+    progress,
+    transform,
+  );
   return selector.values();
 }
 

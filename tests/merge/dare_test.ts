@@ -1,6 +1,5 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
-import { dareInPlace, dareKeepMask, dareSource } from "../../lib/merge/dare.ts";
-import { MemorySource } from "../../lib/tensor/source.ts";
+import { dareInPlace, dareKeepMask } from "../../lib/merge/dare.ts";
 
 Deno.test("DARE masks are reproducible, keyed by seed, task and tensor, with rate 1 − p", () => {
   const a = dareKeepMask(3, 1, "layer.weight", 100000, 0.9);
@@ -23,21 +22,19 @@ Deno.test("DARE divides survivors by exactly 1 − p and zeroes the rest", () =>
   data.forEach((v, i) => equal(v, mask[i] ? 12 : 0));
 });
 
-Deno.test("DARE with linear_only leaves non-linear tensors whole; reads repeat exactly", async () => {
+Deno.test("DARE with linear_only drops only in blocks' linear weights", () => {
   const settings = { p: 0.5, seed: 1, rescale: true, linearOnly: true };
-  const src = new MemorySource("τ", {
-    "vision_model.encoder.layers.0.mlp.fc1.weight": {
-      shape: [8, 8],
-      data: new Float32Array(64).fill(1),
-    },
-    "vision_model.encoder.layers.0.mlp.fc1.bias": { shape: [8], data: new Float32Array(8).fill(1) },
-  });
-  const dropped = dareSource(src, 0, settings);
-  const w = await dropped.read("vision_model.encoder.layers.0.mlp.fc1.weight");
+  const weight = "vision_model.encoder.layers.0.mlp.fc1.weight";
+  const w = dareInPlace(new Float32Array(64).fill(1), 0, weight, [8, 8], settings);
   assert(w.some((v) => v === 0) && w.some((v) => v === 2));
-  deepStrictEqual(w, await dropped.read("vision_model.encoder.layers.0.mlp.fc1.weight"));
+  const bias = "vision_model.encoder.layers.0.mlp.fc1.bias";
   deepStrictEqual(
-    await dropped.read("vision_model.encoder.layers.0.mlp.fc1.bias"),
+    dareInPlace(new Float32Array(8).fill(1), 0, bias, [8], settings),
     new Float32Array(8).fill(1),
+  );
+  const pos = "vision_model.embeddings.position_embedding.weight";
+  deepStrictEqual(
+    dareInPlace(new Float32Array(4).fill(1), 0, pos, [2, 2], settings),
+    new Float32Array(4).fill(1),
   );
 });

@@ -136,3 +136,36 @@ export async function maxAbsDiff(a: Readable, b: Readable): Promise<number> {
   }
   return worst;
 }
+
+/** The CLIP ViT-B/32 vision tower's tensors with HF names (87.8M parameters + projection). */
+export function vitB32Layout(): [string, number[]][] {
+  return tinyVitLayout({ width: 768, mlp: 3072, layers: 12, positions: 50, patch: 32, proj: 512 });
+}
+
+/**
+ * A lazy model of uniform random weights in [-1, 1) (the same values on every read), plus
+ * `noise` × another uniform draw for experts (`expert` ≥ 0), so nothing is held in memory.
+ */
+export function randomModel(
+  layout: [string, number[]][],
+  seed: number,
+  expert = -1,
+  noise = 0.01,
+): TensorSource {
+  const shapes = new Map(layout);
+  return {
+    label: expert < 0 ? "base" : `expert${expert}`,
+    names: () => [...shapes.keys()],
+    shape: (name) => shapes.get(name)!,
+    read: (name) => {
+      const data = new Float32Array(numel(shapes.get(name)!));
+      const base = new StreamRandom(seed, 0, name);
+      for (let i = 0; i < data.length; i++) data[i] = base.next() * 2 - 1;
+      if (expert >= 0) {
+        const delta = new StreamRandom(seed, expert + 1, name);
+        for (let i = 0; i < data.length; i++) data[i] += noise * (delta.next() * 2 - 1);
+      }
+      return Promise.resolve(data);
+    },
+  };
+}
