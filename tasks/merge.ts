@@ -18,6 +18,7 @@ import { mergeCheckpoints } from "../lib/merge/files.ts";
 import type { MergeProgress } from "../lib/merge/method.ts";
 import { parseParamArgs } from "../lib/merge/params.ts";
 import { describeMethod, describeRegistry, getMethod } from "../lib/merge/registry.ts";
+import { linalgInfo } from "../lib/linalg/openblas.ts";
 import { type Progress, progress } from "../lib/display/progress.ts";
 
 const USAGE = `usage:
@@ -97,13 +98,17 @@ async function main(args: string[]): Promise<number> {
     console.error(`${USAGE}\n\n(the RI study mode, run without arguments, is not available yet)`);
     return 2;
   }
-  const method = getMethod(required("method", values.method)).name;
+  const method = getMethod(required("method", values.method));
+  if (method.usesLinalg) {
+    const { path, detail } = linalgInfo();
+    console.log(`linear algebra: ${path} (${detail})`);
+  }
   const experts = [...(values.experts ?? []), ...positionals];
   if (experts.length === 0) throw new Error(`--experts is required\n\n${USAGE}`);
   const printer = progressPrinter();
   const start = performance.now();
   const result = await mergeCheckpoints({
-    method,
+    method: method.name,
     params: parseParamArgs(values.param ?? []),
     scaling: values.scaling === undefined ? undefined : number("scaling", values.scaling),
     taskScales: values["task-scales"]?.split(",").map((w) => number("task-scales", w)),

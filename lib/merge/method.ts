@@ -111,6 +111,8 @@ export interface MergeMethod extends MethodReference {
   readonly params: readonly ParamSpec[];
   /** The tensor rule in words: which tensors get which {@linkcode Treatment}. */
   readonly tensorRule: string;
+  /** True when the method calls host linear algebra (SVD, matrix products: `lib/linalg`). */
+  readonly usesLinalg?: boolean;
   /** Where the published code searches α on validation data, if it does. */
   readonly scalingSearch?: { readonly grid: readonly number[]; readonly source: string };
   /** The treatment of one tensor under `params`. */

@@ -11,6 +11,10 @@ import type { MergeMethod } from "./method.ts";
 import { rangeText } from "./params.ts";
 import { taskArithmetic } from "./task_arithmetic.ts";
 import { ties } from "./ties.ts";
+import { tsvM } from "./tsv_m.ts";
+import { isoC } from "./iso_c.ts";
+import { isoCts } from "./iso_cts.ts";
+import { wudi } from "./wudi.ts";
 
 /** Every registered method, in the order the literature introduced them. */
 export const MERGE_METHODS: readonly MergeMethod[] = [
@@ -21,6 +25,10 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   dareTies,
   consensusTaskArithmetic,
   consensusTies,
+  tsvM,
+  isoC,
+  isoCts,
+  wudi,
 ];
 
 /**

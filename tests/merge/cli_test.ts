@@ -24,7 +24,7 @@ async function cli(args: string[]) {
 /** Base and expert checkpoints (with an int64 `position_ids` buffer) and PyTorch's θ0 + α·M. */
 const MAKE_CHECKPOINTS = `
 import sys, json, torch, st, reference
-dir, layout, method, params = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+dir, layout, runs = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 torch.manual_seed(0)
 ids = {"vision_model.embeddings.position_ids": torch.arange(17).reshape(1, 17)}
 base = {n: torch.randn(*s) for n, s in layout}
@@ -34,18 +34,19 @@ for i, e in enumerate(experts):
     st.save(f"{dir}/expert{i}.safetensors", {**e, **ids})
 names = [n for n, _ in layout]
 taus = [{n: e[n] - base[n] for n in names} for e in experts]
-merged = reference.merge(method, taus, names, params, [])
-st.save(f"{dir}/ref.safetensors", {n: base[n] + params["scaling"] * merged[n] for n in names})
+for method, params in runs:
+    merged = reference.merge(method, taus, names, params, [])
+    st.save(f"{dir}/ref-{method}.safetensors", {n: base[n] + params["scaling"] * merged[n] for n in names})
 `;
 
 Deno.test("deno task merge writes θ0 + α·M with metadata, matching PyTorch", async () => {
   await using dir = await tempDir();
   const params = { k: 30, merge: "mean", scaling: 0.7 };
+  const runs = [["ties", params], ["iso_c", { scaling: 1 }]];
   await runPython(`import sys; sys.path.insert(0, ${JSON.stringify(TESTS)})\n${MAKE_CHECKPOINTS}`, [
     dir.path,
     JSON.stringify(tinyVitLayout()),
-    "ties",
-    JSON.stringify(params),
+    JSON.stringify(runs),
   ]);
   const experts = [0, 1, 2].map((i) => `${dir.path}/expert${i}.safetensors`);
   const out = `${dir.path}/merged.safetensors`;
@@ -69,7 +70,7 @@ Deno.test("deno task merge writes θ0 + α·M with metadata, matching PyTorch", 
   assert(run.stdout.includes("merged 3 experts with ties"), run.stdout);
   assert(run.stdout.includes("vision_model.embeddings.position_ids"), run.stdout);
   using merged = await openCheckpoint(out);
-  using ref = await openCheckpoint(`${dir.path}/ref.safetensors`);
+  using ref = await openCheckpoint(`${dir.path}/ref-ties.safetensors`);
   const diff = await maxAbsDiff(ref, merged);
   console.log(`CLI ties vs PyTorch: max |diff| = ${diff.toExponential(2)}`);
   assert(diff < 1e-5, `max |diff| ${diff}`);
@@ -86,6 +87,24 @@ Deno.test("deno task merge writes θ0 + α·M with metadata, matching PyTorch", 
     expert2: experts[2],
   });
   equal(JSON.parse(merged.metadata.merge_notes).tiesThresholds.length, 3);
+
+  const iso = await cli([
+    "--method",
+    "iso_c",
+    "--base",
+    `${dir.path}/base.safetensors`,
+    "--experts",
+    ...experts,
+    "--out",
+    `${dir.path}/iso.safetensors`,
+  ]);
+  equal(iso.code, 0, iso.stderr);
+  assert(/linear algebra: (openblas|js) /.test(iso.stdout), iso.stdout);
+  using isoMerged = await openCheckpoint(`${dir.path}/iso.safetensors`);
+  using isoRef = await openCheckpoint(`${dir.path}/ref-iso_c.safetensors`);
+  const isoDiff = await maxAbsDiff(isoRef, isoMerged);
+  console.log(`CLI iso_c vs PyTorch: max |diff| = ${isoDiff.toExponential(2)}`);
+  assert(isoDiff < 1e-4, `max |diff| ${isoDiff}`);
 });
 
 Deno.test("deno task merge names the valid methods and parameters on bad input", async () => {

@@ -40,6 +40,14 @@ const CASES: Case[] = [
   { method: "consensus_ta", tasks: 5 },
   { method: "consensus_ta", tasks: 4, params: { lambda: 0.3, prune_k: 1 }, quantized: true },
   { method: "consensus_ties", tasks: 8, quantized: true },
+  { method: "tsv_m", tasks: 3 },
+  { method: "tsv_m", tasks: 8 },
+  { method: "iso_c", tasks: 4 },
+  { method: "iso_cts", tasks: 3 },
+  { method: "iso_cts", tasks: 8 }, // r = 17 and 16: round(0.5) = 0, all common
+  { method: "iso_cts", tasks: 5, params: { common_fraction: 0.7, scaling: 1.5 } },
+  { method: "wudi", tasks: 4 },
+  { method: "wudi", tasks: 8, params: { tensors: "all2d", iterations: 100 } },
 ];
 
 /** Writes the keep masks DARE drew (as 0/1 float32 tensors), one file per task. */

@@ -1,0 +1,54 @@
+/**
+ * The split shared by TSV-M, Iso-C and Iso-CTS (MERGING.md §5–§6): 2-D tensors whose name lacks
+ * `text_projection` are merged matrix by matrix; every other tensor is the mean over tasks.
+ *
+ * @module
+ */
+import { meanOf } from "./elementwise.ts";
+import type { TensorMerger, Treatment } from "./method.ts";
+import { isSpectralMatrix } from "./rules.ts";
+
+/** Merges the T task matrices (each rows×cols, row-major) of one tensor. */
+export type MatrixMerge = (
+  taus: readonly Float32Array[],
+  rows: number,
+  cols: number,
+) => Float32Array;
+
+/**
+ * A merger applying `mergeMatrix` to spectral matrices and the mean elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { spectralMerger } from "./spectral.ts";
+ * import { sumOf } from "./elementwise.ts";
+ * const m = spectralMerger((taus) => sumOf(taus));
+ * const taus = [new Float32Array([1, 2]), new Float32Array([3, 4])];
+ * console.log(m.tensor("w", [1, 2], taus), m.tensor("b", [2], taus)); // [4, 6] [2, 3]
+ * ```
+ */
+export function spectralMerger(mergeMatrix: MatrixMerge): TensorMerger {
+  return {
+    tensor: (name, shape, taus) =>
+      isSpectralMatrix(name, shape) ? mergeMatrix(taus, shape[0], shape[1]) : meanOf(taus),
+  };
+}
+
+/**
+ * The treatment of one tensor under the spectral split.
+ *
+ * @example
+ * ```ts
+ * import { spectralTreatment } from "./spectral.ts";
+ * spectralTreatment("visual_projection.weight", [512, 768]); // "matrix"
+ * ```
+ */
+export function spectralTreatment(name: string, shape: readonly number[]): Treatment {
+  return isSpectralMatrix(name, shape) ? "matrix" : "mean";
+}
+
+/** The tensor rule of the spectral methods, in words. */
+export const SPECTRAL_RULE: string =
+  "2-D tensors whose name lacks 'text_projection' (HF: q/k/v/out_proj, " +
+  "fc1, fc2, position_embedding, visual_projection; open_clip: in_proj, out_proj, c_fc, c_proj, " +
+  "positional_embedding, proj): per matrix; every other tensor: mean over tasks";

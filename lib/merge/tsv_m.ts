@@ -1,0 +1,87 @@
+/**
+ * TSV-M, Task Singular Vectors Merge (Gargiulo et al., CVPR 2025; MERGING.md §5), per matrix
+ * Δ_t ∈ R^{m×n}, r = min(m, n), k = ⌊r/T⌋:
+ * 1. thin SVD of each Δ_t, keeping its top k components;
+ * 2. concatenate them: U = [U_1,k … U_T,k] (m×r, zero columns when T·k < r), σ, Vᵀ (r×n);
+ * 3. replace U and Vᵀ by their polar factors (nearest orthogonal matrices);
+ * 4. M = U⊥ · diag(σ) · Vᵀ⊥ (singular values kept as they are).
+ * Other tensors are averaged; α scales everything.
+ *
+ * @module
+ */
+import { matmul } from "../linalg/matmul.ts";
+import { polarFactor, svd } from "../linalg/svd.ts";
+import { copyColumns, copyRows, scaleColumns } from "./matrix.ts";
+import type { MergeMethod } from "./method.ts";
+import { scalingParam } from "./params.ts";
+import { SPECTRAL_RULE, spectralMerger, spectralTreatment } from "./spectral.ts";
+
+/**
+ * The TSV-M merge of one matrix from its T task matrices (rows×cols each).
+ *
+ * @example
+ * ```ts
+ * import { tsvMergeMatrix } from "./tsv_m.ts";
+ * const a = new Float32Array([3, 0, 0, 0]), b = new Float32Array([0, 0, 0, 2]);
+ * console.log(tsvMergeMatrix([a, b], 2, 2)); // Float32Array [3, 0, 0, 2]
+ * ```
+ */
+export function tsvMergeMatrix(
+  taus: readonly Float32Array[],
+  rows: number,
+  cols: number,
+): Float32Array {
+  const r = Math.min(rows, cols);
+  const k = Math.floor(r / taus.length);
+  if (k === 0) return new Float32Array(rows * cols);
+  const u = { data: new Float32Array(rows * r), rows, cols: r };
+  const vt = { data: new Float32Array(r * cols), rows: r, cols };
+  const sigma = new Float32Array(r);
+  taus.forEach((tau, t) => {
+    const f = svd(tau, rows, cols);
+    copyColumns({ data: f.u, rows, cols: f.k }, 0, u, t * k, k);
+    copyRows({ data: f.vt, rows: f.k, cols }, 0, vt, t * k, k);
+    sigma.set(f.s.subarray(0, k), t * k);
+  });
+  const uOrth = scaleColumns(polarFactor(u.data, rows, r), rows, r, sigma);
+  return matmul(uOrth, polarFactor(vt.data, r, cols), rows, r, cols);
+}
+
+/**
+ * The TSV-M method (α = 1 by default, FusionBench).
+ *
+ * @example
+ * ```ts
+ * import { tsvM } from "./tsv_m.ts";
+ * import { merge } from "./merge.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2, 2], data: new Float32Array(v) } });
+ * const m = await merge(tsvM, [tau([3, 0, 0, 0]), tau([0, 0, 0, 2])]);
+ * console.log(m.get("w").data); // Float32Array [3, 0, 0, 2]
+ * ```
+ */
+export const tsvM: MergeMethod = {
+  name: "tsv_m",
+  title: "TSV-M (Task Singular Vectors Merge)",
+  paper: "Gargiulo et al., Task Singular Vectors: Reducing Task Interference in Model Merging, " +
+    "CVPR 2025",
+  code: "AntoAndGar/task_singular_vectors src/utils/TSVM_utils.py " +
+    "(compute_and_sum_svd_mem_reduction)",
+  summary: "Per matrix: keep each task's top ⌊r/T⌋ singular components, concatenate them, " +
+    "orthogonalise the stacked singular vectors (polar factors), keep the singular values.",
+  tensorRule: SPECTRAL_RULE,
+  usesLinalg: true,
+  params: [
+    scalingParam(
+      1,
+      "tanganke/fusion_bench@54c9e8c config/method/task_singular_vector/" +
+        "TaskSingularVectorMerging.yaml (alpha: 1); the TSV repo searches α in {0.1, …, 3.0}",
+    ),
+  ],
+  scalingSearch: {
+    grid: Array.from({ length: 30 }, (_, i) => (i + 1) / 10),
+    source: "AntoAndGar/task_singular_vectors (evaluate_task_vector, branch TSVM)",
+  },
+  treatment: (name, shape) => spectralTreatment(name, shape),
+  prepare: () => Promise.resolve(spectralMerger(tsvMergeMatrix)),
+};
