@@ -24,6 +24,9 @@ export * from "./lib/io/checkpoint.ts";
 export * from "./lib/io/dtype.ts";
 export * from "./lib/io/safetensors.ts";
 export * from "./lib/io/write_checkpoint.ts";
+export * from "./lib/io/zip_store.ts";
+export * from "./lib/io/pickle.ts";
+export * from "./lib/io/torch_zip.ts";
 export {
   blasThreads,
   type LinalgInfo,
@@ -47,6 +50,9 @@ export * from "./lib/models/params.ts";
 export * from "./lib/models/head.ts";
 export * from "./lib/models/store.ts";
 export * from "./lib/models/ops.ts";
+export * from "./lib/models/clip_layouts.ts";
+export * from "./lib/models/clip_checkpoint.ts";
+export * from "./lib/models/heads_file.ts";
 export * from "./lib/merge/method.ts";
 export * from "./lib/merge/params.ts";
 export * from "./lib/merge/registry.ts";

@@ -121,6 +121,16 @@ function configFromFile(file: SafetensorsReader): ViTConfig {
   return inferConfig(file);
 }
 
+/** What {@linkcode inferConfig} needs of a checkpoint: a path for messages and tensor shapes. */
+export interface ShapeLookup {
+  /** The file, for messages. */
+  readonly path: string;
+  /** True when the checkpoint holds `name`. */
+  has(name: string): boolean;
+  /** The shape of `name`. */
+  info(name: string): { readonly shape: readonly number[] };
+}
+
 /**
  * Infers a ViT configuration from a checkpoint's tensor shapes (for files without our
  * metadata, such as a converted CLIP checkpoint). Heads, activation and LayerNorm epsilon
@@ -137,7 +147,7 @@ function configFromFile(file: SafetensorsReader): ViTConfig {
  * ```
  */
 export function inferConfig(
-  file: SafetensorsReader,
+  file: ShapeLookup,
   overrides: Partial<ViTConfig> = {},
 ): ViTConfig {
   const shapeOf = (name: string) => {

@@ -50,7 +50,7 @@ export type ExpertPaths = string | readonly string[] | Readonly<Record<string, s
  * ```
  */
 export class TaskVectorSet implements Disposable {
-  readonly #owned: Checkpoint[];
+  readonly #owned: { close(): void }[];
 
   /** Wraps task vectors; checkpoints in `owned` are closed by {@linkcode TaskVectorSet.close}. */
   constructor(
@@ -60,7 +60,7 @@ export class TaskVectorSet implements Disposable {
     readonly vectors: readonly TensorSource[],
     /** The base θ0 they were computed from, when known (needed by `apply`). */
     readonly base?: TensorSource,
-    owned: readonly Checkpoint[] = [],
+    owned: readonly { close(): void }[] = [],
   ) {
     if (tasks.length !== vectors.length) {
       throw new Error(`${tasks.length} task names for ${vectors.length} task vectors`);

@@ -1,0 +1,113 @@
+import { deepStrictEqual, ok as assert } from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import {
+  disposeParams,
+  hostToParams,
+  imageFeatures,
+  initEngine,
+  loadClipVision,
+  openClipTaskVectors,
+  openClipVision,
+  prepareMerge,
+  Rng,
+  SafetensorsReader,
+  writeSafetensors,
+} from "../../mod.ts";
+import { tempDir } from "../helpers/python.ts";
+import { assertSameValues, relError } from "./arrays.ts";
+import { clipSetJobs, referenceFeatures, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
+
+/** The path our loader opens for a job (a Hugging Face directory for the base models). */
+function loaderPath(job: string, path: string): string {
+  return job.endsWith("base") && job.startsWith("hf") ? path.replace(/\/[^/]+$/, "") : path;
+}
+
+Deno.test("CLIP vision features on stored HF and open_clip files match PyTorch", async () => {
+  await initEngine({ backend: "wasm" });
+  await using dir = await tempDir();
+  await writeClipSet(dir.path);
+  const jobs = clipSetJobs(dir.path);
+  const c = SMALL_CLIP;
+  const batch = 3;
+  const pixels = new Rng(5).normals(batch * 3 * c.imageSize ** 2);
+  const pixelsPath = `${dir.path}/pixels.safetensors`;
+  await writeSafetensors(pixelsPath, [
+    { name: "pixels", shape: [batch, 3, c.imageSize, c.imageSize], data: pixels },
+  ]);
+  const ours: Record<string, Float32Array> = {};
+  using base = await openClipVision(`${dir.path}/hf/base`);
+  deepStrictEqual(base.config, SMALL_CLIP); // heads from config.json
+  const withCfg: Record<string, (typeof jobs)[string] & { cfg: typeof c }> = {};
+  for (const [name, job] of Object.entries(jobs)) {
+    const { config, host } = await loadClipVision(loaderPath(name, job.path), {
+      projectionFrom: job.projection_from ? base : undefined,
+    });
+    deepStrictEqual(config, SMALL_CLIP, `${name}: config`); // 64-dim heads without config.json
+    const params = hostToParams(host);
+    const x = tf.tensor4d(pixels, [batch, 3, c.imageSize, c.imageSize]);
+    const f = imageFeatures(params, config, x);
+    ours[name] = (await f.data()) as Float32Array;
+    tf.dispose([f, x]);
+    disposeParams(params);
+    withCfg[name] = { ...job, cfg: config };
+  }
+  const names = await referenceFeatures(withCfg, pixelsPath, `${dir.path}/ref.safetensors`);
+  using ref = await SafetensorsReader.open(`${dir.path}/ref.safetensors`);
+  for (const [i, name] of names.entries()) {
+    const want = await ref.read(`features.${i}`);
+    deepStrictEqual(want.length, batch * c.projectionDim);
+    const err = relError(ours[name], want);
+    assert(err < 1e-4, `${name}: relative error ${err} against PyTorch (limit 1e-4)`);
+  }
+  // The experts differ from the base, so matching each reference is not a coincidence.
+  assert(relError(ours["hf/a"], ours["hf/base"]) > 1e-3);
+});
+
+Deno.test("HF and open_clip files of the same weights convert to identical tensors", async () => {
+  await using dir = await tempDir();
+  await writeClipSet(dir.path);
+  using hfBase = await openClipVision(`${dir.path}/hf/base`);
+  const pairs: [string, string][] = [
+    [`${dir.path}/hf/base/model.safetensors`, `${dir.path}/oc/base.pt`],
+    [`${dir.path}/hf/experts/a.safetensors`, `${dir.path}/oc/experts/a.pt`],
+    [`${dir.path}/hf/experts/b.safetensors`, `${dir.path}/oc/experts/b.safetensors`],
+    [`${dir.path}/hf/experts/c.safetensors`, `${dir.path}/oc/experts/c.pt`],
+  ];
+  for (const [hfPath, ocPath] of pairs) {
+    using hf = await openClipVision(hfPath, { projectionFrom: hfBase });
+    using oc = await openClipVision(ocPath);
+    deepStrictEqual(hf.layout, "hf");
+    deepStrictEqual(oc.layout, "open_clip");
+    deepStrictEqual(oc.names(), hf.names());
+    for (const name of hf.names()) {
+      deepStrictEqual(oc.shape(name), hf.shape(name));
+      assertSameValues(await oc.read(name), await hf.read(name), `${ocPath}: ${name}`);
+    }
+  }
+});
+
+Deno.test("task vectors and merges stream over converted checkpoints alike", async () => {
+  await using dir = await tempDir();
+  await writeClipSet(dir.path);
+  const d = dir.path;
+  using hf = await openClipTaskVectors(`${d}/hf_sharded/base`, {
+    a: `${d}/hf/experts/a.safetensors`,
+    b: `${d}/hf/experts/b.safetensors`,
+    c: `${d}/hf/experts/c.safetensors`,
+  });
+  using oc = await openClipTaskVectors(`${d}/oc/base.pt`, [
+    `${d}/oc/experts/a.pt`,
+    `${d}/oc/experts/b.safetensors`,
+    `${d}/oc/experts/c.pt`,
+  ]);
+  deepStrictEqual(oc.tasks, ["a", "b", "c"]);
+  const proj = "visual_projection.weight";
+  assert((await hf.get("c").read(proj)).every((v) => v === 0)); // borrowed from the base
+  const mHf = await prepareMerge("ties", hf.vectors);
+  const mOc = await prepareMerge("ties", oc.vectors);
+  for (const name of hf.names()) {
+    assertSameValues(await mOc.read(name), await mHf.read(name), name);
+  }
+  const norms = await oc.norms();
+  assert(norms.toString().length > 0);
+});

@@ -1,0 +1,93 @@
+/**
+ * Test fixtures of the real-checkpoint tests: a small random CLIP checkpoint set written by
+ * Python (tests/real/clip_set.py) in the real formats, and the PyTorch reference forward
+ * (tests/real/clip_ref.py) run on the stored files.
+ *
+ * @module
+ */
+import type { ViTConfig } from "../../mod.ts";
+import { runPython } from "../helpers/python.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+
+/** CLIP geometry, shrunk: 64-dimensional heads (2 of them), 4×4 patches of 8×8 pixels. */
+export const SMALL_CLIP: ViTConfig = {
+  imageSize: 32,
+  patchSize: 8,
+  channels: 3,
+  width: 128,
+  layers: 2,
+  heads: 2,
+  mlpDim: 256,
+  projectionDim: 64,
+  activation: "quick_gelu",
+  layerNormEps: 1e-5,
+};
+
+/** Runs one of this folder's Python scripts with `args`. */
+export function runScript(script: string, args: string[]): Promise<string> {
+  return runPython(`exec(open(${JSON.stringify(HERE + script)}).read())`, args);
+}
+
+/**
+ * Writes the checkpoint set into `dir`: `hf/base/` (model.safetensors + config.json),
+ * `hf_sharded/base/`, `hf/experts/{a,b,c}.safetensors`, `oc/base.pt`,
+ * `oc/experts/{a.pt, b.safetensors, c.pt}` and `heads.safetensors` (see clip_set.py).
+ */
+export async function writeClipSet(dir: string, config = SMALL_CLIP, seed = 0): Promise<void> {
+  await runScript("clip_set.py", [dir, JSON.stringify({ ...config, seed })]);
+}
+
+/** One file for the PyTorch reference: where the vision tower is inside it. */
+export interface RefJob {
+  /** Checkpoint file. */
+  path: string;
+  /** Its layout. */
+  layout: "hf" | "open_clip";
+  /** Prefix of the layout's names ("" or "visual." and such). */
+  prefix: string;
+  /** Key of the nested dict holding the state dict, for training checkpoints. */
+  key?: string;
+  /** Where the projection comes from when the file has none. */
+  projection_from?: { path: string; prefix: string };
+}
+
+/** The cases of the set: each file, how the reference reads it, and its layout. */
+export function clipSetJobs(dir: string): Record<string, RefJob> {
+  const base = `${dir}/hf/base/model.safetensors`;
+  return {
+    "hf/base": { path: base, layout: "hf", prefix: "" },
+    "hf_sharded/base": {
+      path: `${dir}/hf_sharded/base/model.safetensors.index.json`,
+      layout: "hf",
+      prefix: "",
+    },
+    "hf/a": { path: `${dir}/hf/experts/a.safetensors`, layout: "hf", prefix: "" },
+    "hf/b": { path: `${dir}/hf/experts/b.safetensors`, layout: "hf", prefix: "" },
+    "hf/c": {
+      path: `${dir}/hf/experts/c.safetensors`,
+      layout: "hf",
+      prefix: "",
+      projection_from: { path: base, prefix: "" },
+    },
+    "oc/base": { path: `${dir}/oc/base.pt`, layout: "open_clip", prefix: "visual." },
+    "oc/a": { path: `${dir}/oc/experts/a.pt`, layout: "open_clip", prefix: "model.visual." },
+    "oc/b": { path: `${dir}/oc/experts/b.safetensors`, layout: "open_clip", prefix: "visual." },
+    "oc/c": {
+      path: `${dir}/oc/experts/c.pt`,
+      layout: "open_clip",
+      prefix: "module.visual.",
+      key: "state_dict",
+    },
+  };
+}
+
+/** Features of every job on `pixels` from the PyTorch reference, by job name. */
+export async function referenceFeatures(
+  jobs: Record<string, RefJob & { cfg: ViTConfig }>,
+  pixelsPath: string,
+  outPath: string,
+): Promise<string[]> {
+  await runScript("clip_ref.py", [JSON.stringify(Object.values(jobs)), pixelsPath, outPath]);
+  return Object.keys(jobs);
+}
