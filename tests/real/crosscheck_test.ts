@@ -22,20 +22,26 @@ function loaderPath(job: string, path: string): string {
   return job.endsWith("base") && job.startsWith("hf") ? path.replace(/\/[^/]+$/, "") : path;
 }
 
-Deno.test("CLIP vision features on stored HF and open_clip files match PyTorch", async () => {
+Deno.test("real CLIP checkpoint files: PyTorch cross-check, layouts, task vectors", async (t) => {
   await initEngine({ backend: "wasm" });
   await using dir = await tempDir();
   await writeClipSet(dir.path);
-  const jobs = clipSetJobs(dir.path);
+  await t.step("features on stored HF and open_clip files match PyTorch", () => features(dir.path));
+  await t.step("both layouts convert to identical tensors", () => sameTensors(dir.path));
+  await t.step("task vectors and merges stream over converted files", () => merges(dir.path));
+});
+
+async function features(d: string): Promise<void> {
+  const jobs = clipSetJobs(d);
   const c = SMALL_CLIP;
   const batch = 3;
   const pixels = new Rng(5).normals(batch * 3 * c.imageSize ** 2);
-  const pixelsPath = `${dir.path}/pixels.safetensors`;
+  const pixelsPath = `${d}/pixels.safetensors`;
   await writeSafetensors(pixelsPath, [
     { name: "pixels", shape: [batch, 3, c.imageSize, c.imageSize], data: pixels },
   ]);
   const ours: Record<string, Float32Array> = {};
-  using base = await openClipVision(`${dir.path}/hf/base`);
+  using base = await openClipVision(`${d}/hf/base`);
   deepStrictEqual(base.config, SMALL_CLIP); // heads from config.json
   const withCfg: Record<string, (typeof jobs)[string] & { cfg: typeof c }> = {};
   for (const [name, job] of Object.entries(jobs)) {
@@ -51,8 +57,8 @@ Deno.test("CLIP vision features on stored HF and open_clip files match PyTorch",
     disposeParams(params);
     withCfg[name] = { ...job, cfg: config };
   }
-  const names = await referenceFeatures(withCfg, pixelsPath, `${dir.path}/ref.safetensors`);
-  using ref = await SafetensorsReader.open(`${dir.path}/ref.safetensors`);
+  const names = await referenceFeatures(withCfg, pixelsPath, `${d}/ref.safetensors`);
+  using ref = await SafetensorsReader.open(`${d}/ref.safetensors`);
   for (const [i, name] of names.entries()) {
     const want = await ref.read(`features.${i}`);
     deepStrictEqual(want.length, batch * c.projectionDim);
@@ -61,17 +67,15 @@ Deno.test("CLIP vision features on stored HF and open_clip files match PyTorch",
   }
   // The experts differ from the base, so matching each reference is not a coincidence.
   assert(relError(ours["hf/a"], ours["hf/base"]) > 1e-3);
-});
+}
 
-Deno.test("HF and open_clip files of the same weights convert to identical tensors", async () => {
-  await using dir = await tempDir();
-  await writeClipSet(dir.path);
-  using hfBase = await openClipVision(`${dir.path}/hf/base`);
+async function sameTensors(d: string): Promise<void> {
+  using hfBase = await openClipVision(`${d}/hf/base`);
   const pairs: [string, string][] = [
-    [`${dir.path}/hf/base/model.safetensors`, `${dir.path}/oc/base.pt`],
-    [`${dir.path}/hf/experts/a.safetensors`, `${dir.path}/oc/experts/a.pt`],
-    [`${dir.path}/hf/experts/b.safetensors`, `${dir.path}/oc/experts/b.safetensors`],
-    [`${dir.path}/hf/experts/c.safetensors`, `${dir.path}/oc/experts/c.pt`],
+    [`${d}/hf/base/model.safetensors`, `${d}/oc/base.pt`],
+    [`${d}/hf/experts/a.safetensors`, `${d}/oc/experts/a.pt`],
+    [`${d}/hf/experts/b.safetensors`, `${d}/oc/experts/b.safetensors`],
+    [`${d}/hf/experts/c.safetensors`, `${d}/oc/experts/c.pt`],
   ];
   for (const [hfPath, ocPath] of pairs) {
     using hf = await openClipVision(hfPath, { projectionFrom: hfBase });
@@ -84,12 +88,9 @@ Deno.test("HF and open_clip files of the same weights convert to identical tenso
       assertSameValues(await oc.read(name), await hf.read(name), `${ocPath}: ${name}`);
     }
   }
-});
+}
 
-Deno.test("task vectors and merges stream over converted checkpoints alike", async () => {
-  await using dir = await tempDir();
-  await writeClipSet(dir.path);
-  const d = dir.path;
+async function merges(d: string): Promise<void> {
   using hf = await openClipTaskVectors(`${d}/hf_sharded/base`, {
     a: `${d}/hf/experts/a.safetensors`,
     b: `${d}/hf/experts/b.safetensors`,
@@ -110,4 +111,4 @@ Deno.test("task vectors and merges stream over converted checkpoints alike", asy
   }
   const norms = await oc.norms();
   assert(norms.toString().length > 0);
-});
+}
