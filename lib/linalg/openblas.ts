@@ -39,6 +39,24 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  cblas_sgemv: {
+    // order, trans, M, N, alpha, A, lda, X, incX, beta, Y, incY
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f32",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
   // Fortran: every argument by reference, then one hidden length per CHARACTER argument
   // (passing them keeps gfortran-built LAPACK safe whatever its calling convention assumes).
   sgesdd_: {

@@ -25,6 +25,7 @@ function randn(shape: number[], seed: number): tf.Tensor {
  */
 function bothWays(
   work: (fast: boolean) => tf.Tensor[],
+  expectProducts = true,
 ): { original: Float32Array[]; fast: Float32Array[] } {
   const run = (fast: boolean) =>
     tf.tidy(() => work(fast)).map((t) => {
@@ -35,11 +36,17 @@ function bothWays(
   unregisterFastKernels();
   const original = run(false);
   assert(registerFastKernels().active, "OpenBLAS kernels did not register");
-  const before = fastKernelCounts();
+  const products = () => {
+    const [b, f] = [fastKernelCounts("BatchMatMul"), fastKernelCounts("_FusedMatMul")];
+    return { fast: b.fast + f.fast, original: b.original + f.original };
+  };
+  const before = products();
   const fast = run(true);
-  const after = fastKernelCounts();
-  assert(after.blas > before.blas, "no product went through OpenBLAS");
-  equal(after.original, before.original, "a product fell back to tfjs's kernel");
+  const after = products();
+  if (expectProducts) {
+    assert(after.fast > before.fast, "no product went through OpenBLAS");
+    equal(after.original, before.original, "a product fell back to tfjs's kernel");
+  }
   return { original, fast };
 }
 
@@ -232,17 +239,62 @@ Deno.test("kernels leak no tensors and survive the wasm memory growing under the
 
 Deno.test("batches of tiny products and empty ones go to tfjs's kernel", () => {
   registerFastKernels();
-  const before = fastKernelCounts();
+  const before = fastKernelCounts("BatchMatMul");
   const [tiny, empty] = tf.tidy(() => [
     tf.matMul(tf.fill([64, 4, 4], 2), tf.fill([64, 4, 4], 3)),
     tf.matMul(tf.ones([0, 5]), tf.ones([5, 3])),
   ]);
-  const after = fastKernelCounts();
+  const after = fastKernelCounts("BatchMatMul");
   equal(after.original - before.original, 2);
-  equal(after.blas, before.blas);
+  equal(after.fast, before.fast);
   assert((tiny.dataSync() as Float32Array).every((v) => v === 24));
   equal(empty.shape.join(), "0,3");
   tf.dispose([tiny, empty]);
+});
+
+Deno.test("Sum over leading axes through sgemv matches tfjs's kernel; other sums fall back", () => {
+  const cases: [number[], number | number[] | undefined, boolean, boolean][] = [
+    // shape, axis, keepDims, takes the fast path
+    [[50, 30], 0, false, true],
+    [[50, 30], [0], true, true],
+    [[4, 5, 6], [0, 1], false, true],
+    [[4, 5, 6], [1, 0], true, true],
+    [[4, 5, 6], -3, false, true],
+    [[4, 5, 6], 1, false, false],
+    [[4, 5, 6], [0, 2], false, false],
+    [[50, 30], undefined, false, false], // every axis: the wasm kernel needs no transpose
+  ];
+  for (const [shape, axis, keepDims, fast] of cases) {
+    const before = fastKernelCounts("Sum");
+    const outputs = bothWays(() => [tf.sum(randn(shape, 20), axis, keepDims)], false);
+    const after = fastKernelCounts("Sum");
+    const label = `sum ${shape} axis ${axis} keepDims ${keepDims}`;
+    equal(after.fast - before.fast, fast ? 1 : 0, `${label}: fast path taken or not as expected`);
+    assertClose(label, outputs);
+  }
+  const ints = tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32");
+  equal(tf.sum(ints, 0).dtype, "int32");
+  equal(tf.sum(ints, 0).dataSync().join(), "4,6");
+});
+
+Deno.test("Identity shares data: clones stay valid and variables stay independent", () => {
+  registerFastKernels();
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const data = backend.numDataIds();
+  const x = tf.tensor1d([1, 2, 3]);
+  const before = fastKernelCounts("Identity").fast;
+  const y = tf.clone(x);
+  equal(fastKernelCounts("Identity").fast, before + 1);
+  equal(backend.numDataIds(), data + 1, "the clone copied its data");
+  x.dispose();
+  equal(y.dataSync().join(), "1,2,3");
+  const v = tf.variable(y);
+  const z = tf.tensor1d([7, 8, 9]);
+  v.assign(z);
+  equal(y.dataSync().join(), "1,2,3");
+  equal(v.dataSync().join(), "7,8,9");
+  tf.dispose([y, v, z]);
+  equal(backend.numDataIds(), data);
 });
 
 Deno.test("planProduct maps batches and broadcasting onto sgemm calls", () => {
