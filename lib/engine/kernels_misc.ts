@@ -1,12 +1,15 @@
 /**
- * Two kernels where tfjs's wasm backend does needless work, found by profiling a ViT training
- * step (bench/profile_step.ts):
+ * Kernels where tfjs's wasm backend does needless or slow work, found by profiling a ViT
+ * training step (bench/profile_step.ts):
  *
  * - `Identity` copied its input. tfjs calls it for every tensor a gradient saves (the engine
  *   clones them), so a step copied each saved activation. Tensors are immutable, so ours
  *   shares the data and counts a reference, as tfjs's cpu backend and wasm's own `Reshape` do.
+ *   `Cast` to the same dtype likewise.
  * - `Sum` over leading axes (a bias gradient: the column sums of dy) transposed the whole input
  *   first. Ours is one `cblas_sgemv` with a vector of ones, reading the input in place.
+ * - `Transpose` of a matrix (or a batch of matrices) was 6–18× slower than OpenBLAS's blocked
+ *   out-of-place transpose `cblas_somatcopy`, which ours uses.
  *
  * @module
  */
@@ -26,6 +29,22 @@ export const identityKernel: KernelFactory = (_blas, original) => (args) => {
   if (x.dtype === "string") return callOriginal(original, args);
   args.backend.incRef(x.dataId);
   countFast("Identity");
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+};
+
+/**
+ * `Cast` to the dtype the input already has, without a copy; other casts go to the wasm kernel.
+ *
+ * @example
+ * ```ts ignore
+ * tf.registerKernel({ ...original, kernelFunc: castKernel(blas, original) });
+ * ```
+ */
+export const castKernel: KernelFactory = (_blas, original) => (args) => {
+  const x = args.inputs.x!;
+  if (x.dtype === "string" || args.attrs.dtype !== x.dtype) return callOriginal(original, args);
+  args.backend.incRef(x.dataId);
+  countFast("Cast");
   return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
 };
 
@@ -77,5 +96,65 @@ export const sumKernel: KernelFactory = (blas, original) => (args) => {
   const values = args.backend.typedArrayFromHeap(x);
   countFast("Sum");
   blas.cblas_sgemv(ROW_MAJOR, TRANS, rows, cols, 1, values, cols, onesOf(rows), 1, 0, y, 1);
+  return out;
+};
+
+/**
+ * A permutation with size-1 axes dropped and runs of axes that stay adjacent merged: the same
+ * memory movement on fewer, larger axes. `[128, 17, 64]` with perm `[0, 2, 1]` stays as it is;
+ * `[2, 3, 4, 5]` with `[2, 3, 0, 1]` becomes `[6, 20]` with `[1, 0]`.
+ *
+ * @example
+ * ```ts
+ * import { collapsePermutation } from "./kernels_misc.ts";
+ * collapsePermutation([2, 3, 4, 5], [2, 3, 0, 1]); // { shape: [6, 20], perm: [1, 0] }
+ * ```
+ */
+export function collapsePermutation(
+  shape: readonly number[],
+  perm: readonly number[],
+): { shape: number[]; perm: number[] } {
+  const kept = perm.filter((axis) => shape[axis] !== 1);
+  const groups: number[][] = []; // input axes of each merged axis, in output order
+  for (const axis of kept) {
+    const last = groups[groups.length - 1];
+    if (last && last[last.length - 1] + 1 === axis) last.push(axis);
+    else groups.push([axis]);
+  }
+  const byInput = [...groups].sort((a, b) => a[0] - b[0]);
+  return {
+    shape: byInput.map((g) => g.reduce((p, axis) => p * shape[axis], 1)),
+    perm: groups.map((g) => byInput.indexOf(g)),
+  };
+}
+
+/**
+ * `Transpose` of float32 matrices, or batches of them, through `cblas_somatcopy`; other
+ * permutations go to the wasm kernel.
+ *
+ * @example
+ * ```ts ignore
+ * tf.registerKernel({ ...original, kernelFunc: transposeKernel(blas, original) });
+ * ```
+ */
+export const transposeKernel: KernelFactory = (blas, original) => (args) => {
+  const x = args.inputs.x!;
+  const perm = args.attrs.perm as number[];
+  const collapsed = collapsePermutation(x.shape, perm);
+  const batched = collapsed.perm.join() === "0,2,1";
+  const empty = x.shape.some((d) => d === 0);
+  if (x.dtype !== "float32" || empty || !(batched || collapsed.perm.join() === "1,0")) {
+    return callOriginal(original, args);
+  }
+  const [batch, rows, cols] = batched ? collapsed.shape : [1, ...collapsed.shape];
+  const out = args.backend.makeOutput(perm.map((axis) => x.shape[axis]), "float32");
+  const to = args.backend.typedArrayFromHeap(out); // views after the allocation
+  const from = args.backend.typedArrayFromHeap(x);
+  countFast("Transpose");
+  const size = rows * cols;
+  for (let b = 0; b < batch; b++) {
+    const src = from.subarray(b * size), dst = to.subarray(b * size);
+    blas.cblas_somatcopy(ROW_MAJOR, TRANS, rows, cols, 1, src, cols, dst, rows);
+  }
   return out;
 };

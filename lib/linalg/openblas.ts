@@ -57,6 +57,11 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  cblas_somatcopy: {
+    // order, trans, rows, cols, alpha, A, lda, B, ldb (OpenBLAS extension: B = alpha·op(A))
+    parameters: ["i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32"],
+    result: "void",
+  },
   // Fortran: every argument by reference, then one hidden length per CHARACTER argument
   // (passing them keeps gfortran-built LAPACK safe whatever its calling convention assumes).
   sgesdd_: {

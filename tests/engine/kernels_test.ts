@@ -1,4 +1,4 @@
-import { equal, ok as assert } from "node:assert/strict";
+import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
 import {
@@ -8,6 +8,7 @@ import {
   registerFastKernels,
   unregisterFastKernels,
 } from "../../lib/engine/kernels.ts";
+import { collapsePermutation } from "../../lib/engine/kernels_misc.ts";
 import { gaussianMatrix, maxAbsDiff } from "../linalg/random.ts";
 
 await initEngine({ backend: "wasm" });
@@ -295,6 +296,60 @@ Deno.test("Identity shares data: clones stay valid and variables stay independen
   equal(v.dataSync().join(), "7,8,9");
   tf.dispose([y, v, z]);
   equal(backend.numDataIds(), data);
+});
+
+Deno.test("Transpose through somatcopy matches tfjs's kernel; other permutations fall back", () => {
+  const cases: [number[], number[], boolean][] = [
+    // shape, perm, takes the fast path
+    [[37, 23], [1, 0], true],
+    [[5, 17, 16], [0, 2, 1], true],
+    [[2, 3, 4, 5], [2, 3, 0, 1], true], // merges to a [6, 20] matrix
+    [[1, 7, 1, 9], [3, 2, 1, 0], true], // size-1 axes drop out
+    [[3, 4, 5, 6], [0, 1, 3, 2], true], // batch of 12 matrices
+    [[6, 4, 3, 5], [0, 2, 1, 3], false], // the attention head split keeps its last axis
+    [[3, 4, 5], [2, 0, 1], true], // [12, 5] -> [5, 12]
+    [[3, 4, 5], [1, 2, 0], true],
+    [[3, 4, 5], [1, 0, 2], false],
+    [[2, 0, 3], [2, 1, 0], false], // empty
+  ];
+  for (const [shape, perm, fast] of cases) {
+    const before = fastKernelCounts("Transpose");
+    const outputs = bothWays(() => [tf.transpose(randn(shape, 21), perm)], false);
+    const after = fastKernelCounts("Transpose");
+    const label = `transpose ${shape} perm ${perm}`;
+    equal(after.fast - before.fast, fast ? 1 : 0, `${label}: fast path taken or not as expected`);
+    assertClose(label, outputs);
+  }
+  const ints = tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32");
+  equal(tf.transpose(ints).dataSync().join(), "1,3,2,4");
+});
+
+Deno.test("collapsePermutation merges axes that stay adjacent and drops size-1 axes", () => {
+  deepStrictEqual(collapsePermutation([2, 3, 4, 5], [2, 3, 0, 1]), {
+    shape: [6, 20],
+    perm: [1, 0],
+  });
+  deepStrictEqual(collapsePermutation([1, 7, 1, 9], [3, 2, 1, 0]), { shape: [7, 9], perm: [1, 0] });
+  deepStrictEqual(collapsePermutation([6, 4, 3, 5], [0, 2, 1, 3]), {
+    shape: [6, 4, 3, 5],
+    perm: [0, 2, 1, 3],
+  });
+  deepStrictEqual(collapsePermutation([3, 4, 5], [0, 1, 2]), { shape: [60], perm: [0] });
+});
+
+Deno.test("Cast to the same dtype shares data; other casts convert", () => {
+  registerFastKernels();
+  const x = tf.tensor1d([1.5, -2.5, 3]);
+  const before = fastKernelCounts("Cast");
+  const same = tf.cast(x, "float32");
+  const ints = tf.cast(x, "int32");
+  const after = fastKernelCounts("Cast");
+  equal(after.fast - before.fast, 1);
+  equal(after.original - before.original, 1);
+  x.dispose();
+  equal(same.dataSync().join(), "1.5,-2.5,3");
+  equal(ints.dataSync().join(), "1,-2,3");
+  tf.dispose([same, ints]);
 });
 
 Deno.test("planProduct maps batches and broadcasting onto sgemm calls", () => {
