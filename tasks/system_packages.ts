@@ -9,6 +9,7 @@
 /** Packages the test suite uses, with the reason for each. */
 export const TEST_PACKAGES: Record<string, string> = {
   "python3-torch": "PyTorch reference for numerical cross-checks (/usr/bin/python3)",
+  "python3-pil": "PIL reference for CLIP's image preprocessing (bicubic resize, JPEG decoding)",
   "libopenblas0": "OpenBLAS sgemm and LAPACK SVD through Deno FFI",
   "mesa-vulkan-drivers": "software Vulkan driver for testing the WebGPU backend",
   "libvulkan1": "Vulkan loader for WebGPU",

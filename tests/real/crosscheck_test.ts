@@ -1,6 +1,7 @@
 import { deepStrictEqual, ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import {
+  clipImageFolder,
   disposeParams,
   hostToParams,
   imageFeatures,
@@ -13,9 +14,9 @@ import {
   SafetensorsReader,
   writeSafetensors,
 } from "../../mod.ts";
-import { tempDir } from "../helpers/python.ts";
+import { runPython, tempDir } from "../helpers/python.ts";
 import { assertSameValues, relError } from "./arrays.ts";
-import { clipSetJobs, referenceFeatures, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
+import { clipSetJobs, referenceFeatures, runScript, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
 
 /** The path our loader opens for a job (a Hugging Face directory for the base models). */
 function loaderPath(job: string, path: string): string {
@@ -29,6 +30,10 @@ Deno.test("real CLIP checkpoint files: PyTorch cross-check, layouts, task vector
   await t.step("features on stored HF and open_clip files match PyTorch", () => features(dir.path));
   await t.step("both layouts convert to identical tensors", () => sameTensors(dir.path));
   await t.step("task vectors and merges stream over converted files", () => merges(dir.path));
+  await t.step(
+    "image folder → features matches PIL preprocessing → PyTorch",
+    () => pictures(dir.path),
+  );
 });
 
 async function features(d: string): Promise<void> {
@@ -111,4 +116,44 @@ async function merges(d: string): Promise<void> {
   }
   const norms = await oc.norms();
   assert(norms.toString().length > 0);
+}
+
+/** Pictures through our folder reader and ViT vs PIL's preprocessing and the PyTorch forward. */
+async function pictures(d: string): Promise<void> {
+  const c = SMALL_CLIP;
+  await runScript("images.py", [`${d}/pictures`, String(c.imageSize)]);
+  // The reference's pixels: PIL's preprocessing of each picture, in the folder's file order.
+  const folder = await clipImageFolder(`${d}/pictures/imgs`, { size: c.imageSize });
+  const names = folder.files.map((f) => f.split("/").pop()!);
+  await runPython(
+    `import sys, json, torch, st
+ref = st.load(sys.argv[1])[0]
+st.save(sys.argv[2], {"pixels": torch.stack([ref["clip." + n] for n in json.loads(sys.argv[3])])})`,
+    [`${d}/pictures/ref.safetensors`, `${d}/pictures/pixels.safetensors`, JSON.stringify(names)],
+  );
+  const jobs = clipSetJobs(d);
+  const { config, host } = await loadClipVision(`${d}/oc/experts/a.pt`);
+  await referenceFeatures(
+    { a: { ...jobs["oc/a"], cfg: config } },
+    `${d}/pictures/pixels.safetensors`,
+    `${d}/pictures/ref_features.safetensors`,
+  );
+  const params = hostToParams(host);
+  const set = await folder.images(0, folder.count);
+  const x = tf.tensor4d(set.pixels, [set.count, 3, c.imageSize, c.imageSize]);
+  const f = imageFeatures(params, config, x);
+  const ours = (await f.data()) as Float32Array;
+  tf.dispose([f, x]);
+  disposeParams(params);
+  using ref = await SafetensorsReader.open(`${d}/pictures/ref_features.safetensors`);
+  const want = await ref.read("features.0");
+  deepStrictEqual(ours.length, folder.count * c.projectionDim);
+  // PNG pixels are identical to PIL's, so their features agree to float32 rounding; JPEG
+  // decoders differ by a few levels (clip_images_test.ts), which this random tower amplifies.
+  const e = c.projectionDim;
+  for (const [i, name] of names.entries()) {
+    const err = relError(ours.subarray(i * e, (i + 1) * e), want.subarray(i * e, (i + 1) * e));
+    const limit = name.endsWith(".png") ? 1e-4 : 1e-2;
+    assert(err < limit, `${name}: relative error ${err} against PIL + PyTorch (limit ${limit})`);
+  }
 }
