@@ -60,7 +60,6 @@ export * from "./lib/merge/merge.ts";
 export * from "./lib/merge/files.ts";
 export * from "./lib/merge/rules.ts";
 export * from "./lib/merge/select.ts";
-export * from "./lib/merge/rng.ts";
 export * from "./lib/merge/stream.ts";
 export * from "./lib/merge/average.ts";
 export * from "./lib/merge/task_arithmetic.ts";

@@ -4,7 +4,7 @@
  * E[τ̃_t] = τ_t; the τ̃_t are then merged by Task Arithmetic or by TIES.
  *
  * The draws come from a seeded generator keyed by (seed, task index, tensor name)
- * ({@linkcode StreamRandom}): the same seed gives the same masks whatever order or how many
+ * (`Rng` from lib/data/random.ts, labelled `dare/TASK/NAME`): the same seed gives the same masks whatever order or how many
  * times tensors are read, which TIES's extra streaming passes rely on.
  *
  * @module
@@ -12,7 +12,7 @@
 import { sumOf } from "./elementwise.ts";
 import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
-import { StreamRandom } from "./rng.ts";
+import { Rng } from "../data/random.ts";
 import { isBlockLinearWeight } from "./rules.ts";
 import { prepareTies, tiesKParam, type TiesMergeFunction, tiesMergeParam } from "./ties.ts";
 
@@ -46,9 +46,9 @@ export function dareKeepMask(
   length: number,
   p: number,
 ): Uint8Array {
-  const rng = new StreamRandom(seed, task, name);
+  const rng = new Rng(seed, `dare/${task}/${name}`);
   const mask = new Uint8Array(length);
-  for (let i = 0; i < length; i++) mask[i] = rng.next() >= p ? 1 : 0;
+  for (let i = 0; i < length; i++) mask[i] = rng.uniform() >= p ? 1 : 0;
   return mask;
 }
 

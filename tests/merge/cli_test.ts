@@ -5,21 +5,10 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { openCheckpoint } from "../../lib/io/checkpoint.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
-import { maxAbsDiff, tinyVitLayout } from "./fixtures.ts";
+import { maxAbsDiff, runMergeTask, tinyVitLayout } from "./fixtures.ts";
 
-const TASK = new URL("../../tasks/merge.ts", import.meta.url).pathname;
 const TESTS = new URL(".", import.meta.url).pathname;
-
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TASK, ...args],
-    env: { RI_PROGRESS: "off" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+const cli = runMergeTask;
 
 /** Base and expert checkpoints (with an int64 `position_ids` buffer) and PyTorch's θ0 + α·M. */
 const MAKE_CHECKPOINTS = `

@@ -7,7 +7,7 @@
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
 import { numel } from "../../lib/tensor/host.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
-import { StreamRandom } from "../../lib/merge/rng.ts";
+import { Rng } from "../../lib/data/random.ts";
 import { runPython } from "../helpers/python.ts";
 
 /** A tiny CLIP vision tower's tensors (HF names): width 32, MLP 64, 2 layers, 17 positions. */
@@ -47,12 +47,6 @@ export function tinyVitLayout(
   return out;
 }
 
-/** Standard normal draws from a seeded stream (Box–Muller). */
-function gaussian(rng: StreamRandom): number {
-  const u = 1 - rng.next();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
-}
-
 /**
  * Random task vectors over `layout`: Gaussian with std `scale`, or with `quantized` multiples of
  * 1/32 in [-0.25, 0.25] (biased slightly positive), so that magnitudes tie at TIES's threshold,
@@ -68,10 +62,10 @@ export function randomTaskVectors(
   return Array.from({ length: tasks }, (_, t) => {
     const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
     for (const [name, shape] of layout) {
-      const rng = new StreamRandom(seed + 1000, t, name);
+      const rng = new Rng(seed, `task${t}/${name}`);
       const data = new Float32Array(numel(shape));
       for (let j = 0; j < data.length; j++) {
-        data[j] = quantized ? Math.round(gaussian(rng) * 3 + 0.4) / 32 : gaussian(rng) * scale;
+        data[j] = quantized ? Math.round(rng.normal() * 3 + 0.4) / 32 : rng.normal() * scale;
         if (quantized && Math.abs(data[j]) > 0.25) data[j] = Math.sign(data[j]) * 0.25;
       }
       tensors[name] = { shape, data };
@@ -159,13 +153,29 @@ export function randomModel(
     shape: (name) => shapes.get(name)!,
     read: (name) => {
       const data = new Float32Array(numel(shapes.get(name)!));
-      const base = new StreamRandom(seed, 0, name);
-      for (let i = 0; i < data.length; i++) data[i] = base.next() * 2 - 1;
+      const base = new Rng(seed, `base/${name}`);
+      for (let i = 0; i < data.length; i++) data[i] = base.uniform() * 2 - 1;
       if (expert >= 0) {
-        const delta = new StreamRandom(seed, expert + 1, name);
-        for (let i = 0; i < data.length; i++) data[i] += noise * (delta.next() * 2 - 1);
+        const delta = new Rng(seed, `expert${expert}/${name}`);
+        for (let i = 0; i < data.length; i++) data[i] += noise * (delta.uniform() * 2 - 1);
       }
       return Promise.resolve(data);
     },
   };
+}
+
+const MERGE_TASK = new URL("../../tasks/merge.ts", import.meta.url).pathname;
+
+/** Runs `deno task merge ARGS` in a child process (progress bars off). */
+export async function runMergeTask(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MERGE_TASK, ...args],
+    env: { RI_PROGRESS: "off" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
 }

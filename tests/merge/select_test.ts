@@ -2,7 +2,7 @@ import { deepStrictEqual, throws } from "node:assert/strict";
 import { AbsKthSelector } from "../../lib/merge/select.ts";
 import { tiesThresholds } from "../../lib/merge/ties.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
-import { StreamRandom } from "../../lib/merge/rng.ts";
+import { Rng } from "../../lib/data/random.ts";
 
 /** The k-th smallest |x| by sorting (the obvious reference). */
 function bySorting(chunks: Float32Array[], k: number): number {
@@ -11,12 +11,15 @@ function bySorting(chunks: Float32Array[], k: number): number {
 }
 
 Deno.test("radix selection finds the exact k-th smallest |x| across chunks", () => {
-  const rng = new StreamRandom(1, 0, "select");
+  const rng = new Rng(1, "select");
   const special = [0, -0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1, -1, 1, 0.5, -0.5];
   const chunks = [
-    Float32Array.from({ length: 5000 }, () => (rng.next() - 0.5) * 10 ** (rng.next() * 8 - 4)),
+    Float32Array.from(
+      { length: 5000 },
+      () => (rng.uniform() - 0.5) * 10 ** (rng.uniform() * 8 - 4),
+    ),
     Float32Array.from(special),
-    Float32Array.from({ length: 3000 }, () => Math.round((rng.next() - 0.5) * 16) / 8),
+    Float32Array.from({ length: 3000 }, () => Math.round((rng.uniform() - 0.5) * 16) / 8),
   ];
   const total = chunks.reduce((n, c) => n + c.length, 0);
   const ranks = [1, 2, 3, 7, 100, 4000, 5005, 6000, total - 1, total];

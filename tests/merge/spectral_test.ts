@@ -4,7 +4,7 @@ import { tsvMergeMatrix } from "../../lib/merge/tsv_m.ts";
 import { wudiMergeMatrix } from "../../lib/merge/wudi.ts";
 import { getMethod } from "../../lib/merge/registry.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
-import { StreamRandom } from "../../lib/merge/rng.ts";
+import { Rng } from "../../lib/data/random.ts";
 
 Deno.test("Iso-CTS budgets follow MERGING.md's table and Python's half-to-even round", () => {
   deepStrictEqual(isoCtsBudget(768, 8, 0.8), { common: 616, perTask: 19 });
@@ -24,8 +24,8 @@ Deno.test("TSV-M with more tasks than rank keeps no components", () => {
 });
 
 Deno.test("WUDI lowers its loss from the TA sum and ignores zero task matrices", () => {
-  const rng = new StreamRandom(5, 0, "wudi");
-  const task = () => Float32Array.from({ length: 12 }, () => rng.next() - 0.5);
+  const rng = new Rng(5, "wudi");
+  const task = () => Float32Array.from({ length: 12 }, () => rng.uniform() - 0.5);
   const taus = [task(), task(), task()];
   const loss = (m: Float32Array) => {
     let total = 0;

@@ -10,9 +10,8 @@ import { openCheckpoint } from "../../lib/io/checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { numel } from "../../lib/tensor/host.ts";
 import { tempDir } from "../helpers/python.ts";
-import { randomModel, vitB32Layout } from "./fixtures.ts";
+import { randomModel, runMergeTask, vitB32Layout } from "./fixtures.ts";
 
-const TASK = new URL("../../tasks/merge.ts", import.meta.url).pathname;
 const EXPERTS = 8;
 const MiB = 1024 * 1024;
 
@@ -31,14 +30,8 @@ async function writeModels(dir: string) {
 
 /** Runs `deno task merge` in a child; returns its time and peak memory (MiB) as it prints them. */
 async function mergeInChild(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TASK, ...args],
-    env: { RI_PROGRESS: "off" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const { code, stdout, stderr } = await runMergeTask(args);
+  equal(code, 0, stderr);
   const match = stdout.match(/time ([\d.]+) s, peak memory \(VmHWM\) (\d+) MiB/);
   assert(match, stdout);
   return { seconds: Number(match[1]), peakMiB: Number(match[2]), stdout };
