@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { dirname, isAbsolute, join } from "node:path";
 import { CheckpointError, type ReadOptions } from "./safetensors.ts";
 import { decodeToFloat32, type DType, DTYPE_SIZES } from "./dtype.ts";
 import { StoredZip } from "./zip_store.ts";
@@ -420,4 +421,126 @@ function gather(
     }
   }
   return out;
+}
+
+/**
+ * A sharded PyTorch checkpoint: Hugging Face's `pytorch_model.bin.index.json`
+ * (`{"weight_map": {tensor: shard file}}`) over `.bin` shards, each opened with
+ * {@linkcode openTorchCheckpoint}.
+ *
+ * @example
+ * ```ts ignore
+ * import { openTorchSharded } from "../../mod.ts";
+ * using ckpt = await openTorchSharded("clip-vit-large/pytorch_model.bin.index.json");
+ * console.log(ckpt.names().length);
+ * ```
+ */
+export class ShardedTorchCheckpoint implements TensorSource, Disposable {
+  readonly #where: Map<string, TorchCheckpoint>;
+
+  /** Use {@linkcode openTorchSharded}; this wraps shards already checked against the index. */
+  constructor(
+    /** The index file. */
+    readonly path: string,
+    /** The shards, in index order. */
+    readonly shards: readonly TorchCheckpoint[],
+  ) {
+    this.#where = new Map();
+    for (const shard of shards) for (const name of shard.names()) this.#where.set(name, shard);
+  }
+
+  /** The index file's path, for messages. */
+  get label(): string {
+    return this.path;
+  }
+
+  /** Tensor names, shard by shard. */
+  names(): string[] {
+    return [...this.#where.keys()];
+  }
+
+  /** True when a shard holds `name`. */
+  has(name: string): boolean {
+    return this.#where.has(name);
+  }
+
+  /** Shape of `name`. */
+  shape(name: string): readonly number[] {
+    return this.#shard(name).shape(name);
+  }
+
+  /** Stored dtype of `name`. */
+  dtype(name: string): DType {
+    return this.#shard(name).dtype(name);
+  }
+
+  /** Reads one tensor as float32 from its shard. */
+  read(name: string, options: ReadOptions = {}): Promise<Float32Array> {
+    return this.#shard(name).read(name, options);
+  }
+
+  #shard(name: string): TorchCheckpoint {
+    const shard = this.#where.get(name);
+    if (!shard) throw new CheckpointError(this.path, name, "no such tensor in this checkpoint");
+    return shard;
+  }
+
+  /** Closes every shard. */
+  close(): void {
+    for (const s of this.shards) s.close();
+  }
+
+  /** Closes every shard (`using` support). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Opens a sharded PyTorch checkpoint from its `*.bin.index.json`, checking that every tensor
+ * the index lists is in its shard and that no shard holds a tensor the index does not list.
+ *
+ * @example
+ * ```ts ignore
+ * import { openTorchSharded } from "../../mod.ts";
+ * using ckpt = await openTorchSharded("pytorch_model.bin.index.json");
+ * ```
+ */
+export async function openTorchSharded(indexPath: string): Promise<ShardedTorchCheckpoint> {
+  const fail = (problem: string, tensor?: string) =>
+    new CheckpointError(indexPath, tensor, problem);
+  let map: unknown;
+  try {
+    map = JSON.parse(await Deno.readTextFile(indexPath)).weight_map;
+  } catch (err) {
+    throw fail(`not a readable JSON index (${(err as Error).message})`);
+  }
+  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+    throw fail(`expected {"weight_map": {tensor: shard file}}`);
+  }
+  const byShard = new Map<string, string[]>();
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== "string" || shard === "" || isAbsolute(shard)) {
+      throw fail(`weight_map value ${JSON.stringify(shard)} is not a relative file name`, name);
+    }
+    byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
+  }
+  const shards: TorchCheckpoint[] = [];
+  try {
+    for (const [file, names] of byShard) {
+      const shard = await openTorchCheckpoint(join(dirname(indexPath), file));
+      shards.push(shard);
+      const listed = new Set(names);
+      for (const name of names) {
+        if (!shard.has(name)) throw fail(`the index puts it in "${file}", which lacks it`, name);
+      }
+      for (const name of shard.names()) {
+        if (!listed.has(name)) throw fail(`found in "${file}" but not listed there`, name);
+      }
+    }
+  } catch (err) {
+    shards.forEach((s) => s.close());
+    throw err;
+  }
+  return new ShardedTorchCheckpoint(indexPath, shards);
 }

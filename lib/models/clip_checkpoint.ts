@@ -19,7 +19,7 @@ import { TaskVectorSet } from "../taskvec/set.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
 import type { DType } from "../io/dtype.ts";
 import { CheckpointError } from "../io/safetensors.ts";
-import { isTorchCheckpointPath, openTorchCheckpoint } from "../io/torch_zip.ts";
+import { isTorchCheckpointPath, openTorchCheckpoint, openTorchSharded } from "../io/torch_zip.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { sameShape, shapeText } from "../tensor/host.ts";
 import {
@@ -42,7 +42,7 @@ import {
 } from "./clip_layouts.ts";
 
 /** The stored tensors a view reads from: a safetensors checkpoint or a PyTorch one. */
-export interface StoredTensors extends TensorSource {
+export interface StoredTensors extends TensorSource, Disposable {
   /** Stored dtype of a tensor. */
   dtype(name: string): DType;
   /** Releases file handles. */
@@ -202,9 +202,7 @@ export async function openClipVision(
   path: string,
   options: OpenClipVisionOptions = {},
 ): Promise<ClipVisionCheckpoint> {
-  const stored: StoredTensors = isTorchCheckpointPath(path)
-    ? await openTorchCheckpoint(path)
-    : await openCheckpoint(path);
+  const stored = await openStored(path);
   try {
     const match = detectClipLayout(stored.names(), stored.label);
     const width = patchWidth(stored, match.layout, match.prefix);
@@ -231,6 +229,41 @@ export async function openClipVision(
     throw err;
   }
 }
+
+/**
+ * Opens the stored tensors behind `path`: safetensors (file, sharded index, or a directory
+ * holding them, as {@linkcode openCheckpoint} finds them), else PyTorch (a `.pt`/`.bin` file,
+ * a `*.bin.index.json`, or a directory holding `pytorch_model.bin[.index.json]` and no
+ * safetensors).
+ *
+ * @example
+ * ```ts
+ * import { openStored, writeSafetensors } from "../../mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/model.safetensors`, [{ name: "w", shape: [1], data: new Float32Array(1) }]);
+ * using stored = await openStored(dir);
+ * console.log(stored.names()); // ["w"]
+ * ```
+ */
+export async function openStored(path: string): Promise<StoredTensors> {
+  let target = path;
+  const info = await Deno.stat(path).catch(() => undefined);
+  if (info?.isDirectory) {
+    const names = new Set<string>();
+    for await (const e of Deno.readDir(path)) names.add(e.name);
+    const hasSafetensors = [...names].some((n) =>
+      n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json")
+    );
+    if (!hasSafetensors && names.has(TORCH_INDEX)) target = join(path, TORCH_INDEX);
+    else if (!hasSafetensors && names.has(TORCH_FILE)) target = join(path, TORCH_FILE);
+  }
+  if (target.endsWith(".bin.index.json")) return await openTorchSharded(target);
+  if (isTorchCheckpointPath(target)) return await openTorchCheckpoint(target);
+  return await openCheckpoint(target);
+}
+
+const TORCH_FILE = "pytorch_model.bin";
+const TORCH_INDEX = "pytorch_model.bin.index.json";
 
 /**
  * Reads a whole CLIP vision tower into host memory (for building the tfjs model).

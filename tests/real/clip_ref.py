@@ -32,7 +32,8 @@ def load(job):
             shards = sorted(set(json.load(f)["weight_map"].values()))
         t = {}
         for shard in shards:
-            t.update(st.load(os.path.join(folder, shard))[0])
+            path = os.path.join(folder, shard)
+            t.update(torch.load(path) if shard.endswith(".bin") else st.load(path)[0])
     elif job["path"].endswith(".safetensors"):
         t, _ = st.load(job["path"])
     else:

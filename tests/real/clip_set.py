@@ -107,16 +107,22 @@ def hf_config(g):
                               "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5}}
 
 
-def write_sharded(folder, tensors, g):
+def write_sharded(folder, tensors, g, torch_bin=False):
+    """Two shards and an index, as Hugging Face writes them (safetensors, or .bin)."""
     os.makedirs(folder, exist_ok=True)
     names = list(tensors)
     half = len(names) // 2
     weight_map = {}
     for k, part in enumerate([names[:half], names[half:]]):
-        shard = f"model-0000{k + 1}-of-00002.safetensors"
-        st.save(os.path.join(folder, shard), {n: tensors[n] for n in part}, {"format": "pt"})
+        if torch_bin:
+            shard = f"pytorch_model-0000{k + 1}-of-00002.bin"
+            torch.save({n: tensors[n] for n in part}, os.path.join(folder, shard))
+        else:
+            shard = f"model-0000{k + 1}-of-00002.safetensors"
+            st.save(os.path.join(folder, shard), {n: tensors[n] for n in part}, {"format": "pt"})
         weight_map.update({n: shard for n in part})
-    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+    index = "pytorch_model.bin.index.json" if torch_bin else "model.safetensors.index.json"
+    with open(os.path.join(folder, index), "w") as f:
         json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(hf_config(g), f)
@@ -139,6 +145,7 @@ def main():
     with open(f"{out}/hf/base/config.json", "w") as f:
         json.dump(hf_config(g), f)
     write_sharded(f"{out}/hf_sharded/base", {**base, **hf_text(gen, e)}, g)
+    write_sharded(f"{out}/hf_bin/base", {**base, **hf_text(gen, e), **ids}, g, torch_bin=True)
     st.save(f"{out}/hf/experts/a.safetensors", {**experts["a"], **hf_text(gen, e)}, {"format": "pt"})
     st.save(f"{out}/hf/experts/b.safetensors", bf16(experts["b"]), {"format": "pt"})
     no_proj = {k: v for k, v in experts["c"].items() if k != "visual_projection.weight"}

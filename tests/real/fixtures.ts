@@ -31,7 +31,7 @@ export function runScript(script: string, args: string[]): Promise<string> {
 
 /**
  * Writes the checkpoint set into `dir`: `hf/base/` (model.safetensors + config.json),
- * `hf_sharded/base/`, `hf/experts/{a,b,c}.safetensors`, `oc/base.pt`,
+ * `hf_sharded/base/`, `hf_bin/base/` (two `.bin` shards and their index), `hf/experts/{a,b,c}.safetensors`, `oc/base.pt`,
  * `oc/experts/{a.pt, b.safetensors, c.pt}` and `heads.safetensors` (see clip_set.py).
  */
 export async function writeClipSet(dir: string, config = SMALL_CLIP, seed = 0): Promise<void> {
@@ -59,6 +59,11 @@ export function clipSetJobs(dir: string): Record<string, RefJob> {
     "hf/base": { path: base, layout: "hf", prefix: "" },
     "hf_sharded/base": {
       path: `${dir}/hf_sharded/base/model.safetensors.index.json`,
+      layout: "hf",
+      prefix: "",
+    },
+    "hf_bin/base": {
+      path: `${dir}/hf_bin/base/pytorch_model.bin.index.json`,
       layout: "hf",
       prefix: "",
     },
