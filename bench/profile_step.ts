@@ -5,13 +5,16 @@
  *
  *     ./deno run -A bench/profile_step.ts [--steps 10] [--batch 128] [--torch] [--top 15]
  *
- * Times are per step, the median over the profiled steps; kernel times come from
- * `tf.profile` (wall time of each synchronous wasm/FFI kernel). The machine is shared with
- * other work: compare numbers from the same run.
+ * Times are per step: the median and minimum wall time, the process's CPU time (every thread;
+ * with `RI_BLAS_THREADS=1` it is the work done, and barely moved by other processes' load), and
+ * the median over the profiled steps of each kernel's time from `tf.profile` (wall time of each
+ * synchronous wasm/FFI kernel). The machine is shared with other work: compare numbers from the
+ * same run.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 import { initEngine, registerFastKernels, unregisterFastKernels } from "../mod.ts";
 import { vitStep } from "./vit_step.ts";
@@ -85,11 +88,14 @@ async function measure(fast: boolean, steps: number, batch: number, top: number)
   const step = vitStep(batch);
   for (let i = 0; i < 2; i++) step.run();
   const walls: number[] = [];
+  const cpu0 = cpuUsage();
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
     step.run();
     walls.push(performance.now() - t0);
   }
+  const cpu = cpuUsage(cpu0);
+  const cpuPerStep = (cpu.user + cpu.system) / 1000 / steps;
   const profiles: Map<string, number>[] = [];
   for (let i = 0; i < steps; i++) profiles.push(await profileOnce(step.run));
   step.dispose();
@@ -98,8 +104,8 @@ async function measure(fast: boolean, steps: number, batch: number, top: number)
   const total = perName.reduce((s, [, t]) => s + t, 0);
   console.log(
     `\n${fast ? "wasm + OpenBLAS sgemm" : "wasm (tfjs kernels)"}: step median ` +
-      `${median(walls).toFixed(1)} ms (min ${Math.min(...walls).toFixed(1)}), kernels ` +
-      `${total.toFixed(1)} ms`,
+      `${median(walls).toFixed(1)} ms (min ${Math.min(...walls).toFixed(1)}), CPU time ` +
+      `${cpuPerStep.toFixed(1)} ms/step (all threads), kernels ${total.toFixed(1)} ms`,
   );
   const byKind = new Map<string, number>();
   for (const [n, t] of perName) byKind.set(kindOf(n), (byKind.get(kindOf(n)) ?? 0) + t);

@@ -69,13 +69,15 @@ def main():
     for _ in range(2):
         step()
     times = []
+    cpu0 = time.process_time()
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step()
         times.append((time.perf_counter() - t0) * 1000)
+    cpu = (time.process_time() - cpu0) * 1000 / args.steps
     times.sort()
     print(f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads): step median "
-          f"{times[len(times) // 2]:.1f} ms (min {times[0]:.1f})")
+          f"{times[len(times) // 2]:.1f} ms (min {times[0]:.1f}), CPU time {cpu:.1f} ms/step")
 
 
 main()

@@ -5,8 +5,8 @@
  * - `BatchMatMul`, `_FusedMatMul`: OpenBLAS's `cblas_sgemm` through Deno FFI, directly on the
  *   tensors in the backend's WebAssembly memory (`kernels_matmul.ts`). Forward passes and
  *   gradients both go through them (tfjs derives a product's gradient from more products).
- * - `Identity` and same-dtype `Cast` without a copy, `Sum` over leading axes through
- *   `cblas_sgemv`, matrix `Transpose` through `cblas_somatcopy` (`kernels_misc.ts`).
+ * - `Identity` and same-dtype `Cast` without a copy, `Sum` and `Mean` over leading or
+ *   trailing axes through `cblas_sgemv`, matrix `Transpose` through `cblas_somatcopy` (`kernels_misc.ts`).
  *
  * Registered by `initEngine` for the wasm backend when OpenBLAS can be loaded (FFI allowed,
  * Debian's libopenblas0 installed); `RI_FAST_KERNELS=0` keeps tfjs's own kernels.
@@ -17,7 +17,13 @@ import * as tf from "@tensorflow/tfjs";
 import { blasThreads, openBlas } from "../linalg/openblas.ts";
 import { kernelCounts, type KernelFactory } from "./kernel_util.ts";
 import { batchMatMulKernel, fusedMatMulKernel } from "./kernels_matmul.ts";
-import { castKernel, identityKernel, sumKernel, transposeKernel } from "./kernels_misc.ts";
+import {
+  castKernel,
+  identityKernel,
+  meanKernel,
+  sumKernel,
+  transposeKernel,
+} from "./kernels_misc.ts";
 
 /** The kernels this module replaces on the wasm backend, with their factories. */
 const FAST_KERNELS: Record<string, KernelFactory> = {
@@ -26,6 +32,7 @@ const FAST_KERNELS: Record<string, KernelFactory> = {
   Identity: identityKernel,
   Cast: castKernel,
   Sum: sumKernel,
+  Mean: meanKernel,
   Transpose: transposeKernel,
 };
 

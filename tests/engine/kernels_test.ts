@@ -253,25 +253,32 @@ Deno.test("batches of tiny products and empty ones go to tfjs's kernel", () => {
   tf.dispose([tiny, empty]);
 });
 
-Deno.test("Sum over leading axes through sgemv matches tfjs's kernel; other sums fall back", () => {
+Deno.test("Sum and Mean through sgemv match tfjs's kernels; other reductions fall back", () => {
   const cases: [number[], number | number[] | undefined, boolean, boolean][] = [
     // shape, axis, keepDims, takes the fast path
     [[50, 30], 0, false, true],
     [[50, 30], [0], true, true],
+    [[50, 30], 1, false, true],
+    [[50, 30], -1, true, true],
     [[4, 5, 6], [0, 1], false, true],
     [[4, 5, 6], [1, 0], true, true],
     [[4, 5, 6], -3, false, true],
+    [[4, 5, 6], [1, 2], true, true],
     [[4, 5, 6], 1, false, false],
     [[4, 5, 6], [0, 2], false, false],
-    [[50, 30], undefined, false, false], // every axis: the wasm kernel needs no transpose
+    [[50, 30], undefined, false, true], // every axis
+    [[0, 3], 0, false, false], // empty
   ];
-  for (const [shape, axis, keepDims, fast] of cases) {
-    const before = fastKernelCounts("Sum");
-    const outputs = bothWays(() => [tf.sum(randn(shape, 20), axis, keepDims)], false);
-    const after = fastKernelCounts("Sum");
-    const label = `sum ${shape} axis ${axis} keepDims ${keepDims}`;
-    equal(after.fast - before.fast, fast ? 1 : 0, `${label}: fast path taken or not as expected`);
-    assertClose(label, outputs);
+  for (const kernel of ["Sum", "Mean"] as const) {
+    for (const [shape, axis, keepDims, fast] of cases) {
+      const reduce = kernel === "Sum" ? tf.sum : tf.mean;
+      const before = fastKernelCounts(kernel);
+      const outputs = bothWays(() => [reduce(randn(shape, 20), axis, keepDims)], false);
+      const after = fastKernelCounts(kernel);
+      const label = `${kernel} ${shape} axis ${axis} keepDims ${keepDims}`;
+      equal(after.fast - before.fast, fast ? 1 : 0, `${label}: fast path taken or not as expected`);
+      assertClose(label, outputs);
+    }
   }
   const ints = tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32");
   equal(tf.sum(ints, 0).dtype, "int32");
