@@ -314,7 +314,7 @@ function validateEntry(
   }
   const [begin, end] = offsets as number[];
   const itemSize = DTYPE_SIZES[dtype];
-  const expected = numel(shape) * itemSize;
+  const expected = countElements(shape, (problem) => fail(problem, name)) * itemSize;
   if (end - begin !== expected) {
     throw fail(
       `holds ${end - begin} bytes but shape ${shapeText(shape)} × ${dtype} (${itemSize} B) ` +
@@ -323,6 +323,25 @@ function validateEntry(
     );
   }
   return { name, dtype, shape, start: dataStart + begin, byteLength: expected };
+}
+
+/**
+ * The element count of a shape, refusing one whose running product passes 2^53 (as the
+ * reference implementation refuses an overflow even before a zero dimension): a double would
+ * round it, or turn it into Infinity × 0 = NaN.
+ */
+function countElements(
+  shape: readonly number[],
+  fail: (problem: string) => CheckpointError,
+): number {
+  let elements = 1;
+  for (const d of shape) {
+    elements *= d;
+    if (!Number.isSafeInteger(elements)) {
+      throw fail(`shape ${shapeText(shape)} has more than 2^53 elements`);
+    }
+  }
+  return elements;
 }
 
 /** Returns the first top-level key that occurs twice in a JSON object text (JSON.parse hides it). */

@@ -227,7 +227,7 @@ Deno.test("corpus: misaligned offsets are accepted on purpose and read correctly
   }
 });
 
-Deno.test("corpus: shape × dtype size ≠ bytes, bad shapes", async () => {
+Deno.test("corpus: shape × dtype size ≠ bytes, bad shapes, counts past 2^53", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/shape.safetensors`;
   const data = new Uint8Array(8);
@@ -244,6 +244,10 @@ Deno.test("corpus: shape × dtype size ≠ bytes, bad shapes", async () => {
     ["F32", [2 ** 53], "not a list of non-negative integers"],
     ["F32", 2, "not a list of non-negative integers"],
     ["F32", null, "not a list of non-negative integers"],
+    ["F32", [2 ** 31, 2 ** 31, 2 ** 31], "has more than 2^53 elements"],
+    // The reference implementation refuses an overflowing product even before a zero.
+    ["F32", [2 ** 40, 2 ** 40, 0], "has more than 2^53 elements"],
+    ["F32", [...Array(20).fill(2 ** 52), 0], "has more than 2^53 elements"],
   ];
   for (const [dtype, shape, problem] of cases) {
     await Deno.writeFile(path, rawFile({ w: entry(dtype, shape, [0, 8]) }, data));

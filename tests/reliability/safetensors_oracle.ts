@@ -109,8 +109,13 @@ function specTensor(name: string, entry: unknown, dataStart: number): SpecTensor
   if (!Array.isArray(e.shape) || !e.shape.every(isCount)) return "shape";
   const o = e.data_offsets;
   if (!Array.isArray(o) || o.length !== 2 || !o.every(isCount) || o[0] > o[1]) return "offsets";
+  // The reference implementation multiplies the dimensions with overflow checks, so a shape
+  // whose running product passes 2^53 is refused even when a later dimension is zero.
   let elements = 1n;
-  for (const d of e.shape as number[]) elements *= BigInt(d);
+  for (const d of e.shape as number[]) {
+    elements *= BigInt(d);
+    if (elements > BigInt(Number.MAX_SAFE_INTEGER)) return "element count overflows";
+  }
   if (BigInt(o[1] - o[0]) !== elements * BigInt(SPEC_DTYPES[e.dtype])) return "byte count";
   return {
     name,
