@@ -98,7 +98,7 @@ export class SafetensorsReader {
       return new SafetensorsReader(path, file, tensors, metadata);
     } catch (err) {
       file.close();
-      throw err;
+      throw asCheckpointError(err, path, undefined);
     }
   }
 
@@ -133,14 +133,18 @@ export class SafetensorsReader {
   async #readAt(info: TensorInfo): Promise<Uint8Array> {
     const name = info.name;
     const bytes = new Uint8Array(info.byteLength);
-    await this.#file.seek(info.start, Deno.SeekMode.Start);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = await this.#file.read(bytes.subarray(done));
-      if (n === null) {
-        throw new CheckpointError(this.path, name, "file ended while reading (truncated?)");
+    try {
+      await this.#file.seek(info.start, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < bytes.length) {
+        const n = await this.#file.read(bytes.subarray(done));
+        if (n === null) {
+          throw new CheckpointError(this.path, name, "file ended while reading (truncated?)");
+        }
+        done += n;
       }
-      done += n;
+    } catch (err) {
+      throw asCheckpointError(err, this.path, name);
     }
     return bytes;
   }
@@ -175,6 +179,12 @@ export class SafetensorsReader {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** An I/O error (a directory, a closed handle, EIO) as a CheckpointError naming the file. */
+function asCheckpointError(err: unknown, path: string, tensor: string | undefined): Error {
+  if (err instanceof CheckpointError) return err;
+  return new CheckpointError(path, tensor, `cannot read: ${(err as Error).message}`);
 }
 
 async function readExactly(file: Deno.FsFile, at: number, length: number): Promise<Uint8Array> {

@@ -352,6 +352,19 @@ Deno.test("corpus: NaN and ±Infinity in every float dtype name the tensor and t
   }
 });
 
+Deno.test("corpus: paths that are not regular safetensors files", async () => {
+  await using dir = await tempDir();
+  await failsWith(openAndRead(dir.path), dir.path, undefined, ["cannot read", "directory"]);
+  await failsWith(openAndRead("/dev/null"), "/dev/null", undefined, ["0 bytes"]);
+  const missing = `${dir.path}/absent.safetensors`;
+  await failsWith(openAndRead(missing), missing, undefined, ["cannot open"]);
+  const path = `${dir.path}/closed.safetensors`;
+  await Deno.writeFile(path, buildFile([f32("w", [1])]));
+  const file = await SafetensorsReader.open(path);
+  file.close();
+  await failsWith(file.read("w"), path, "w", ["cannot read"]);
+});
+
 Deno.test("corpus: sharded checkpoints with a broken index or shard", async () => {
   await using dir = await tempDir();
   const d = dir.path;
@@ -361,6 +374,7 @@ Deno.test("corpus: sharded checkpoints with a broken index or shard", async () =
     `${d}/bad.safetensors`,
     rawFile({ c: entry("F32", [1], [0, 8]) }, new Uint8Array(8)),
   );
+  await Deno.mkdir(`${d}/folder.safetensors`);
   await Deno.writeFile(`${d}/s3.safetensors`, buildFile([f32("c", [1]), f32("d", [1])]));
   const index = `${d}/model.safetensors.index.json`;
   const map = (m: Record<string, unknown>) => JSON.stringify({ metadata: {}, weight_map: m });
@@ -388,6 +402,7 @@ Deno.test("corpus: sharded checkpoints with a broken index or shard", async () =
       'the index says "s1.safetensors"',
     ],
     [map({ c: "bad.safetensors" }), `${d}/bad.safetensors`, "c", "needs 4"],
+    [map({ x: "folder.safetensors" }), `${d}/folder.safetensors`, undefined, "cannot read"],
   ];
   for (const [text, file, tensor, problem] of cases) {
     await Deno.writeTextFile(index, text);
