@@ -7,6 +7,8 @@ the Hugging Face ones by stacking q/k/v into in_proj and transposing the project
 open_clip stores them.
 
 usage: python3 clip_set.py OUT_DIR GEOMETRY_JSON
+  GEOMETRY_JSON may set "minimal": true to write only hf/base, hf/experts/{a,b,c} and
+  oc/experts/{a.pt,b.safetensors,c.pt} and the heads (for full-size geometries).
 """
 import json
 import math
@@ -144,15 +146,17 @@ def main():
     st.save(f"{out}/hf/base/model.safetensors", {**base, **hf_text(gen, e), **ids}, {"format": "pt"})
     with open(f"{out}/hf/base/config.json", "w") as f:
         json.dump(hf_config(g), f)
-    write_sharded(f"{out}/hf_sharded/base", {**base, **hf_text(gen, e)}, g)
-    write_sharded(f"{out}/hf_bin/base", {**base, **hf_text(gen, e), **ids}, g, torch_bin=True)
+    if not g.get("minimal"):
+        write_sharded(f"{out}/hf_sharded/base", {**base, **hf_text(gen, e)}, g)
+        write_sharded(f"{out}/hf_bin/base", {**base, **hf_text(gen, e), **ids}, g, torch_bin=True)
     st.save(f"{out}/hf/experts/a.safetensors", {**experts["a"], **hf_text(gen, e)}, {"format": "pt"})
     st.save(f"{out}/hf/experts/b.safetensors", bf16(experts["b"]), {"format": "pt"})
     no_proj = {k: v for k, v in experts["c"].items() if k != "visual_projection.weight"}
     st.save(f"{out}/hf/experts/c.safetensors", {**no_proj, **ids}, {"format": "pt"})
 
     # open_clip layout: the same numbers.
-    torch.save({**to_open_clip(base, g), **open_clip_text(gen, e)}, f"{out}/oc/base.pt")
+    if not g.get("minimal"):
+        torch.save({**to_open_clip(base, g), **open_clip_text(gen, e)}, f"{out}/oc/base.pt")
     image_encoder = {**to_open_clip(experts["a"], g, "model.visual."), **open_clip_text(gen, e, "model.")}
     torch.save(image_encoder, f"{out}/oc/experts/a.pt")
     st.save(f"{out}/oc/experts/b.safetensors", bf16(to_open_clip(experts["b"], g)), {"format": "pt"})

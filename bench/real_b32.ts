@@ -1,0 +1,99 @@
+/**
+ * ViT-B/32 geometry on real-format files, on the CPU: random CLIP ViT-B/32 weights written by
+ * PyTorch (Hugging Face safetensors and open_clip `.pt`/safetensors), then the toolkit's
+ * stages on them with the time of each and the process's peak memory (VmHWM): opening the
+ * converted task vectors, CLIP preprocessing of a picture folder, the forward pass and head
+ * logits, and one TIES merge streamed to disk.
+ *
+ * ```sh
+ * ./deno run -A bench/real_b32.ts [WORK_DIR]
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  applyTaskVectors,
+  CLIP_VIT_B32,
+  clipImageFolder,
+  describeEngine,
+  disposeHead,
+  disposeParams,
+  headLogits,
+  hostToParams,
+  imageFeatures,
+  initEngine,
+  loadClipVision,
+  openClipTaskVectors,
+  prepareMerge,
+  readHeadsFile,
+  writeCheckpoint,
+} from "../mod.ts";
+import { runScript, writeClipSet } from "../tests/real/fixtures.ts";
+
+/** Peak resident memory of this process so far, in MiB (Linux VmHWM). */
+export async function peakMemoryMiB(): Promise<number> {
+  const status = await Deno.readTextFile("/proc/self/status");
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
+  return Math.round(kb / 1024);
+}
+
+async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const start = performance.now();
+  const out = await fn();
+  const s = ((performance.now() - start) / 1000).toFixed(1);
+  console.log(`${label.padEnd(44)} ${s.padStart(6)} s   peak ${await peakMemoryMiB()} MiB`);
+  return out;
+}
+
+async function main(dir: string): Promise<void> {
+  const engine = await initEngine({ backend: "wasm" });
+  console.log(describeEngine(engine));
+  await timed("write B/32 set with PyTorch (not ours)", async () => {
+    await writeClipSet(dir, { ...CLIP_VIT_B32, minimal: true } as typeof CLIP_VIT_B32);
+    await runScript("images.py", [`${dir}/pictures`, "224"]);
+  });
+  using set = await timed(
+    "open base + 3 experts (HF + open_clip .pt)",
+    () =>
+      openClipTaskVectors(`${dir}/hf/base`, {
+        a: `${dir}/oc/experts/a.pt`,
+        b: `${dir}/hf/experts/b.safetensors`,
+        c: `${dir}/oc/experts/c.pt`,
+      }),
+  );
+  const { config, host } = await timed(
+    "load the base tower into memory",
+    () => loadClipVision(`${dir}/hf/base`),
+  );
+  const folder = await clipImageFolder(`${dir}/pictures/imgs`);
+  const pictures = await timed(
+    `preprocess ${folder.count} pictures (CLIP, 224²)`,
+    () => folder.images(0, folder.count),
+  );
+  const heads = await readHeadsFile(`${dir}/heads.safetensors`, {
+    featureDim: config.projectionDim,
+  });
+  await timed(`forward ${pictures.count} pictures + 3 heads`, async () => {
+    const params = hostToParams(host);
+    const x = tf.tensor4d(pictures.pixels, [pictures.count, 3, 224, 224]);
+    const f = imageFeatures(params, config, x);
+    for (const h of heads) tf.dispose(await headLogits(h, f).data());
+    tf.dispose([f, x]);
+    disposeParams(params);
+  });
+  heads.forEach(disposeHead);
+  await timed("TIES merge of 3 experts, streamed to disk", async () => {
+    const merged = await prepareMerge("ties", set.vectors);
+    await writeCheckpoint(`${dir}/merged.safetensors`, applyTaskVectors(set.base!, [merged], 1));
+  });
+}
+
+if (import.meta.main) {
+  const dir = Deno.args[0] ?? await Deno.makeTempDir({ prefix: "ri-b32-" });
+  try {
+    await main(dir);
+  } finally {
+    if (!Deno.args[0]) await Deno.remove(dir, { recursive: true });
+  }
+}
