@@ -53,6 +53,7 @@ export * from "./lib/models/ops.ts";
 export * from "./lib/models/clip_layouts.ts";
 export * from "./lib/models/clip_checkpoint.ts";
 export * from "./lib/models/heads_file.ts";
+export * from "./lib/models/clip_experts.ts";
 export * from "./lib/merge/method.ts";
 export * from "./lib/merge/params.ts";
 export * from "./lib/merge/registry.ts";

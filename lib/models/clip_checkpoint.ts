@@ -282,11 +282,27 @@ export async function loadClipVision(
   options: OpenClipVisionOptions = {},
 ): Promise<{ config: ViTConfig; host: HostParams }> {
   using tower = await openClipVision(path, options);
+  return { config: tower.config, host: await readTower(tower) };
+}
+
+/**
+ * Every tensor of an opened tower, read into host memory.
+ *
+ * @example
+ * ```ts
+ * import { initHostParams, openClipVision, readTower, saveModel, VIT_TINY } from "../../mod.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
+ * using tower = await openClipVision(path);
+ * console.log((await readTower(tower)).size); // 69
+ * ```
+ */
+export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams> {
   const host: HostParams = new Map();
   for (const name of tower.names()) {
     host.set(name, { shape: tower.shape(name), data: await tower.read(name) });
   }
-  return { config: tower.config, host };
+  return host;
 }
 
 /**
