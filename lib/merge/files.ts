@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { Checkpoint } from "../io/checkpoint.ts";
+import { basename, dirname, resolve } from "node:path";
+import { Checkpoint, INDEX_SUFFIX } from "../io/checkpoint.ts";
 import type { DType, WritableDType } from "../io/dtype.ts";
 import { writeCheckpoint } from "../io/write_checkpoint.ts";
 import { type ExpertPaths, openTaskVectors } from "../taskvec/set.ts";
@@ -82,6 +83,8 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
   using set = await openTaskVectors(options.base, options.experts);
   const base = set.base;
   if (!(base instanceof Checkpoint)) throw new Error(`${options.base}: not opened as a checkpoint`);
+  const experts = set.vectors.map((v) => v instanceof TaskVector ? v.expert : v);
+  await assertOutputIsNoInput(options.out, [base, ...experts]);
   const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
   const carried = base.names().filter((name) => !floats.includes(name));
   const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
@@ -101,6 +104,38 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
     metadata,
     carried,
   };
+}
+
+/**
+ * Refuses an output that would replace a file of the inputs (the output's file, its other
+ * layout's entry file or its shards, as `writeCheckpoint` names them): the merge would
+ * overwrite the base or an expert it is reading.
+ */
+async function assertOutputIsNoInput(out: string, inputs: readonly TensorSource[]): Promise<void> {
+  const suffix = [INDEX_SUFFIX, ".safetensors"].find((end) => out.endsWith(end));
+  const dir = await canonical(suffix ? dirname(out) : out);
+  const stem = suffix ? basename(out).slice(0, -suffix.length) : "model";
+  const shard = /^(.*)-\d{5}-of-\d{5}\.safetensors$/;
+  for (const input of inputs) {
+    if (!(input instanceof Checkpoint)) continue;
+    for (const file of new Set([input.path, ...input.files])) {
+      const real = await canonical(file);
+      const name = basename(real);
+      const replaced = name === `${stem}.safetensors` || name === `${stem}${INDEX_SUFFIX}` ||
+        shard.exec(name)?.[1] === stem;
+      if (dirname(real) === dir && replaced) {
+        throw new Error(
+          `--out ${out} would overwrite ${file}, which this merge reads: write the merged ` +
+            `model elsewhere`,
+        );
+      }
+    }
+  }
+}
+
+/** The path with symbolic links resolved where it exists, else made absolute. */
+async function canonical(path: string): Promise<string> {
+  return await Deno.realPath(path).catch(() => resolve(path));
 }
 
 /** The experts' paths, from the task vectors' expert checkpoints. */

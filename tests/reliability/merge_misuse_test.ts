@@ -128,6 +128,12 @@ const CASES: Case[] = [
       "/proc/merged.safetensors: cannot write",
     ],
   ),
+  expected("an output over the base", merge(["expert0", "expert1"], "IN/base.safetensors"), [
+    "--out IN/base.safetensors would overwrite IN/base.safetensors, which this merge reads",
+  ]),
+  expected("an output folder holding an input as model.safetensors", merge(["model"], "IN"), [
+    "--out IN would overwrite IN/model.safetensors",
+  ]),
 ];
 
 Deno.test("deno task merge misused: one clear error, exit 1, nothing written, inputs intact", async (t) => {
