@@ -37,6 +37,7 @@ export { matmul, type MatmulOptions } from "./lib/linalg/matmul.ts";
 export { polarFactor, svd, type SvdResult } from "./lib/linalg/svd.ts";
 export * from "./lib/tensor/host.ts";
 export * from "./lib/tensor/source.ts";
+export * from "./lib/taskvec/base_check.ts";
 export * from "./lib/taskvec/set.ts";
 export * from "./lib/taskvec/stats.ts";
 export * from "./lib/taskvec/task_vector.ts";

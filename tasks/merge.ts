@@ -24,10 +24,11 @@ import { type Progress, progress } from "../lib/display/progress.ts";
 const USAGE = `usage:
   deno task merge --method NAME [--param k=v ...] [--scaling A] [--task-scales w1,w2,...]
                   --base PATH --experts PATH... --out PATH [--dtype F32|F16|BF16|F64]
-                  [--max-shard-bytes N]
+                  [--max-shard-bytes N] [--skip-base-check]
   deno task merge --list [--method NAME]
 
---experts takes several paths (or repeat it), or one directory of expert checkpoints.`;
+--experts takes several paths (or repeat it), or one directory of expert checkpoints.
+--skip-base-check merges experts that look unrelated to the base (‖θ − θ0‖ > 0.5·‖θ0‖).`;
 
 const OPTIONS = {
   method: { type: "string" },
@@ -39,6 +40,7 @@ const OPTIONS = {
   out: { type: "string" },
   dtype: { type: "string" },
   "max-shard-bytes": { type: "string" },
+  "skip-base-check": { type: "boolean" },
   list: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -119,6 +121,7 @@ async function main(args: string[]): Promise<number> {
     maxShardBytes: values["max-shard-bytes"] === undefined
       ? undefined
       : number("max-shard-bytes", values["max-shard-bytes"]),
+    checkBase: !values["skip-base-check"],
     progress: printer.report,
   });
   await printer.finish();

@@ -12,6 +12,7 @@ import type { DType, WritableDType } from "../io/dtype.ts";
 import { writeCheckpoint } from "../io/write_checkpoint.ts";
 import { type ExpertPaths, openTaskVectors } from "../taskvec/set.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
+import { checkCommonBase } from "../taskvec/base_check.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import {
   type MergeOptions,
@@ -35,6 +36,11 @@ export interface MergeCheckpointOptions extends MergeOptions {
   dtype?: WritableDType;
   /** Split the output into shards of at most this many bytes (default: one file). */
   maxShardBytes?: number;
+  /**
+   * Check that every expert is plausibly a fine-tune of the base (`checkCommonBase`: a few
+   * weight matrices read, ‖θ − θ0‖ ≤ 0.5·‖θ0‖); default true.
+   */
+  checkBase?: boolean;
 }
 
 /** What {@linkcode mergeCheckpoints} wrote. */
@@ -68,8 +74,8 @@ const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
  * const dir = await Deno.makeTempDir();
  * const model = (v: number) => new MemorySource("m", { w: { shape: [2], data: new Float32Array([v, 1]) } });
  * await writeCheckpoint(`${dir}/base.safetensors`, model(1));
- * await writeCheckpoint(`${dir}/a.safetensors`, model(2));
- * await writeCheckpoint(`${dir}/b.safetensors`, model(4));
+ * await writeCheckpoint(`${dir}/a.safetensors`, model(1.2));
+ * await writeCheckpoint(`${dir}/b.safetensors`, model(1.4));
  * const out = await mergeCheckpoints({
  *   method: "task_arithmetic", base: `${dir}/base.safetensors`,
  *   experts: [`${dir}/a.safetensors`, `${dir}/b.safetensors`], out: `${dir}/merged.safetensors`,
@@ -88,6 +94,9 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
   const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
   const carried = base.names().filter((name) => !floats.includes(name));
   const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
+  if (options.checkBase ?? true) {
+    await checkCommonBase(subset(base, floats), experts.map((e) => subset(e, floats)));
+  }
   const merged = await prepareMerge(options.method, vectors, options);
   const dtype = options.dtype ?? baseDtype(base, floats);
   const metadata = mergeMetadata(merged, options.base, set.tasks, expertLabels(set.vectors));

@@ -9,6 +9,7 @@ import { deepStrictEqual, equal, notEqual, ok as assert } from "node:assert/stri
 import { join } from "node:path";
 import { tempDir } from "../helpers/python.ts";
 import { randomModel, runMergeTask, tinyVitLayout, writeSource } from "../merge/fixtures.ts";
+import { openCheckpoint } from "../../lib/io/checkpoint.ts";
 import { MemorySource, toMemory } from "../../lib/tensor/source.ts";
 import { digests, filesUnder } from "./files.ts";
 
@@ -79,6 +80,10 @@ const CASES: Case[] = [
   expected("an expert of another depth (names differ)", merge(["deeper", "expert0"]), [
     "vision_model.encoder.layers.2.",
     "is in IN/deeper.safetensors but not in IN/base.safetensors",
+  ]),
+  expected("a base that is not the experts' base", merge(["expert0", "unrelated"]), [
+    "IN/unrelated.safetensors: ‖θ − θ0‖ / ‖θ0‖ = 1.",
+    "Is IN/base.safetensors the model these experts were fine-tuned from?",
   ]),
   expected("an unknown method", merge(["expert0", "expert1"], undefined, "tiess"), [
     'unknown merge method "tiess": valid methods are average, task_arithmetic, ties',
@@ -159,4 +164,28 @@ Deno.test("deno task merge misused: one clear error, exit 1, nothing written, in
       deepStrictEqual(await digests(inputs), before, "an input changed");
     });
   }
+});
+
+Deno.test("deno task merge: the base check passes real fine-tunes and can be skipped", async () => {
+  await using dir = await tempDir();
+  await makeInputs(dir.path);
+  const base = join(dir.path, "base.safetensors");
+  const run = (experts: string[], extra: string[] = []) =>
+    runMergeTask([
+      "--method",
+      "task_arithmetic",
+      "--base",
+      base,
+      "--experts",
+      ...experts.map((e) => join(dir.path, `${e}.safetensors`)),
+      "--out",
+      join(dir.path, "out", `${experts.join("+")}.safetensors`),
+      ...extra,
+    ]);
+  const fine = await run(["expert0", "expert1"]);
+  equal(fine.code, 0, fine.stderr);
+  const skipped = await run(["expert0", "unrelated"], ["--skip-base-check"]);
+  equal(skipped.code, 0, skipped.stderr);
+  using merged = await openCheckpoint(join(dir.path, "out", "expert0+unrelated.safetensors"));
+  equal(merged.names().length, LAYOUT.length);
 });
