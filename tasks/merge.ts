@@ -45,6 +45,16 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
+/** parseArgs, with the valid flags listed when one is unknown or lacks its value. */
+function parseFlags(args: string[]) {
+  try {
+    return parseArgs({ args, options: OPTIONS, allowPositionals: true });
+  } catch (err) {
+    const flags = Object.keys(OPTIONS).map((f) => `--${f}`).join(" ");
+    throw new Error(`${(err as Error).message}\nvalid flags: ${flags}\n\n${USAGE}`);
+  }
+}
+
 function number(flag: string, text: string): number {
   const n = Number(text);
   if (text.trim() === "" || !Number.isFinite(n)) {
@@ -87,7 +97,7 @@ async function peakMemoryMiB(): Promise<number | undefined> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
+  const { values, positionals } = parseFlags(args);
   if (values.help) {
     console.log(USAGE);
     return 0;

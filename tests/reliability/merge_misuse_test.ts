@@ -98,6 +98,7 @@ const CASES: Case[] = [
   ], ['parameter "k" = "lots": expected a number']),
   expected("an unknown flag", [...merge(["expert0"]), "--scaleing", "1"], [
     "Unknown option '--scaleing'",
+    "valid flags: --method --param --scaling",
   ]),
   expected("no --base", ["--method", "ties", "--experts", "IN/expert0.safetensors"], [
     "--base is required",
