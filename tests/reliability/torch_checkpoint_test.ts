@@ -1,12 +1,15 @@
 /**
- * The PyTorch ZIP reader on hostile files: pickles whose memo builds a cycle, a structure that
- * doubles at every level, or nesting thousands deep must fail with a CheckpointError naming the
- * file (a few hundred bytes used to hang or overflow the stack).
+ * The PyTorch ZIP reader on hostile and mutated files: pickles whose memo builds a cycle, a
+ * structure that doubles at every level, or nesting thousands deep must fail with a
+ * CheckpointError naming the file (a few hundred bytes used to hang or overflow the stack),
+ * a real checkpoint that stores one dict under two keys still opens, and blind byte mutations
+ * of a real `torch.save` file end in a CheckpointError or a clean read.
  */
-import { ok as assert, rejects } from "node:assert/strict";
+import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import { CheckpointError } from "../../lib/io/safetensors.ts";
 import { openTorchCheckpoint } from "../../lib/io/torch_zip.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
+import { fuzzInWorker } from "./fuzz_runner.ts";
 
 /** Puts each NAME.pkl into NAME.pt as `archive/data.pkl` of a stored ZIP, as torch.save does. */
 const ZIP_PICKLES = `
@@ -58,4 +61,39 @@ Deno.test("torch reader: cycles, doubling structures and deep nesting fail namin
       return true;
     });
   }
+});
+
+const SAVE = `
+import sys, torch
+torch.manual_seed(0)
+sd = {"w": torch.randn(4, 3), "b": torch.randn(3).half(), "t": torch.randn(3, 5).t(),
+      "ids": torch.arange(6).expand(2, -1), "n": {"x": torch.randn(2, dtype=torch.bfloat16)}}
+torch.save(sd, sys.argv[1])
+torch.save({"model": sd, "ema": sd}, sys.argv[2])
+`;
+
+Deno.test("torch reader: a dict stored under two keys opens; mutated files never crash", async () => {
+  await using dir = await tempDir();
+  const [file, twice] = [`${dir.path}/sd.pt`, `${dir.path}/twice.pt`];
+  await runPython(SAVE, [file, twice]);
+  using shared = await openTorchCheckpoint(twice);
+  deepStrictEqual(shared.names().sort(), [
+    ...["b", "ids", "n.x", "t", "w"].map((n) => `ema.${n}`),
+    ...["b", "ids", "n.x", "t", "w"].map((n) => `model.${n}`),
+  ]);
+  deepStrictEqual(await shared.read("ema.t"), await shared.read("model.t"));
+
+  const cases = 3000;
+  const summary = await fuzzInWorker({
+    seed: 7,
+    from: 0,
+    to: cases,
+    dir: dir.path,
+    torchFile: file,
+  });
+  console.log(JSON.stringify({ ...summary, failures: summary.failures.length }));
+  deepStrictEqual(summary.failures, [], "cases that ended otherwise (case, mutation, problem)");
+  assert(summary.outcomes.read > cases / 50, JSON.stringify(summary.outcomes));
+  assert(summary.outcomes["open error"] > cases / 4, JSON.stringify(summary.outcomes));
+  assert(summary.largestAllocationRatio <= 1, `allocated ${summary.largestAllocationRatio}×`);
 });
