@@ -16,7 +16,7 @@ import type { Tensor, Tensor2D } from "./tf_types.ts";
 import { numPatches, parameterShapes, PROJECTION_NAME, validateConfig } from "./config.ts";
 import type { ViTConfig } from "./config.ts";
 import { shapeText } from "../tensor/host.ts";
-import { linear, matMulPlain, matMulT } from "./ops.ts";
+import { linear } from "./ops.ts";
 
 /** Tensors by parameter name (variables while training, plain tensors otherwise). */
 export type ParamMap = Record<string, Tensor>;
@@ -168,8 +168,8 @@ function attention(
   );
   const k = split(linear(x, params[`${a}k_proj.weight`], params[`${a}k_proj.bias`]));
   const v = split(linear(x, params[`${a}v_proj.weight`], params[`${a}v_proj.bias`]));
-  const weights = tf.softmax(matMulT(q, k));
-  const mixed = matMulPlain(weights, v)
+  const weights = tf.softmax(tf.matMul(q, k, false, true));
+  const mixed = tf.matMul(weights, v)
     .reshape([batch, h, tokens, hd])
     .transpose([0, 2, 1, 3])
     .reshape([batch * tokens, config.width]) as tf.Tensor2D;

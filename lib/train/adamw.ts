@@ -1,0 +1,105 @@
+/**
+ * AdamW (Loshchilov & Hutter): Adam's update with weight decay decoupled from the gradient,
+ * on a map of tf.Variables. tfjs has no AdamW, so the update is written out here, in PyTorch's
+ * order: `w ← w − lr·wd·w`, then `w ← w − lr · m̂ / (√v̂ + ε)` with bias-corrected moments.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "../models/tf_types.ts";
+
+/** AdamW's settings (PyTorch's defaults except the weight decay, which callers choose). */
+export interface AdamWOptions {
+  /** First-moment decay (default 0.9). */
+  beta1?: number;
+  /** Second-moment decay (default 0.999). */
+  beta2?: number;
+  /** Denominator epsilon (default 1e-8). */
+  epsilon?: number;
+  /** Decoupled weight decay coefficient (default 0.01, PyTorch's). */
+  weightDecay?: number;
+  /** Which parameters are decayed, by name (default: all, as PyTorch's AdamW does). */
+  decays?: (name: string) => boolean;
+}
+
+/**
+ * An AdamW optimiser over named variables. Call {@linkcode AdamW.step} with gradients keyed
+ * by the same names; dispose it when done (it holds two moment tensors per variable).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { AdamW } from "../../mod.ts";
+ * const w = tf.variable(tf.tensor1d([1, -2]));
+ * const opt = new AdamW({ w }, { weightDecay: 0.1 });
+ * const grad = tf.tensor1d([0.5, 0.5]);
+ * opt.step({ w: grad }, 1e-2);
+ * w.print(); // [0.989, -2.008]
+ * opt.dispose();
+ * ```
+ */
+export class AdamW {
+  readonly #m: Record<string, Variable> = {};
+  readonly #v: Record<string, Variable> = {};
+  #t = 0;
+  /** First-moment decay. */
+  readonly beta1: number;
+  /** Second-moment decay. */
+  readonly beta2: number;
+  /** Denominator epsilon. */
+  readonly epsilon: number;
+  /** Decoupled weight decay coefficient. */
+  readonly weightDecay: number;
+  readonly #decays: (name: string) => boolean;
+
+  /** Starts with zero moments for every variable of `vars`. */
+  constructor(readonly vars: Readonly<Record<string, Variable>>, options: AdamWOptions = {}) {
+    this.beta1 = options.beta1 ?? 0.9;
+    this.beta2 = options.beta2 ?? 0.999;
+    this.epsilon = options.epsilon ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 0.01;
+    this.#decays = options.decays ?? (() => true);
+    for (const [name, v] of Object.entries(vars)) {
+      const zeros = tf.zerosLike(v);
+      this.#m[name] = tf.variable(zeros, false);
+      this.#v[name] = tf.variable(zeros, false);
+      zeros.dispose(); // each variable keeps its own reference
+    }
+  }
+
+  /** Steps taken so far. */
+  get steps(): number {
+    return this.#t;
+  }
+
+  /**
+   * One update with learning rate `lr`. Variables without a gradient in `grads` (unused by
+   * the loss) are skipped, as PyTorch skips parameters whose gradient is None; the gradients
+   * are not disposed (the caller owns them).
+   */
+  step(grads: Readonly<Record<string, Tensor>>, lr: number): void {
+    this.#t++;
+    const t = this.#t;
+    const c1 = 1 - this.beta1 ** t;
+    const c2 = 1 - this.beta2 ** t;
+    tf.tidy(() => {
+      for (const [name, w] of Object.entries(this.vars)) {
+        const g = grads[name];
+        if (!g) continue; // like PyTorch, a parameter without a gradient is left alone
+        const m = this.#m[name], v = this.#v[name];
+        m.assign(m.mul(this.beta1).add(g.mul(1 - this.beta1)));
+        v.assign(v.mul(this.beta2).add(g.square().mul(1 - this.beta2)));
+        const decayed = this.weightDecay > 0 && this.#decays(name)
+          ? w.mul(1 - lr * this.weightDecay)
+          : w;
+        const update = m.div(c1).div(v.div(c2).sqrt().add(this.epsilon)).mul(lr);
+        w.assign(decayed.sub(update));
+      }
+    });
+  }
+
+  /** Frees the moment tensors (the variables being trained are left alone). */
+  dispose(): void {
+    for (const t of [...Object.values(this.#m), ...Object.values(this.#v)]) t.dispose();
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * The benchmark's three trainings, on one loop: pretraining θ0 (a 20-way objective through a
+ * throw-away head), fitting each task's head on θ0's features (a linear probe, then frozen),
+ * and fine-tuning an expert's backbone with its task's head frozen.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ViTConfig } from "../models/config.ts";
+import { type Head, headLogits, l2NormalizeRows, makeHead } from "../models/head.ts";
+import {
+  disposeParams,
+  type HostParams,
+  hostToParams,
+  initHostParams,
+  paramsToHost,
+  toVariables,
+} from "../models/params.ts";
+import type { Scalar, Tensor1D, Tensor2D, Tensor4D, Variable } from "../models/tf_types.ts";
+import { imageFeatures } from "../models/vit.ts";
+import { batches, type PixelNorm } from "../data/batches.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import { Rng } from "../data/random.ts";
+import { AdamW } from "./adamw.ts";
+import { crossEntropy } from "./losses.ts";
+import { warmupCosine } from "./schedule.ts";
+import { trainStep } from "./step.ts";
+
+/** Reports progress: steps done, steps in all, and the latest metrics. */
+export type OnProgress = (done: number, total: number, metrics: Record<string, number>) => void;
+
+/** Settings of a training run over an image set. */
+export interface FitOptions {
+  /** Passes over the data. */
+  epochs: number;
+  /** Images per step (a last, smaller batch is dropped). */
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Fraction of the steps spent warming up linearly (default 0.1). */
+  warmup?: number;
+  /** AdamW's decoupled weight decay. */
+  weightDecay: number;
+  /** Global gradient-norm clip (default 1, as in the task-vector papers' fine-tuning). */
+  clipNorm?: number;
+  /** Seed of the batch order (and of anything else random in the run). */
+  seed: number;
+  /** Pixel normalisation of the model. */
+  norm: PixelNorm;
+  /** Progress callback, called after every step. */
+  onProgress?: OnProgress;
+  /** Steps between loss reads for the progress callback (default 10). */
+  reportEvery?: number;
+}
+
+/**
+ * Trains `vars` on `set` with AdamW, a warm-up + cosine schedule and gradient clipping.
+ * `loss(x, y)` maps a batch to a scalar (it may read `vars`). Returns the mean loss of the
+ * last reported steps. Tensor count is the same before and after.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { fitLoop, crossEntropy } from "../../mod.ts";
+ * const set = { count: 8, channels: 1, size: 1, pixels: new Float32Array([0, 1, 0, 1, 0, 1, 0, 1]),
+ *   labels: new Int32Array([0, 1, 0, 1, 0, 1, 0, 1]), classes: ["a", "b"] };
+ * const w = tf.variable(tf.zeros([1, 2])), b = tf.variable(tf.zeros([2]));
+ * const loss = (x: tf.Tensor4D, y: tf.Tensor1D) =>
+ *   crossEntropy(x.reshape([-1, 1]).matMul(w).add(b) as tf.Tensor2D, y);
+ * await fitLoop({ w, b }, set, loss, { epochs: 20, batchSize: 4, lr: 0.1, weightDecay: 0, seed: 0,
+ *   norm: { mean: 0, std: 1 } });
+ * ```
+ */
+export async function fitLoop(
+  vars: Record<string, Variable>,
+  set: ImageSet,
+  loss: (x: Tensor4D, y: Tensor1D) => Scalar,
+  options: FitOptions,
+): Promise<number> {
+  const perEpoch = Math.floor(set.count / options.batchSize);
+  const total = perEpoch * options.epochs;
+  if (total === 0) {
+    throw new Error(
+      `training: ${set.count} images make no batch of ${options.batchSize} (×${options.epochs} epochs)`,
+    );
+  }
+  const schedule = warmupCosine({
+    peak: options.lr,
+    totalSteps: total,
+    warmupSteps: Math.round((options.warmup ?? 0.1) * total),
+  });
+  const optimizer = new AdamW(vars, { weightDecay: options.weightDecay });
+  const every = options.reportEvery ?? 10;
+  let step = 0, last = NaN;
+  let pending: Scalar[] = [];
+  try {
+    for (let epoch = 0; epoch < options.epochs; epoch++) {
+      const feed = { batchSize: options.batchSize, seed: options.seed, epoch, norm: options.norm };
+      for (const { x, y } of batches(set, { ...feed, dropLast: true })) {
+        const lr = schedule(step);
+        pending.push(
+          trainStep(() => loss(x, y), optimizer, { lr, clipNorm: options.clipNorm ?? 1 }),
+        );
+        step++;
+        if (pending.length >= every || step === total) {
+          last = await meanOf(pending);
+          pending = [];
+          options.onProgress?.(step, total, { loss: last, lr });
+        }
+      }
+    }
+  } finally {
+    tf.dispose(pending);
+    optimizer.dispose();
+  }
+  return last;
+}
+
+async function meanOf(scalars: Scalar[]): Promise<number> {
+  const sum = tf.tidy(() => tf.addN(scalars).div(scalars.length));
+  const value = (await sum.data())[0];
+  tf.dispose([sum, ...scalars]);
+  return value;
+}
+
+/** Settings of {@linkcode pretrainBase}. */
+export interface PretrainOptions extends FitOptions {
+  /** Logit scale of the throw-away cosine head (default 20). */
+  logitScale?: number;
+}
+
+/**
+ * Pretrains θ0 from a seeded initialisation on a labelled set through a cosine head that is
+ * trained along and then thrown away (θ0 is the backbone only, as CLIP's image tower is).
+ *
+ * @example
+ * ```ts ignore
+ * import { pretrainBase, pretrainSplits, VIT_TINY } from "../../mod.ts";
+ * const { train } = await pretrainSplits(1000, 0, 0);
+ * const base = await pretrainBase(VIT_TINY, train, { epochs: 1, batchSize: 64, lr: 2e-3,
+ *   weightDecay: 0.05, seed: 0, norm: { mean: 0.5, std: 0.5 } });
+ * ```
+ */
+export async function pretrainBase(
+  config: ViTConfig,
+  set: ImageSet,
+  options: PretrainOptions,
+): Promise<HostParams> {
+  const init = hostToParams(initHostParams(config, options.seed));
+  const vars = toVariables(init);
+  disposeParams(init);
+  const rng = new Rng(options.seed, "pretrain-head");
+  const classes = set.classes.length;
+  const headInit = tf.tensor2d(
+    rng.normals(classes * config.projectionDim),
+    [classes, config.projectionDim],
+  );
+  const headVar = tf.variable(headInit);
+  headInit.dispose(); // the variable keeps its own reference
+  const scale = options.logitScale ?? 20;
+  try {
+    await fitLoop({ ...vars, "pretrain_head.weight": headVar }, set, (x, y) => {
+      const f = l2NormalizeRows(imageFeatures(vars, config, x));
+      const logits = tf.matMul(f, l2NormalizeRows(headVar), false, true).mul(scale) as Tensor2D;
+      return crossEntropy(logits, y);
+    }, options);
+    return await paramsToHost(vars);
+  } finally {
+    disposeParams(vars);
+    headVar.dispose();
+  }
+}
+
+/** Settings of {@linkcode fitHead}. */
+export interface HeadFitOptions {
+  /** Logit scale of the head (default 20). */
+  logitScale?: number;
+  /** Full-batch AdamW steps on the cached features (default 200). */
+  steps?: number;
+  /** Learning rate (default 0.05). */
+  lr?: number;
+  /** Weight decay (default 0). */
+  weightDecay?: number;
+}
+
+/**
+ * Fits a task's head on fixed features (a linear probe): a cosine classifier
+ * `scale · normalize(f) · normalize(W)ᵀ` started at the class means of the normalised features
+ * (the analogue of CLIP's zero-shot class embeddings) and trained by full-batch AdamW on
+ * cross-entropy. The returned head is frozen from then on.
+ *
+ * @example
+ * ```ts
+ * import { fitHead } from "../../mod.ts";
+ * const features = new Float32Array([1, 0, 0.9, 0.1, 0, 1, 0.1, 0.9]); // 4 × 2
+ * const head = fitHead("toy", ["x", "y"], features, new Int32Array([0, 0, 1, 1]));
+ * head.weight.print();
+ * ```
+ */
+export function fitHead(
+  task: string,
+  classes: readonly string[],
+  features: Float32Array,
+  labels: Int32Array,
+  options: HeadFitOptions = {},
+): Head {
+  const n = labels.length;
+  const dim = features.length / n;
+  if (!Number.isInteger(dim) || n === 0) {
+    throw new Error(`fitHead "${task}": ${features.length} feature values for ${n} labels`);
+  }
+  const scale = options.logitScale ?? 20;
+  const f = tf.tidy(() => l2NormalizeRows(tf.tensor2d(features, [n, dim])));
+  const y = tf.tensor1d(labels, "int32");
+  const means = tf.tidy(() => {
+    const onehot = tf.oneHot(y, classes.length).toFloat();
+    // Unit rows: Adam's steps are absolute, so the start must be on the scale they move.
+    return l2NormalizeRows(tf.matMul(onehot, f, true, false).add(1e-6));
+  });
+  const w = tf.variable(means) as tf.Variable<tf.Rank.R2>;
+  means.dispose(); // the variable holds its own reference to the values
+  const optimizer = new AdamW({ w }, { weightDecay: options.weightDecay ?? 0 });
+  try {
+    const steps = options.steps ?? 200;
+    const schedule = warmupCosine({ peak: options.lr ?? 0.05, totalSteps: Math.max(1, steps) });
+    for (let s = 0; s < steps; s++) {
+      trainStep(
+        () => {
+          const logits = tf.matMul(f, l2NormalizeRows(w), false, true).mul(scale) as Tensor2D;
+          return crossEntropy(logits, y);
+        },
+        optimizer,
+        { lr: schedule(s) },
+      ).dispose();
+    }
+    return makeHead(task, classes, w, scale);
+  } finally {
+    optimizer.dispose();
+    tf.dispose([f, y, w]);
+  }
+}
+
+/**
+ * Fine-tunes an expert from θ0: every backbone parameter trains, the task's head stays
+ * frozen, the loss is cross-entropy of the head's logits. Returns the expert's parameters.
+ *
+ * @example
+ * ```ts ignore
+ * const expert = await finetuneExpert(VIT_TINY, base, head, splits.train, options);
+ * ```
+ */
+export async function finetuneExpert(
+  config: ViTConfig,
+  base: HostParams,
+  head: Head,
+  set: ImageSet,
+  options: FitOptions,
+): Promise<HostParams> {
+  const init = hostToParams(base);
+  const vars = toVariables(init);
+  disposeParams(init);
+  try {
+    await fitLoop(
+      vars,
+      set,
+      (x, y) => crossEntropy(headLogits(head, imageFeatures(vars, config, x)), y),
+      options,
+    );
+    return await paramsToHost(vars);
+  } finally {
+    disposeParams(vars);
+  }
+}

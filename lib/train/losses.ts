@@ -1,0 +1,38 @@
+/**
+ * Losses and scores on class logits.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, Tensor1D, Tensor2D } from "../models/tf_types.ts";
+
+/**
+ * Mean cross-entropy of logits [batch, classes] against integer labels [batch].
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { crossEntropy } from "../../mod.ts";
+ * crossEntropy(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32")).print(); // ln 2 ≈ 0.693
+ * ```
+ */
+export function crossEntropy(logits: Tensor2D, labels: Tensor1D): Scalar {
+  return tf.tidy(() => {
+    const picked = tf.oneHot(labels.toInt(), logits.shape[1]).mul(tf.logSoftmax(logits));
+    return picked.sum(1).mean().neg() as Scalar;
+  });
+}
+
+/**
+ * Number of rows whose largest logit is at the label (a tensor read when needed).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { countCorrect } from "../../mod.ts";
+ * countCorrect(tf.tensor2d([[2, 1], [0, 3]]), tf.tensor1d([0, 0], "int32")).print(); // 1
+ * ```
+ */
+export function countCorrect(logits: Tensor2D, labels: Tensor): Scalar {
+  return tf.tidy(() => logits.argMax(1).equal(labels.toInt()).sum() as Scalar);
+}

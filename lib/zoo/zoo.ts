@@ -1,0 +1,344 @@
+/**
+ * The built-in benchmark's model zoo: θ0, one frozen head per task and one expert per task,
+ * built once and cached as safetensors files in a directory keyed by the configuration.
+ * Every artefact is written atomically as soon as it exists, so an interrupted build resumes
+ * at the first missing one, and every stage reads its inputs back from the files, so a resumed
+ * build gives the same bits as an uninterrupted one.
+ *
+ * Layout of a zoo directory: `config.json` (the recipe), `base.safetensors`,
+ * `heads/<task>.safetensors`, `experts/<task>.safetensors`, and `zoo-<suite>.json` (a suite's
+ * validity properties).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Head } from "../models/head.ts";
+import { disposeHead } from "../models/head.ts";
+import type { HostParams } from "../models/params.ts";
+import { disposeParams, hostToParams } from "../models/params.ts";
+import { loadHeads, loadModel, saveHeads, saveModel } from "../models/store.ts";
+import type { ParamMap } from "../models/vit.ts";
+import { pretrainSplits, type TaskSplits, taskSplits } from "../data/dataset.ts";
+import { suiteTasks, type TaskSpec } from "../data/tasks.ts";
+import { extractFeatures } from "../train/evaluate.ts";
+import { finetuneExpert, fitHead, type OnProgress, pretrainBase } from "../train/fit.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { MemorySource, type TensorSource } from "../tensor/source.ts";
+import { progress, type ProgressMode } from "../display/progress.ts";
+import { type SuiteName } from "../data/tasks.ts";
+import {
+  defaultZooConfig,
+  recipeOf,
+  type StageConfig,
+  type ZooConfig,
+  zooDirectory,
+} from "./config.ts";
+import { Rng } from "../data/random.ts";
+import { evaluateZoo, ZooProperties } from "./properties.ts";
+
+/** Options of {@linkcode loadZoo}. */
+export interface LoadZooOptions {
+  /** Task suite (default `mf8`). */
+  suite?: SuiteName;
+  /** Seed (default 0). */
+  seed?: number;
+  /** A whole configuration (replaces the suite's default; `suite` and `seed` are taken from it). */
+  config?: ZooConfig;
+  /** Cache root (default `RI_CACHE` or `.cache`). */
+  root?: string;
+  /** Build what is missing (default true); false fails on a missing artefact. */
+  build?: boolean;
+  /** Progress output (default `auto`: notebook, terminal or log lines). */
+  progress?: ProgressMode;
+}
+
+/** How long each stage took in the process that built it (seconds; 0 when reused). */
+export interface BuildTimes {
+  /** Pretraining θ0. */
+  pretrain: number;
+  /** Fitting the heads. */
+  heads: number;
+  /** Fine-tuning the experts. */
+  experts: number;
+  /** Evaluating the properties. */
+  evaluation: number;
+  /** Everything, data loading included. */
+  total: number;
+}
+
+/**
+ * A zoo's files and models: configuration, directory, tasks, θ0 and heads in memory, experts
+ * read on demand, the tasks' data. {@linkcode Zoo} adds the validity properties.
+ */
+export class ZooContents {
+  readonly #experts = new Map<string, HostParams>();
+  readonly #data = new Map<string, Promise<TaskSplits>>();
+
+  /** Use {@linkcode loadZoo}. */
+  constructor(
+    /** What it was built from. */
+    readonly config: ZooConfig,
+    /** Its directory. */
+    readonly dir: string,
+    /** The suite's tasks, in order. */
+    readonly tasks: readonly TaskSpec[],
+    /** θ0's parameters (host memory). */
+    readonly base: HostParams,
+    /** One frozen head per task, in task order (tfjs tensors: `dispose()` frees them). */
+    readonly heads: readonly Head[],
+  ) {}
+
+  /** Task names, in order. */
+  get taskNames(): string[] {
+    return this.tasks.map((t) => t.name);
+  }
+
+  /** Path of θ0's file. */
+  get basePath(): string {
+    return join(this.dir, "base.safetensors");
+  }
+
+  /** Path of a task's head file (written by `saveHeads`, read by `loadHeads`). */
+  headPath(task: string): string {
+    return headFile(this.dir, this.task(task).name);
+  }
+
+  /** Path of a task's expert file. */
+  expertPath(task: string): string {
+    return expertFile(this.dir, this.task(task).name);
+  }
+
+  /** A task by name (an error lists the zoo's tasks). */
+  task(name: string): TaskSpec {
+    const t = this.tasks.find((t) => t.name === name);
+    if (!t) throw new Error(`zoo ${this.dir}: no task "${name}" (tasks: ${this.taskNames})`);
+    return t;
+  }
+
+  /** A task's head. */
+  head(task: string): Head {
+    return this.heads[this.tasks.indexOf(this.task(task))];
+  }
+
+  /** A task's expert parameters (read from its file once, then kept). */
+  async expert(task: string): Promise<HostParams> {
+    const name = this.task(task).name;
+    let e = this.#experts.get(name);
+    if (!e) {
+      e = (await loadModel(this.expertPath(name), this.config.model)).host;
+      this.#experts.set(name, e);
+    }
+    return e;
+  }
+
+  /** θ0 as a tensor source (for task vectors and merging). */
+  baseSource(): TensorSource {
+    return new MemorySource("θ0", this.base);
+  }
+
+  /** A task's expert as a tensor source. */
+  async expertSource(task: string): Promise<TensorSource> {
+    return new MemorySource(task, await this.expert(task));
+  }
+
+  /** A task's train/validation/test images (made once, then kept). */
+  data(task: string): Promise<TaskSplits> {
+    const spec = this.task(task);
+    let d = this.#data.get(spec.name);
+    if (!d) {
+      d = taskSplits(spec, this.config.splits, this.config.dataSeed);
+      this.#data.set(spec.name, d);
+    }
+    return d;
+  }
+
+  /** θ0's parameters as tfjs tensors (new tensors: the caller disposes them). */
+  baseParams(): ParamMap {
+    return hostToParams(this.base);
+  }
+
+  /** Frees the heads' tensors. */
+  dispose(): void {
+    this.heads.forEach(disposeHead);
+  }
+}
+
+/** A built zoo with its validity properties. */
+export class Zoo extends ZooContents {
+  /** Use {@linkcode loadZoo}. */
+  constructor(
+    contents: ZooContents,
+    /** The validity properties (accuracies per task, gaps). */
+    readonly properties: ZooProperties,
+    /** Stage times of this process (zeros for what was reused). */
+    readonly times: BuildTimes,
+  ) {
+    super(contents.config, contents.dir, contents.tasks, contents.base, contents.heads);
+  }
+
+  /** The properties as a text table. */
+  override toString(): string {
+    return this.properties.table().toText();
+  }
+
+  /** Jupyter display: the properties table. */
+  [Symbol.for("Jupyter.display")](): Record<string, string> {
+    return this.properties.table().toBundle() as Record<string, string>;
+  }
+}
+
+function expertFile(dir: string, task: string): string {
+  return join(dir, "experts", `${task}.safetensors`);
+}
+
+function headFile(dir: string, task: string): string {
+  return join(dir, "heads", `${task}.safetensors`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fitOptions(stage: StageConfig, config: ZooConfig, seed: number, onProgress?: OnProgress) {
+  return { ...stage, seed, norm: config.norm, onProgress };
+}
+
+/** A task's own seed for its expert's batch order: fixed by the zoo seed and the task name. */
+function expertSeed(config: ZooConfig, task: string): number {
+  return new Rng(config.seed, `expert/${task}`).nextUint32();
+}
+
+/**
+ * Builds the zoo of a configuration, or reuses what is already in its cache directory, and
+ * returns it. Missing artefacts are built in order (θ0, then each task's head and expert),
+ * each written atomically; the suite's properties are evaluated once and saved as
+ * `zoo-<suite>.json`. Suites with one recipe share a directory and every artefact of the tasks
+ * they have in common.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadZoo } from "../../mod.ts";
+ * const zoo = await loadZoo({ suite: "mf8", seed: 0 });
+ * console.log(zoo.toString());
+ * const expert = await zoo.expert("mnist_rot90");
+ * ```
+ */
+export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
+  const started = performance.now();
+  const config = options.config ?? defaultZooConfig(options.suite ?? "mf8", options.seed ?? 0);
+  const dir = await zooDirectory(config, options.root);
+  const build = options.build ?? true;
+  const mode = options.progress;
+  const tasks = suiteTasks(config.suite);
+  const times: BuildTimes = { pretrain: 0, heads: 0, experts: 0, evaluation: 0, total: 0 };
+  await Deno.mkdir(join(dir, "experts"), { recursive: true });
+  await Deno.mkdir(join(dir, "heads"), { recursive: true });
+  const recipe = JSON.stringify(recipeOf(config), null, 2) + "\n";
+  await writeFileAtomic(join(dir, "config.json"), recipe);
+  const need = async (path: string) => {
+    if (await exists(path)) return false;
+    if (!build) throw new Error(`zoo ${dir}: ${path} is missing (build it with deno task zoo)`);
+    return true;
+  };
+
+  const basePath = join(dir, "base.safetensors");
+  if (await need(basePath)) {
+    const t = performance.now();
+    const { train } = await pretrainSplits(config.pretrain.perSource, 0, config.dataSeed);
+    const steps = config.pretrain.epochs * Math.floor(train.count / config.pretrain.batchSize);
+    const bar = progress("pretraining θ0", steps, { mode });
+    const host = await pretrainBase(config.model, train, {
+      ...fitOptions(config.pretrain, config, config.seed, (done, _, m) => bar.update(done, m)),
+      logitScale: config.pretrain.logitScale,
+    });
+    await saveModel(basePath, config.model, host, { zoo: "base" });
+    await bar.done();
+    times.pretrain = (performance.now() - t) / 1000;
+  }
+  // Every stage reads its inputs back from the files: a resumed build sees the same bits.
+  const base = (await loadModel(basePath, config.model)).host;
+
+  const missingHeads = [];
+  for (const task of tasks) if (await need(headFile(dir, task.name))) missingHeads.push(task);
+  if (missingHeads.length) {
+    const t = performance.now();
+    const bar = progress("fitting heads", missingHeads.length, { mode });
+    const params = hostToParams(base);
+    try {
+      for (const [i, task] of missingHeads.entries()) {
+        const { train } = await taskSplits(task, config.splits, config.dataSeed);
+        const features = await extractFeatures(params, config.model, train, { norm: config.norm });
+        const head = fitHead(task.name, task.labels.classes, features, train.labels, config.heads);
+        try {
+          await saveHeads(headFile(dir, task.name), [head]);
+        } finally {
+          disposeHead(head);
+        }
+        bar.update(i + 1, { task: task.name });
+      }
+    } finally {
+      disposeParams(params);
+    }
+    await bar.done();
+    times.heads = (performance.now() - t) / 1000;
+  }
+  const heads: Head[] = [];
+  try {
+    for (const task of tasks) {
+      const [head] = await loadHeads(headFile(dir, task.name));
+      heads.push(head);
+      if (head.task !== task.name) {
+        throw new Error(`zoo ${dir}: ${headFile(dir, task.name)} holds the head of "${head.task}"`);
+      }
+    }
+  } catch (err) {
+    heads.forEach(disposeHead);
+    throw err;
+  }
+
+  const tExperts = performance.now();
+  for (const [i, task] of tasks.entries()) {
+    const path = expertFile(dir, task.name);
+    if (!(await need(path))) continue;
+    const { train } = await taskSplits(task, config.splits, config.dataSeed);
+    const steps = config.experts.epochs * Math.floor(train.count / config.experts.batchSize);
+    const bar = progress(`expert ${task.name} (${i + 1}/${tasks.length})`, steps, { mode });
+    const expert = await finetuneExpert(
+      config.model,
+      base,
+      heads[i],
+      train,
+      fitOptions(
+        config.experts,
+        config,
+        expertSeed(config, task.name),
+        (done, _, m) => bar.update(done, m),
+      ),
+    );
+    await saveModel(path, config.model, expert, { zoo: "expert", task: task.name });
+    await bar.done();
+  }
+  times.experts = (performance.now() - tExperts) / 1000;
+
+  const contents = new ZooContents(config, dir, tasks, base, heads);
+  const propertiesPath = join(dir, `zoo-${config.suite}.json`);
+  let properties: ZooProperties;
+  if (await exists(propertiesPath)) {
+    const saved = JSON.parse(await Deno.readTextFile(propertiesPath));
+    properties = ZooProperties.fromJSON(saved.properties);
+  } else {
+    const t = performance.now();
+    properties = await evaluateZoo(contents, mode);
+    times.evaluation = (performance.now() - t) / 1000;
+    times.total = (performance.now() - started) / 1000;
+    const record = { suite: config.suite, properties: properties.toJSON(), buildSeconds: times };
+    await writeFileAtomic(propertiesPath, JSON.stringify(record, null, 2) + "\n");
+  }
+  times.total = (performance.now() - started) / 1000;
+  return new Zoo(contents, properties, times);
+}
