@@ -218,7 +218,7 @@ export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint
       throw err;
     }
     const tensors = new Map<string, TorchTensorInfo>();
-    collectTensors(path, root, value, "", tensors);
+    collectTensors(path, root, value, "", tensors, new Walk(path, pickle.length));
     return new TorchCheckpoint(path, zip, tensors);
   } catch (err) {
     zip.close();
@@ -352,6 +352,37 @@ function loadStorage(path: string, zip: StoredZip, root: string, id: PickleValue
   return new StorageRef(key, dtype, count);
 }
 
+/**
+ * Bounds the walk over the pickle's containers: the pickle can refer to one container from
+ * many places (its memo), so a few hundred bytes can describe a cycle or a structure that
+ * doubles at every level. A state dict is a shallow tree (a container shared by two keys is
+ * walked under both), so the walk may visit at most as many entries as the pickle has bytes,
+ * nest at most 64 deep, and never enter a container it is inside of.
+ */
+class Walk {
+  #left: number;
+  readonly #inside = new Set<object>();
+
+  constructor(readonly path: string, pickleBytes: number) {
+    this.#left = pickleBytes;
+  }
+
+  /** Runs `body` inside `container` at `prefix`, or throws naming what is wrong. */
+  enter(container: object, prefix: string, body: () => void): void {
+    const fail = (problem: string) =>
+      new CheckpointError(this.path, undefined, `${problem} at "${prefix}": not a state dict`);
+    if (this.#inside.has(container)) throw fail("the pickle holds a container inside itself");
+    if (this.#inside.size >= 64) throw fail("containers nested more than 64 deep");
+    if (--this.#left < 0) throw fail("shared containers expand past the pickle's size");
+    this.#inside.add(container);
+    try {
+      body();
+    } finally {
+      this.#inside.delete(container);
+    }
+  }
+}
+
 /** Walks dicts and lists, recording every tensor under its dotted path. */
 function collectTensors(
   path: string,
@@ -359,6 +390,7 @@ function collectTensors(
   value: PickleValue,
   prefix: string,
   out: Map<string, TorchTensorInfo>,
+  walk: Walk,
 ): void {
   const child = (key: string | number) => prefix === "" ? String(key) : `${prefix}.${key}`;
   if (value instanceof TensorRef) {
@@ -373,9 +405,13 @@ function collectTensors(
       offset: value.offset,
     });
   } else if (value instanceof Map) {
-    for (const [k, v] of value) collectTensors(path, root, v, child(k), out);
+    walk.enter(value, prefix, () => {
+      for (const [k, v] of value) collectTensors(path, root, v, child(k), out, walk);
+    });
   } else if (Array.isArray(value)) {
-    value.forEach((v, i) => collectTensors(path, root, v, child(i), out));
+    walk.enter(value, prefix, () => {
+      value.forEach((v, i) => collectTensors(path, root, v, child(i), out, walk));
+    });
   }
 }
 

@@ -7,6 +7,7 @@
  */
 import { installAllocationProbe } from "./alloc_probe.ts";
 import { runFuzz } from "./safetensors_fuzz.ts";
+import { runTorchFuzz } from "./torch_fuzz.ts";
 import { decodeToFloat32 } from "../../lib/io/dtype.ts";
 
 /** What the test sends: cases `from` … `to − 1` of `seed`, a folder, a progress cell. */
@@ -21,6 +22,8 @@ export interface FuzzRequest {
   dir: string;
   /** One Int32 cell: the case being run. */
   progress: SharedArrayBuffer;
+  /** A torch.save file to mutate instead of the safetensors seed files. */
+  torchFile?: string;
 }
 
 /**
@@ -35,7 +38,12 @@ export async function handle(request: FuzzRequest) {
   decodeToFloat32(new Uint8Array(2), "F16"); // builds the F16 table before the probe watches
   using probe = installAllocationProbe();
   const progress = new Int32Array(request.progress);
-  return await runFuzz(request.seed, request.from, request.to, request.dir, probe, progress);
+  const { seed, from, to, dir, torchFile } = request;
+  if (torchFile) {
+    const original = await Deno.readFile(torchFile);
+    return await runTorchFuzz(seed, from, to, dir, original, probe, progress);
+  }
+  return await runFuzz(seed, from, to, dir, probe, progress);
 }
 
 const scope = globalThis as unknown as {

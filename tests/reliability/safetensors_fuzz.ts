@@ -323,8 +323,19 @@ function injectNonFinite(rng: Rng, bytes: Uint8Array): Mutated | null {
   return { bytes: out, what: `${value} into ${t.name}[${index}]` };
 }
 
-/** Byte-level mutations, blind to the format. */
-function mutateBytes(rng: Rng, bytes: Uint8Array): Mutated {
+/**
+ * One byte-level mutation, blind to the format: a bit flip, a byte set, a truncation, an
+ * append, a cut or repeated run of bytes, or a new value of the first 8 bytes read as a
+ * little-endian length.
+ *
+ * @example
+ * ```ts
+ * import { mutateBytes } from "./safetensors_fuzz.ts";
+ * import { Rng } from "../../lib/data/random.ts";
+ * console.log(mutateBytes(new Rng(0), new Uint8Array(16)).what);
+ * ```
+ */
+export function mutateBytes(rng: Rng, bytes: Uint8Array): Mutated {
   const size = bytes.length;
   const at = rng.int(Math.max(1, size));
   switch (rng.int(7)) {
