@@ -1,7 +1,11 @@
 /**
- * `deno task merge`: merge expert checkpoints with a registered method.
+ * `deno task merge`: without a method, runs the RI study on the built-in benchmark (every
+ * registered method with and without RI; see lib/pipeline/study.ts); with `--method`, merges
+ * expert checkpoints with a registered method.
  *
  * ```sh
+ * deno task merge                                  # the study on mf8, defaults
+ * deno task merge --suite mf4 --steps 50           # a quick study
  * deno task merge --method ties --param k=20 --param merge=mean --scaling 1 \
  *   --base base.safetensors --experts mnist.safetensors svhn.safetensors --out merged.safetensors
  * deno task merge --list                 # every method, its defaults and their sources
@@ -13,6 +17,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parseStudyArgs, studyFlags } from "../lib/pipeline/cli.ts";
+import { runStudy } from "../lib/pipeline/study.ts";
 import { parseWritableDType } from "../lib/io/dtype.ts";
 import { mergeCheckpoints } from "../lib/merge/files.ts";
 import type { MergeProgress } from "../lib/merge/method.ts";
@@ -20,12 +26,16 @@ import { parseParamArgs } from "../lib/merge/params.ts";
 import { describeMethod, describeRegistry, getMethod } from "../lib/merge/registry.ts";
 import { linalgInfo } from "../lib/linalg/openblas.ts";
 import { type Progress, progress } from "../lib/display/progress.ts";
+import { InterruptedError } from "../lib/ri/trainer.ts";
 
 const USAGE = `usage:
+  deno task merge [STUDY FLAGS]      run the RI study (every method, with and without RI)
   deno task merge --method NAME [--param k=v ...] [--scaling A] [--task-scales w1,w2,...]
                   --base PATH --experts PATH... --out PATH [--dtype F32|F16|BF16|F64]
                   [--max-shard-bytes N] [--skip-base-check]
   deno task merge --list [--method NAME]
+
+STUDY FLAGS: ${studyFlags().map((f) => `--${f}`).join(" ")} --config FILE
 
 --experts takes several paths (or repeat it), or one directory of expert checkpoints.
 --skip-base-check merges experts that look unrelated to the base (‖θ − θ0‖ > 0.5·‖θ0‖).`;
@@ -96,7 +106,14 @@ async function peakMemoryMiB(): Promise<number | undefined> {
   }
 }
 
+/** Flags that select the checkpoint mode; without any of them the study runs. */
+const CHECKPOINT_FLAGS = ["--method", "--base", "--experts", "--list", "--param"];
+
 async function main(args: string[]): Promise<number> {
+  const checkpointMode = args.some((a) => CHECKPOINT_FLAGS.includes(a.split("=")[0]));
+  if (!checkpointMode && !args.includes("--help") && !args.includes("-h")) {
+    return await study(args);
+  }
   const { values, positionals } = parseFlags(args);
   if (values.help) {
     console.log(USAGE);
@@ -105,10 +122,6 @@ async function main(args: string[]): Promise<number> {
   if (values.list) {
     console.log(values.method ? describeMethod(values.method) : describeRegistry());
     return 0;
-  }
-  if (args.length === 0) {
-    console.error(`${USAGE}\n\n(the RI study mode, run without arguments, is not available yet)`);
-    return 2;
   }
   const method = getMethod(required("method", values.method));
   if (method.usesLinalg) {
@@ -153,12 +166,24 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The RI study: every method with and without RI on a built-in zoo. */
+async function study(args: string[]): Promise<number> {
+  const { config } = await parseStudyArgs(args);
+  const started = performance.now();
+  const results = await runStudy(config);
+  console.log(`\n${results.table().toText()}`);
+  console.log(`done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+  return 0;
+}
+
 // Guarded so that `deno test --doc` can load this file without running it.
 if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (err) {
-    console.error(`error: ${(err as Error).message}`);
-    Deno.exit(1);
+    // Ctrl-C during RI saves the state and stops: not an error, exit status 130 (128 + SIGINT).
+    const stopped = err instanceof InterruptedError;
+    console.error(`${stopped ? "stopped" : "error"}: ${(err as Error).message}`);
+    Deno.exit(stopped ? 130 : 1);
   }
 }

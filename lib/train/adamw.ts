@@ -8,6 +8,16 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Tensor, Variable } from "../models/tf_types.ts";
 
+/** AdamW's state, in host memory: step count and both moments by variable name. */
+export interface AdamWState {
+  /** Steps taken. */
+  t: number;
+  /** First moments. */
+  m: Map<string, Float32Array>;
+  /** Second moments. */
+  v: Map<string, Float32Array>;
+}
+
 /** AdamW's settings (PyTorch's defaults except the weight decay, which callers choose). */
 export interface AdamWOptions {
   /** First-moment decay (default 0.9). */
@@ -96,6 +106,31 @@ export class AdamW {
         w.assign(decayed.sub(update));
       }
     });
+  }
+
+  /** Copies the step count and the moments to host memory (for checkpoints). */
+  async exportState(): Promise<AdamWState> {
+    const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
+    for (const name of Object.keys(this.vars)) {
+      m.set(name, Float32Array.from(await this.#m[name].data() as Float32Array));
+      v.set(name, Float32Array.from(await this.#v[name].data() as Float32Array));
+    }
+    return { t: this.#t, m, v };
+  }
+
+  /** Restores a state from {@linkcode AdamW.exportState} (same variables, same sizes). */
+  importState(state: AdamWState): void {
+    for (const [name, variable] of Object.entries(this.vars)) {
+      const m = state.m.get(name), v = state.v.get(name);
+      if (!m || !v || m.length !== variable.size || v.length !== variable.size) {
+        throw new Error(`AdamW: the saved state has no moments of the right size for "${name}"`);
+      }
+      tf.tidy(() => {
+        this.#m[name].assign(tf.tensor(m, variable.shape));
+        this.#v[name].assign(tf.tensor(v, variable.shape));
+      });
+    }
+    this.#t = state.t;
   }
 
   /** Frees the moment tensors (the variables being trained are left alone). */

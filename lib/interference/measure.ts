@@ -1,0 +1,196 @@
+/**
+ * The interference measures of RI.md, computed from logits that `predictLogits` produced:
+ *
+ * - ξ(θM) = Σi E[x ~ Di] d(pi(x; θi), pi(x; θM)), with its per-task terms ξi;
+ * - the pairwise matrix I[i][j] = E[x] d(pj(x; θ0), pj(x; θ0 + τi)): how far expert i moves
+ *   task j's outputs from the pretrained model's (diagonal: its own useful change).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type DistanceName, distancePerExample } from "./distance.ts";
+import type { HeadLogits } from "./predict.ts";
+import { bars, displayWith, heatmap, sharedColorRange, stack } from "../display/mod.ts";
+import type { ColorRange, Figure } from "../display/mod.ts";
+
+/**
+ * Mean over examples of d(softmax(target), softmax(current)) for two logit arrays
+ * [count × classes].
+ *
+ * @example
+ * ```ts
+ * import { meanDistance } from "./measure.ts";
+ * meanDistance("kl", new Float32Array([0, 0]), new Float32Array([0, 0]), 2); // 0
+ * ```
+ */
+export function meanDistance(
+  name: DistanceName,
+  target: Float32Array,
+  current: Float32Array,
+  classes: number,
+): number {
+  if (target.length !== current.length || target.length % classes !== 0) {
+    throw new Error(
+      `meanDistance: logits of ${target.length} and ${current.length} values ` +
+        `do not form matching [count × ${classes}] matrices`,
+    );
+  }
+  const rows = target.length / classes;
+  if (rows === 0) throw new Error("meanDistance: no examples");
+  const d = tf.tidy(() => {
+    const p = tf.softmax(tf.tensor2d(target, [rows, classes]));
+    return tf.mean(distancePerExample(name, p, tf.tensor2d(current, [rows, classes])));
+  });
+  const value = d.dataSync()[0];
+  d.dispose();
+  return value;
+}
+
+/** ξ of one model: per-task terms and their sum. */
+export class Interference {
+  /**
+   * @param tasks task names
+   * @param perTask ξi, one per task
+   * @param distance the distance d
+   */
+  constructor(
+    readonly tasks: readonly string[],
+    readonly perTask: readonly number[],
+    readonly distance: DistanceName,
+  ) {}
+
+  /** ξ = Σi ξi. */
+  get total(): number {
+    return this.perTask.reduce((a, b) => a + b, 0);
+  }
+
+  /** ξ per task as bars. */
+  figure(title = `Interference ξ = ${this.total.toFixed(4)} (${this.distance})`): Figure {
+    return bars({
+      categories: [...this.tasks],
+      series: [{ name: "ξi", values: [...this.perTask] }],
+      title,
+      yTitle: `ξi (${this.distance})`,
+    });
+  }
+}
+displayWith(Interference.prototype, (v) => v.figure());
+
+/**
+ * ξ of a model: `experts[i]` holds expert i's logits on task i's data under head i, and
+ * `model[i]` the model's logits on the same images under the same head.
+ *
+ * @example
+ * ```ts
+ * import { interference } from "./measure.ts";
+ * const a = { task: "a", classes: 2, logits: new Float32Array([1, 0]) };
+ * const xi = interference([a], [a], "kl");
+ * console.log(xi.total); // 0
+ * ```
+ */
+export function interference(
+  experts: readonly HeadLogits[],
+  model: readonly HeadLogits[],
+  distance: DistanceName,
+): Interference {
+  if (experts.length !== model.length) {
+    throw new Error(`interference: ${experts.length} experts but ${model.length} model outputs`);
+  }
+  const perTask = experts.map((e, i) => {
+    if (model[i].task !== e.task) {
+      throw new Error(`interference: entry ${i} is task "${model[i].task}", expected "${e.task}"`);
+    }
+    return meanDistance(distance, e.logits, model[i].logits, e.classes);
+  });
+  return new Interference(experts.map((e) => e.task), perTask, distance);
+}
+
+/** Where a pairwise matrix was measured. */
+export type MeasuredOn = "aux" | "task";
+
+/** The pairwise interference matrix I[i][j] (rows: experts i, columns: tasks j). */
+export class InterferenceMatrix {
+  /**
+   * @param tasks task names (rows and columns)
+   * @param values I[i][j]
+   * @param distance the distance d
+   * @param on auxiliary or task data
+   * @param label what the experts are (e.g. "original", "RI-adapted")
+   */
+  constructor(
+    readonly tasks: readonly string[],
+    readonly values: readonly (readonly number[])[],
+    readonly distance: DistanceName,
+    readonly on: MeasuredOn,
+    readonly label = "experts",
+  ) {}
+
+  /** Mean of the off-diagonal entries: the interference RI drives toward 0. */
+  get offDiagonalMean(): number {
+    let sum = 0, n = 0;
+    this.values.forEach((row, i) => row.forEach((v, j) => i !== j && (sum += v, n++)));
+    return n ? sum / n : 0;
+  }
+
+  /** The heatmap; pass a shared `range` to compare two matrices. */
+  figure(range?: ColorRange): Figure {
+    return heatmap({
+      values: this.values.map((r) => [...r]),
+      rowLabels: [...this.tasks],
+      columnLabels: [...this.tasks],
+      title: `${this.label} (${this.on} data; off-diagonal mean ` +
+        `${this.offDiagonalMean.toPrecision(3)})`,
+      yTitle: "expert i",
+      xTitle: "task j",
+      valueLabel: `${this.distance}(pj(θ0), pj(θ0+τi))`,
+      range,
+    });
+  }
+}
+displayWith(InterferenceMatrix.prototype, (v) => v.figure());
+
+/**
+ * I[i][j] from θ0's logits under each head (`base[j]`) and each expert's logits under each
+ * head on the same images (`experts[i][j]`).
+ *
+ * @example
+ * ```ts
+ * import { pairwiseInterference } from "./measure.ts";
+ * const l = (v: number[]) => ({ task: "a", classes: 2, logits: new Float32Array(v) });
+ * const m = pairwiseInterference([l([0, 0])], [[l([0, 0])]], "kl", "aux");
+ * console.log(m.values); // [[0]]
+ * ```
+ */
+export function pairwiseInterference(
+  base: readonly HeadLogits[],
+  experts: readonly (readonly HeadLogits[])[],
+  distance: DistanceName,
+  on: MeasuredOn,
+  label?: string,
+): InterferenceMatrix {
+  const values = experts.map((row, i) => {
+    if (row.length !== base.length) {
+      throw new Error(`pairwiseInterference: expert ${i} has ${row.length} heads' logits`);
+    }
+    return row.map((out, j) => meanDistance(distance, base[j].logits, out.logits, out.classes));
+  });
+  return new InterferenceMatrix(base.map((b) => b.task), values, distance, on, label);
+}
+
+/**
+ * Two matrices side by side on one colour scale (e.g. before and after RI).
+ *
+ * @example
+ * ```ts
+ * import { compareMatrices, InterferenceMatrix } from "./measure.ts";
+ * const a = new InterferenceMatrix(["x", "y"], [[0.5, 0.2], [0.3, 0.4]], "kl", "aux", "before");
+ * const b = new InterferenceMatrix(["x", "y"], [[0.5, 0.1], [0.1, 0.4]], "kl", "aux", "after");
+ * console.log(compareMatrices(a, b).toText());
+ * ```
+ */
+export function compareMatrices(before: InterferenceMatrix, after: InterferenceMatrix): Figure {
+  const range = sharedColorRange([before.values, after.values].map((m) => m.map((r) => [...r])));
+  return stack([before.figure(range), after.figure(range)], {
+    title: `Pairwise interference before and after RI (${before.distance}, ${before.on} data)`,
+  });
+}

@@ -1,0 +1,183 @@
+/**
+ * A zoo made ready for merging experiments: the experts' and θ0's evaluations are computed
+ * once, and any task vectors can then be merged with any method and scored (accuracy,
+ * normalised accuracy, ξ) in one call. The study, the coefficient sweeps and the notebooks
+ * all go through it, so they report the same numbers for the same models.
+ *
+ * @module
+ */
+import type { Zoo } from "../zoo/zoo.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import type { HostParams } from "../models/params.ts";
+import { MemorySource } from "../tensor/source.ts";
+import { merge, type MergeOptions, type MergeSummary } from "../merge/merge.ts";
+import type { HeadLogits } from "../interference/predict.ts";
+import {
+  Interference,
+  interference,
+  type InterferenceMatrix,
+  pairwiseInterference,
+} from "../interference/measure.ts";
+import type { DistanceName } from "../interference/distance.ts";
+import { modelLogits } from "../ri/adapt.ts";
+import { bars, displayWith } from "../display/mod.ts";
+import { addTaskVector, evaluateOnTasks, type EvaluationSuite, subtractBase } from "./evaluate.ts";
+
+/** A model's scores on the zoo's tasks. */
+export class Evaluation {
+  /**
+   * @param tasks task names
+   * @param accuracy accuracy per task, in [0, 1]
+   * @param normalised accuracy / the expert's accuracy, per task
+   * @param xi interference ξ of the model (per task and total)
+   * @param label what was evaluated
+   */
+  constructor(
+    readonly tasks: readonly string[],
+    readonly accuracy: readonly number[],
+    readonly normalised: readonly number[],
+    readonly xi: Interference,
+    readonly label = "model",
+  ) {}
+
+  /** Mean accuracy over tasks. */
+  get avgAccuracy(): number {
+    return mean(this.accuracy);
+  }
+
+  /** Mean normalised accuracy over tasks. */
+  get avgNormalised(): number {
+    return mean(this.normalised);
+  }
+
+  /** Accuracy per task keyed by task name. */
+  perTask(): Record<string, number> {
+    return Object.fromEntries(this.tasks.map((t, i) => [t, this.accuracy[i]]));
+  }
+}
+displayWith(Evaluation.prototype, (e) =>
+  bars({
+    categories: [...e.tasks],
+    series: [
+      { name: "accuracy (%)", values: e.accuracy.map((a) => 100 * a) },
+      { name: "normalised (%)", values: e.normalised.map((a) => 100 * a) },
+    ],
+    title: `${e.label}: accuracy ${(100 * e.avgAccuracy).toFixed(1)}%, normalised ` +
+      `${(100 * e.avgNormalised).toFixed(1)}%, ξ ${e.xi.total.toFixed(3)}`,
+    yTitle: "%",
+  }));
+
+/** A merged model: its parameters, its task vector and what the merge did. */
+export interface MergedModel {
+  /** θ0 + α·M. */
+  theta: HostParams;
+  /** α·M. */
+  tau: HostParams;
+  /** Method, effective hyperparameters, notes. */
+  summary: MergeSummary;
+}
+
+/**
+ * The zoo with its reference evaluations, ready for merges.
+ *
+ * @example
+ * ```ts ignore
+ * const bench = await MergeBench.open(await loadZoo({ suite: "mf4" }));
+ * const merged = await bench.merge("ties", bench.taus);
+ * console.log(await bench.evaluate(merged.theta, "ties"));
+ * ```
+ */
+export class MergeBench {
+  private constructor(
+    /** The zoo. */
+    readonly zoo: Zoo,
+    /** Heads and test images per task. */
+    readonly suite: EvaluationSuite,
+    /** Expert i's accuracy on task i. */
+    readonly expertAccuracy: readonly number[],
+    /** Expert i's logits on task i's test images under head i (ξ's reference). */
+    readonly expertLogits: readonly HeadLogits[],
+    /** θ0's accuracy per task. */
+    readonly baseAccuracy: readonly number[],
+    /** The experts θi in task order. */
+    readonly experts: readonly HostParams[],
+    /** The original task vectors τi = θi − θ0. */
+    readonly taus: readonly HostParams[],
+  ) {}
+
+  /** Evaluates the zoo's experts and θ0 once. */
+  static async open(zoo: Zoo): Promise<MergeBench> {
+    const tests: ImageSet[] = [];
+    for (const task of zoo.taskNames) tests.push((await zoo.data(task)).test);
+    const suite = { config: zoo.config.model, heads: zoo.heads, tests, norm: zoo.config.norm };
+    const experts: HostParams[] = [];
+    const expertAccuracy: number[] = [];
+    const expertLogits: HeadLogits[] = [];
+    for (const [i, task] of zoo.taskNames.entries()) {
+      const params = await zoo.expert(task);
+      const [own] = await evaluateOnTasks(
+        { ...suite, heads: [suite.heads[i]], tests: [tests[i]] },
+        params,
+      );
+      experts.push(params);
+      expertAccuracy.push(own.accuracy);
+      expertLogits.push(own.logits);
+    }
+    const baseAccuracy = (await evaluateOnTasks(suite, zoo.base)).map((e) => e.accuracy);
+    const taus = experts.map((p) => subtractBase(p, zoo.base));
+    return new MergeBench(zoo, suite, expertAccuracy, expertLogits, baseAccuracy, experts, taus);
+  }
+
+  /** Task names in order. */
+  get tasks(): string[] {
+    return this.zoo.taskNames;
+  }
+
+  /** Merges task vectors (one per task, in order) with a registered method. */
+  async merge(
+    method: string,
+    taus: readonly HostParams[],
+    options: MergeOptions = {},
+  ): Promise<MergedModel> {
+    const sources = taus.map((t, i) => new MemorySource(this.tasks[i], t));
+    const merged = await merge(method, sources, options);
+    const tau: HostParams = new Map(merged.names().map((n) => [n, merged.get(n)]));
+    return { theta: addTaskVector(this.zoo.base, tau), tau, summary: merged.summary };
+  }
+
+  /**
+   * The pairwise interference matrix I[i][j] of task vectors `taus` (one per task): on the
+   * auxiliary set `aux` under every head, or, without `aux`, on each task j's test images
+   * under head j.
+   */
+  async pairwise(
+    taus: readonly HostParams[],
+    distance: DistanceName,
+    aux?: ImageSet,
+    label = "experts",
+  ): Promise<InterferenceMatrix> {
+    const { model, norm } = this.zoo.config;
+    const heads = this.zoo.heads;
+    const logits = async (params: HostParams): Promise<HeadLogits[]> => {
+      if (aux) return await modelLogits(model, params, heads, aux, norm);
+      return (await evaluateOnTasks(this.suite, params)).map((e) => e.logits);
+    };
+    const base = await logits(this.zoo.base);
+    const rows: HeadLogits[][] = [];
+    for (const tau of taus) rows.push(await logits(addTaskVector(this.zoo.base, tau)));
+    return pairwiseInterference(base, rows, distance, aux ? "aux" : "task", label);
+  }
+
+  /** Scores a backbone on every task: accuracy, normalised accuracy and ξ. */
+  async evaluate(theta: HostParams, label?: string): Promise<Evaluation> {
+    const evals = await evaluateOnTasks(this.suite, theta);
+    const xi = interference(this.expertLogits, evals.map((e) => e.logits), "kl");
+    const accuracy = evals.map((e) => e.accuracy);
+    const normalised = accuracy.map((a, i) => a / this.expertAccuracy[i]);
+    return new Evaluation(this.tasks, accuracy, normalised, xi, label);
+  }
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}

@@ -1,0 +1,227 @@
+/**
+ * The configuration of a study run (`deno task merge` with no method): which zoo, which merge
+ * methods, RI on/off, the auxiliary source, the RI optimiser settings and where to write.
+ * Built from defaults, then a JSON config file, then command-line flags; unknown keys are
+ * errors that list the valid ones.
+ *
+ * @module
+ */
+import { type DistanceName, DISTANCES, parseDistance } from "../interference/distance.ts";
+import { type BackendName, parseBackendName } from "../engine/backend.ts";
+import { SUITES } from "../data/tasks.ts";
+
+/** Whether merges run on the original experts, the RI-adapted ones, or both. */
+export type RiMode = "on" | "off" | "both";
+
+/** Everything a study run depends on. */
+export interface StudyConfig {
+  /** Run name: the folder under `out` (default derived from the settings). */
+  name: string;
+  /** Built-in task suite (`mf4`, `mf8`, `mf14`, `mf20`). */
+  suite: string;
+  /** Seed of the zoo and of RI. */
+  seed: number;
+  /** Merge methods to run (`all` = every registered method). */
+  methods: string[] | "all";
+  /** Merges without RI, with RI, or both. */
+  ri: RiMode;
+  /** Also run the Merge + Distill_Aux baseline for these methods ([] = none). */
+  distill: string[];
+  /**
+   * Auxiliary source: `shapes`, `noise`, `dir:PATH` (a folder of PNG/JPEG images),
+   * `safetensors:PATH[#TENSOR]` or `oracle` (the tasks' own training images, unlabeled).
+   */
+  aux: string;
+  /** Auxiliary images drawn (and their targets cached) for RI. */
+  auxSize: number;
+  /** RI optimisation steps per expert. */
+  steps: number;
+  /** RI batch size. */
+  batch: number;
+  /** RI learning rate (AdamW). */
+  lr: number;
+  /** RI decoupled weight decay (AdamW), applied to the adapted task vector. */
+  weightDecay: number;
+  /** Weight α of the other-tasks term. */
+  alpha: number;
+  /** Distance between predicted distributions. */
+  distance: DistanceName;
+  /** Steps between RI checkpoints (resume points). */
+  checkpointEvery: number;
+  /** tfjs backend. */
+  backend: BackendName;
+  /** Folder holding runs. */
+  out: string;
+}
+
+/**
+ * The defaults: the paper's settings (α = 1, KL, AdamW with weight decay 1e-4, batch 128)
+ * with a learning rate and step count chosen for the built-in benchmark's small ViT (see
+ * docs/REPRODUCTION.md for how they were chosen).
+ */
+export const STUDY_DEFAULTS: Readonly<Omit<StudyConfig, "name">> = Object.freeze({
+  suite: "mf8",
+  seed: 0,
+  methods: "all",
+  ri: "both",
+  distill: [],
+  aux: "shapes",
+  auxSize: 8192,
+  steps: 500,
+  batch: 128,
+  lr: 1e-4,
+  weightDecay: 1e-4,
+  alpha: 1,
+  distance: "kl",
+  checkpointEvery: 50,
+  backend: "auto",
+  out: "runs",
+});
+
+const KEYS = ["name", ...Object.keys(STUDY_DEFAULTS)] as (keyof StudyConfig)[];
+
+/**
+ * The valid configuration keys.
+ *
+ * @example
+ * ```ts
+ * import { studyKeys } from "./config.ts";
+ * studyKeys().includes("steps"); // true
+ * ```
+ */
+export function studyKeys(): string[] {
+  return [...KEYS];
+}
+
+/**
+ * Validates and completes a partial configuration (from a file or flags). Strings are
+ * accepted for numbers and lists, as a command line gives them.
+ *
+ * @example
+ * ```ts
+ * import { resolveStudyConfig } from "./config.ts";
+ * const c = resolveStudyConfig({ suite: "mf4", steps: "50", methods: "ta,ties" });
+ * console.log(c.name, c.methods); // mf4-seed0-shapes-50steps [ "ta", "ties" ]
+ * ```
+ */
+export function resolveStudyConfig(
+  partial: Record<string, unknown>,
+  where = "configuration",
+): StudyConfig {
+  for (const key of Object.keys(partial)) {
+    if (!(KEYS as string[]).includes(key)) {
+      throw new Error(`${where}: unknown key "${key}"; valid keys are ${KEYS.join(", ")}`);
+    }
+  }
+  const get = <K extends keyof StudyConfig>(key: K) =>
+    partial[key] ?? (STUDY_DEFAULTS as Partial<StudyConfig>)[key];
+  const config: Omit<StudyConfig, "name"> = {
+    suite: suiteName(get("suite"), where),
+    seed: integer(get("seed"), "seed", where, 0),
+    methods: methodList(get("methods"), where),
+    ri: riMode(get("ri"), where),
+    distill: list(get("distill"), "distill", where),
+    aux: auxSpec(get("aux"), where),
+    auxSize: integer(get("auxSize"), "auxSize", where, 1),
+    steps: integer(get("steps"), "steps", where, 0),
+    batch: integer(get("batch"), "batch", where, 1),
+    lr: positive(get("lr"), "lr", where),
+    weightDecay: nonNegative(get("weightDecay"), "weightDecay", where),
+    alpha: nonNegative(get("alpha"), "alpha", where),
+    distance: wrap(() => parseDistance(text(get("distance"), "distance", where)), where),
+    checkpointEvery: integer(get("checkpointEvery"), "checkpointEvery", where, 1),
+    backend: wrap(() => parseBackendName(text(get("backend"), "backend", where)), where),
+    out: text(get("out"), "out", where),
+  };
+  const name = partial.name === undefined ? defaultName(config) : text(partial.name, "name", where);
+  if (!/^[\w.+-]+$/.test(name)) {
+    throw new Error(`${where}: name "${name}" may hold only letters, digits, _ . + -`);
+  }
+  return { name, ...config };
+}
+
+/** The default run name: suite, seed, auxiliary source and steps. */
+function defaultName(c: Omit<StudyConfig, "name">): string {
+  const aux = c.aux.replace(/^(dir|safetensors):.*[/\\]?([^/\\]+)$/, "$1-$2");
+  return `${c.suite}-seed${c.seed}-${aux.replace(/[^\w.+-]/g, "_")}-${c.steps}steps`;
+}
+
+function wrap<T>(fn: () => T, where: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`);
+  }
+}
+
+function text(value: unknown, key: string, where: string): string {
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new Error(`${where}: ${key} must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value.trim();
+}
+
+function suiteName(value: unknown, where: string): string {
+  const name = text(value, "suite", where);
+  if (Object.hasOwn(SUITES, name)) return name;
+  throw new Error(`${where}: unknown suite "${name}"; valid suites are ${Object.keys(SUITES)}`);
+}
+
+function number(value: unknown, key: string, where: string): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isFinite(n)) {
+    throw new Error(`${where}: ${key} must be a number, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function integer(value: unknown, key: string, where: string, min: number): number {
+  const n = number(value, key, where);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`${where}: ${key} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function positive(value: unknown, key: string, where: string): number {
+  const n = number(value, key, where);
+  if (!(n > 0)) throw new Error(`${where}: ${key} must be > 0, got ${n}`);
+  return n;
+}
+
+function nonNegative(value: unknown, key: string, where: string): number {
+  const n = number(value, key, where);
+  if (!(n >= 0)) throw new Error(`${where}: ${key} must be ≥ 0, got ${n}`);
+  return n;
+}
+
+function list(value: unknown, key: string, where: string): string[] {
+  if (Array.isArray(value) && value.every((v) => typeof v === "string")) return [...value];
+  if (typeof value === "string") return value.split(",").map((s) => s.trim()).filter(Boolean);
+  throw new Error(`${where}: ${key} must be a list of names, got ${JSON.stringify(value)}`);
+}
+
+function methodList(value: unknown, where: string): string[] | "all" {
+  if (value === "all") return "all";
+  const names = list(value, "methods", where);
+  if (names.length === 0) throw new Error(`${where}: methods is empty`);
+  return names;
+}
+
+function riMode(value: unknown, where: string): RiMode {
+  if (value === "on" || value === "off" || value === "both") return value;
+  throw new Error(`${where}: ri must be on, off or both, got ${JSON.stringify(value)}`);
+}
+
+function auxSpec(value: unknown, where: string): string {
+  const spec = text(value, "aux", where);
+  if (/^(shapes|noise|oracle)$/.test(spec) || /^(dir|folder|safetensors):.+/.test(spec)) {
+    return spec;
+  }
+  throw new Error(
+    `${where}: aux must be shapes, noise, oracle, dir:PATH or safetensors:PATH, got "${spec}"`,
+  );
+}
+
+/** Distances accepted by `distance` (re-exported for usage texts). */
+export const STUDY_DISTANCES: readonly string[] = DISTANCES;

@@ -1,0 +1,120 @@
+/**
+ * Evaluation of one backbone on every task's test split under the task's own head: accuracy
+ * per task and the logits behind it (kept so that ξ can compare a merged model with the
+ * experts on the same images).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ViTConfig } from "../models/config.ts";
+import type { Head } from "../models/head.ts";
+import { type HostParams, hostToParams } from "../models/params.ts";
+import type { PixelNorm } from "../data/batches.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import { accuracy, type HeadLogits, predictLogits } from "../interference/predict.ts";
+
+/** One task's evaluation. */
+export interface TaskEvaluation {
+  /** Task name. */
+  task: string;
+  /** Top-1 accuracy on the test split, in [0, 1]. */
+  accuracy: number;
+  /** The logits under the task's head, image after image. */
+  logits: HeadLogits;
+}
+
+/** What a backbone is evaluated on: each task's head and labelled test images. */
+export interface EvaluationSuite {
+  /** Backbone geometry. */
+  config: ViTConfig;
+  /** Heads in task order. */
+  heads: readonly Head[];
+  /** Test images per task, in the same order. */
+  tests: readonly ImageSet[];
+  /** Pixel normalisation. */
+  norm?: PixelNorm;
+}
+
+/**
+ * Evaluates the backbone `params` on every task of `suite`, one task at a time.
+ *
+ * @example
+ * ```ts ignore
+ * const evals = await evaluateOnTasks(suite, zoo.base);
+ * console.log(evals.map((e) => `${e.task} ${e.accuracy}`));
+ * ```
+ */
+export async function evaluateOnTasks(
+  suite: EvaluationSuite,
+  params: HostParams,
+): Promise<TaskEvaluation[]> {
+  if (suite.heads.length !== suite.tests.length) {
+    throw new Error(`evaluate: ${suite.heads.length} heads but ${suite.tests.length} test sets`);
+  }
+  const tensors = hostToParams(params);
+  try {
+    const out: TaskEvaluation[] = [];
+    for (let i = 0; i < suite.heads.length; i++) {
+      const [logits] = await predictLogits(
+        { config: suite.config, params: tensors },
+        [suite.heads[i]],
+        suite.tests[i],
+        { norm: suite.norm },
+      );
+      const acc = accuracy(logits.logits, logits.classes, suite.tests[i].labels);
+      out.push({ task: suite.heads[i].task, accuracy: acc, logits });
+    }
+    return out;
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
+
+/**
+ * θ0 + τ as host parameters (τ missing a tensor leaves it at θ0).
+ *
+ * @example
+ * ```ts
+ * import { addTaskVector } from "./evaluate.ts";
+ * const base = new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]);
+ * const tau = new Map([["w", { shape: [2], data: new Float32Array([0.5, -1]) }]]);
+ * console.log(addTaskVector(base, tau).get("w")!.data); // Float32Array [1.5, 1]
+ * ```
+ */
+export function addTaskVector(
+  base: HostParams,
+  tau: ReadonlyMap<string, { readonly data: Float32Array }>,
+): HostParams {
+  const out: HostParams = new Map();
+  for (const [name, b] of base) {
+    const t = tau.get(name);
+    if (t && t.data.length !== b.data.length) {
+      throw new Error(
+        `task vector tensor "${name}" has ${t.data.length} values, θ0 has ${b.data.length}`,
+      );
+    }
+    out.set(name, { shape: b.shape, data: t ? b.data.map((v, i) => v + t.data[i]) : b.data });
+  }
+  return out;
+}
+
+/**
+ * θ − θ0 as host parameters.
+ *
+ * @example
+ * ```ts
+ * import { subtractBase } from "./evaluate.ts";
+ * const base = new Map([["w", { shape: [1], data: new Float32Array([1]) }]]);
+ * const theta = new Map([["w", { shape: [1], data: new Float32Array([3]) }]]);
+ * console.log(subtractBase(theta, base).get("w")!.data); // Float32Array [2]
+ * ```
+ */
+export function subtractBase(theta: HostParams, base: HostParams): HostParams {
+  const out: HostParams = new Map();
+  for (const [name, b] of base) {
+    const t = theta.get(name);
+    if (!t) throw new Error(`model has no tensor "${name}" that θ0 has`);
+    out.set(name, { shape: b.shape, data: t.data.map((v, i) => v - b.data[i]) });
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+/**
+ * The study's `report.html`: one self-contained, offline page with the results table, the
+ * accuracy and ξ bars, the pairwise interference heatmaps before and after RI on one colour
+ * scale, and the RI loss curves — the same figures a notebook shows.
+ *
+ * @module
+ */
+import { type DocumentItem, writeHtmlDocument } from "../display/mod.ts";
+import { describeEngine, type EngineInfo } from "../engine/backend.ts";
+import { compareMatrices, InterferenceMatrix } from "../interference/measure.ts";
+import type { DistanceName } from "../interference/distance.ts";
+import { LossCurve } from "../ri/curve.ts";
+import type { StudyResults } from "./results.ts";
+
+/**
+ * The report's items, top to bottom.
+ *
+ * @example
+ * ```ts ignore
+ * const items = studyReportItems(results, engine);
+ * ```
+ */
+export function studyReportItems(results: StudyResults, engine?: EngineInfo): DocumentItem[] {
+  const d = results.data;
+  const items: DocumentItem[] = [
+    `Suite ${d.suite}, seed ${d.seed}, auxiliary source ${d.aux}, RI ${d.steps} steps per ` +
+    `expert; ${engine ? describeEngine(engine) : `backend ${d.backend}`}. Accuracies are ` +
+    `top-1 on each task's test split under its own head; normalised accuracy divides by the ` +
+    `expert's; ξ sums, over tasks, the KL divergence from the expert's predictions to the ` +
+    `merged model's.`,
+    { heading: "Merge methods with and without RI (default hyperparameters)" },
+    results.table(),
+    results.accuracyFigure(),
+    results.xiFigure(),
+  ];
+  if (d.pairwise) {
+    const { tasks, distance, before, after } = d.pairwise;
+    const m = (values: number[][], label: string) =>
+      new InterferenceMatrix(tasks, values, distance as DistanceName, "aux", label);
+    items.push(
+      { heading: "Pairwise interference I[i][j] on auxiliary data" },
+      "How far expert i moves task j's predictions away from θ0's (diagonal: its own task). " +
+        "RI should shrink the off-diagonal entries and keep the diagonal.",
+      compareMatrices(m(before, "original experts"), m(after, "RI-adapted experts")),
+    );
+  }
+  if (d.ri_curves) {
+    items.push({ heading: "RI loss curves" });
+    for (const curve of Object.values(d.ri_curves)) items.push(LossCurve.fromJSON(curve).figure());
+  }
+  const times = Object.entries(d.seconds).map(([k, v]) => `${k} ${v} s`).join(", ");
+  items.push({ heading: "Run" }, `Stage times: ${times}. Zoo: ${d.zoo}.`);
+  return items;
+}
+
+/**
+ * Writes the study report to `path` atomically.
+ *
+ * @example
+ * ```ts ignore
+ * await writeStudyReport("runs/x/report.html", results, engine);
+ * ```
+ */
+export async function writeStudyReport(
+  path: string,
+  results: StudyResults,
+  engine?: EngineInfo,
+): Promise<void> {
+  const title = `RI study: ${results.data.suite}, ${results.data.rows.length} merged models`;
+  await writeHtmlDocument(path, title, studyReportItems(results, engine));
+}

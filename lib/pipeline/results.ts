@@ -1,0 +1,179 @@
+/**
+ * The results of a study run: per-task accuracies of the experts and θ0, and one row per
+ * merge (method × with/without RI, and the distillation baseline) with its average and
+ * normalised accuracy and interference ξ. Written as `results.json`; shown as a table and
+ * figures in a notebook, a terminal and the HTML report.
+ *
+ * @module
+ */
+import { bars, displayWith, type Figure, stack, table } from "../display/mod.ts";
+import type { LossCurveData } from "../ri/curve.ts";
+
+/** One merged model's evaluation. */
+export interface StudyRow {
+  /** Registry name of the merge method. */
+  method: string;
+  /** Merged from RI-adapted task vectors. */
+  ri: boolean;
+  /** Merged, then distilled toward the experts on auxiliary data (Merge + Distill_Aux). */
+  distill?: boolean;
+  /** Mean top-1 accuracy over tasks, in [0, 1]. */
+  avg_acc: number;
+  /** Mean over tasks of accuracy / the expert's accuracy. */
+  norm_acc: number;
+  /** Interference ξ = Σi E[x ~ Di] d(pi(θi), pi(θM)) on the test splits. */
+  xi: number;
+  /** Accuracy per task. */
+  per_task: Record<string, number>;
+  /** ξi per task. */
+  xi_per_task: Record<string, number>;
+  /** Effective hyperparameters of the merge. */
+  params: Record<string, unknown>;
+}
+
+/** Everything `results.json` holds. */
+export interface StudyData {
+  /** Task suite. */
+  suite: string;
+  /** Seed. */
+  seed: number;
+  /** tfjs backend used. */
+  backend: string;
+  /** Device under the backend. */
+  adapter: string;
+  /** Auxiliary source. */
+  aux: string;
+  /** RI steps per expert. */
+  steps: number;
+  /** The whole configuration. */
+  config: Record<string, unknown>;
+  /** The zoo's directory. */
+  zoo: string;
+  /** Expert accuracy per task (each on its own task). */
+  experts: Record<string, number>;
+  /** θ0-with-heads accuracy per task. */
+  base: Record<string, number>;
+  /** One row per merged model. */
+  rows: StudyRow[];
+  /** RI loss curves per task (when RI ran). */
+  ri_curves?: Record<string, LossCurveData>;
+  /** Pairwise interference on auxiliary data, before and after RI (when RI ran). */
+  pairwise?: { tasks: string[]; distance: string; before: number[][]; after: number[][] };
+  /** Wall-clock seconds per stage. */
+  seconds: Record<string, number>;
+}
+
+const pct = (v: number) => (100 * v).toFixed(1);
+
+/**
+ * A study's results as a value: `.data` is what `results.json` holds.
+ *
+ * @example
+ * ```ts
+ * import { StudyResults } from "./results.ts";
+ * const r = new StudyResults({
+ *   suite: "mf4", seed: 0, backend: "wasm", adapter: "CPU", aux: "shapes", steps: 10,
+ *   config: {}, zoo: "", experts: { a: 0.9 }, base: { a: 0.5 }, seconds: {},
+ *   rows: [{ method: "ta", ri: false, avg_acc: 0.7, norm_acc: 0.78, xi: 0.3,
+ *     per_task: { a: 0.7 }, xi_per_task: { a: 0.3 }, params: {} }],
+ * });
+ * console.log(r.table().toText());
+ * ```
+ */
+export class StudyResults {
+  /** Wraps the results data. */
+  constructor(readonly data: StudyData) {}
+
+  /** Task names in order. */
+  get tasks(): string[] {
+    return Object.keys(this.data.experts);
+  }
+
+  /** Label of a row: `ta`, `ta + RI`, `ta + distill`. */
+  static rowLabel(row: StudyRow): string {
+    return row.method + (row.ri ? " + RI" : "") + (row.distill ? " + distill" : "");
+  }
+
+  /** Methods × (without RI, with RI) with average/normalised accuracy and ξ. */
+  table(): Figure {
+    const methods = [...new Set(this.data.rows.map((r) => r.method))];
+    const find = (m: string, ri: boolean, distill = false) =>
+      this.data.rows.find((r) => r.method === m && r.ri === ri && !!r.distill === distill);
+    const cell = (r: StudyRow | undefined, key: "avg_acc" | "norm_acc") => r ? pct(r[key]) : "";
+    const rows = methods.map((m) => {
+      const off = find(m, false), on = find(m, true), dist = find(m, false, true);
+      const gain = off && on ? (100 * (on.avg_acc - off.avg_acc)).toFixed(1) : "";
+      return [
+        m,
+        cell(off, "avg_acc"),
+        cell(on, "avg_acc"),
+        gain,
+        cell(off, "norm_acc"),
+        cell(on, "norm_acc"),
+        off ? off.xi.toFixed(3) : "",
+        on ? on.xi.toFixed(3) : "",
+        cell(dist, "avg_acc"),
+      ];
+    });
+    const mean = (r: Record<string, number>) =>
+      pct(Object.values(r).reduce((a, b) => a + b, 0) / Object.keys(r).length);
+    return table({
+      title: `${this.data.suite}: experts ${mean(this.data.experts)}%, ` +
+        `θ0 ${mean(this.data.base)}% (avg accuracy; RI ${this.data.steps} steps, aux ` +
+        `${this.data.aux})`,
+      columns: [
+        "method",
+        "acc",
+        "acc +RI",
+        "gain",
+        "norm",
+        "norm +RI",
+        "ξ",
+        "ξ +RI",
+        "acc +distill",
+      ],
+      rows,
+    });
+  }
+
+  /** Average accuracy of every merge, grouped with and without RI. */
+  accuracyFigure(): Figure {
+    const methods = [...new Set(this.data.rows.map((r) => r.method))];
+    const series = [false, true].map((ri) => ({
+      name: ri ? "with RI" : "without RI",
+      values: methods.map((m) =>
+        100 * (this.data.rows.find((r) => r.method === m && r.ri === ri && !r.distill)?.avg_acc ??
+          NaN)
+      ),
+    }));
+    return bars({
+      categories: methods,
+      series,
+      title: "Average accuracy (%) at default hyperparameters",
+      yTitle: "accuracy (%)",
+    });
+  }
+
+  /** ξ of every merge, grouped with and without RI. */
+  xiFigure(): Figure {
+    const methods = [...new Set(this.data.rows.map((r) => r.method))];
+    const series = [false, true].map((ri) => ({
+      name: ri ? "with RI" : "without RI",
+      values: methods.map((m) =>
+        this.data.rows.find((r) => r.method === m && r.ri === ri && !r.distill)?.xi ?? NaN
+      ),
+    }));
+    return bars({ categories: methods, series, title: "Interference ξ (lower is better)" });
+  }
+
+  /** Table and figures together. */
+  figure(): Figure {
+    return stack([this.table(), this.accuracyFigure(), this.xiFigure()]);
+  }
+
+  /** The JSON written to `results.json`. */
+  toJSON(): StudyData {
+    return this.data;
+  }
+}
+displayWith(StudyResults.prototype, (r) => r.figure());

@@ -1,0 +1,418 @@
+/**
+ * The whole RI study on a built-in zoo, end to end: build or reuse the zoo, adapt every
+ * expert with RI on auxiliary data, merge with every method with and without RI (and,
+ * optionally, the Merge + Distill_Aux baseline), evaluate accuracy and ξ, and write
+ * `runs/<name>/` (results.json, report.html, the adapted task vectors and merged models).
+ *
+ * Every expensive artefact is written atomically as soon as it exists, and found again on a
+ * rerun: an interrupted study resumes where it stopped (inside an RI adaptation, from its
+ * last state checkpoint) and ends with the numbers of an uninterrupted run.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { describeEngine, initEngine } from "../engine/backend.ts";
+import { loadZoo, type Zoo } from "../zoo/zoo.ts";
+import { auxSource } from "../data/auxiliary.ts";
+import { concatSets, type ImageSet, subset } from "../data/dataset.ts";
+import { Rng } from "../data/random.ts";
+import type { SuiteName } from "../data/tasks.ts";
+import { type HostParams } from "../models/params.ts";
+import { loadModel, saveModel } from "../models/store.ts";
+import { getMethod, methodNames } from "../merge/registry.ts";
+import { type HeadLogits } from "../interference/predict.ts";
+import { adaptExpert, modelLogits } from "../ri/adapt.ts";
+import { distillMerged } from "../ri/distill.ts";
+import type { LossCurveData } from "../ri/curve.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { progress, type ProgressMode } from "../display/progress.ts";
+import type { StudyConfig } from "./config.ts";
+import { addTaskVector } from "./evaluate.ts";
+import { type Evaluation, MergeBench } from "./bench.ts";
+import { StudyResults, type StudyRow } from "./results.ts";
+import { writeStudyReport } from "./report.ts";
+
+/** Options of {@linkcode runStudy}. */
+export interface StudyOptions {
+  /** Progress display (default `auto`). */
+  progress?: ProgressMode;
+  /** Receives one line per stage (default console.log). */
+  log?: (line: string) => void;
+}
+
+/** The run's folder layout. */
+export function runPaths(config: StudyConfig) {
+  const dir = join(config.out, config.name);
+  return {
+    dir,
+    config: join(dir, "config.json"),
+    results: join(dir, "results.json"),
+    report: join(dir, "report.html"),
+    adapted: (task: string) => join(dir, "adapted", `${task}.safetensors`),
+    state: (what: string) => join(dir, "state", `${what}.safetensors`),
+    curve: (task: string) => join(dir, "curves", `${task}.json`),
+    merged: (label: string) => join(dir, "merged", `${label}.safetensors`),
+    row: (label: string) => join(dir, "rows", `${label}.json`),
+  };
+}
+
+/**
+ * Runs (or resumes) the study described by `config` and returns its results.
+ *
+ * @example
+ * ```ts ignore
+ * const results = await runStudy(resolveStudyConfig({ suite: "mf4", steps: 50 }));
+ * console.log(results.table().toText());
+ * ```
+ */
+export async function runStudy(
+  config: StudyConfig,
+  options: StudyOptions = {},
+): Promise<StudyResults> {
+  const log = options.log ?? console.log;
+  const mode = options.progress;
+  const paths = runPaths(config);
+  const seconds: Record<string, number> = {};
+  const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    const out = await fn();
+    seconds[stage] = Math.round((performance.now() - t) / 100) / 10;
+    return out;
+  };
+  const methods = config.methods === "all" ? methodNames() : config.methods;
+  methods.forEach((m) => getMethod(m)); // unknown names fail before any work
+  config.distill.forEach((m) => getMethod(m));
+  await claimRunFolder(paths, config);
+
+  const engine = await initEngine({ backend: config.backend });
+  log(`engine: ${describeEngine(engine)}`);
+  const zoo = await timed(
+    "zoo",
+    () => loadZoo({ suite: config.suite as SuiteName, seed: config.seed, progress: mode }),
+  );
+  try {
+    log(`zoo: ${zoo.dir}`);
+    const bench = await timed("evaluate experts", () => MergeBench.open(zoo));
+    const aux = config.ri !== "off" || config.distill.length
+      ? await timed("aux", () => auxiliarySet(config, zoo))
+      : undefined;
+    let adapted: HostParams[] | undefined;
+    let curves: Record<string, LossCurveData> | undefined;
+    if (config.ri !== "off") {
+      ({ adapted, curves } = await timed(
+        "RI",
+        () => adaptAll(bench, aux!, config, paths, mode),
+      ));
+    }
+    const rows: StudyRow[] = [];
+    const variants = config.ri === "both" ? [false, true] : [config.ri === "on"];
+    await timed("merge + evaluate", async () => {
+      const bar = progress("merging", methods.length * variants.length, { mode });
+      for (const ri of variants) {
+        const taus = ri ? adapted! : bench.taus;
+        for (const method of methods) {
+          rows.push(await mergeRow(bench, method, ri, taus, paths));
+          bar.tick();
+        }
+      }
+      await bar.done();
+    });
+    if (config.distill.length) {
+      await timed("distill", async () => {
+        for (const method of config.distill) {
+          rows.push(await distillRow(bench, method, aux!, config, paths, mode));
+        }
+      });
+    }
+    const pairwise = adapted
+      ? await timed("pairwise", () => pairwiseOnAux(bench, aux!, adapted!, config))
+      : undefined;
+    const results = new StudyResults({
+      suite: config.suite,
+      seed: config.seed,
+      backend: engine.backend,
+      adapter: engine.adapter,
+      aux: config.aux,
+      steps: config.steps,
+      config: { ...config },
+      zoo: zoo.dir,
+      experts: byTask(bench, bench.expertAccuracy),
+      base: byTask(bench, bench.baseAccuracy),
+      rows,
+      ri_curves: curves,
+      pairwise,
+      seconds,
+    });
+    await writeFileAtomic(paths.results, JSON.stringify(results, null, 2) + "\n");
+    await writeStudyReport(paths.report, results, engine);
+    log(`wrote ${paths.results} and ${paths.report}`);
+    return results;
+  } finally {
+    zoo.dispose();
+  }
+}
+
+/** The fixed auxiliary set RI and distillation train on. */
+async function auxiliarySet(config: StudyConfig, zoo: Zoo): Promise<ImageSet> {
+  const { channels, imageSize: size } = zoo.config.model;
+  if (config.aux === "oracle") {
+    // In-task data without labels: an upper bound the paper reports (+3.3 points).
+    const trains: ImageSet[] = [];
+    for (const task of zoo.taskNames) {
+      const { train } = await zoo.data(task);
+      trains.push({ ...train, labels: new Int32Array(0), classes: [] });
+    }
+    const all = concatSets(trains);
+    const pick = new Rng(config.seed, "aux/oracle").permutation(all.count);
+    return subset(all, pick.slice(0, Math.min(config.auxSize, all.count)));
+  }
+  const spec = config.aux.replace(/^dir:/, "folder:");
+  const source = await auxSource(spec, { channels, size }, config.seed);
+  return await source.images(
+    0,
+    Number.isFinite(source.count) ? Math.min(config.auxSize, source.count) : config.auxSize,
+  );
+}
+
+async function adaptAll(
+  bench: MergeBench,
+  aux: ImageSet,
+  config: StudyConfig,
+  paths: ReturnType<typeof runPaths>,
+  mode?: ProgressMode,
+): Promise<{ adapted: HostParams[]; curves: Record<string, LossCurveData> }> {
+  const zoo = bench.zoo;
+  const { model, norm } = zoo.config;
+  let baseLogits: HeadLogits[] | undefined; // computed only if some expert still needs RI
+  const adapted: HostParams[] = [];
+  const curves: Record<string, LossCurveData> = {};
+  for (const [i, task] of zoo.taskNames.entries()) {
+    let done = await readAdapted(paths.adapted(task), paths.curve(task));
+    if (!done) {
+      baseLogits ??= await modelLogits(model, zoo.base, zoo.heads, aux, norm);
+      done = await adaptOne(zoo, bench.experts[i], task, aux, baseLogits, config, paths, mode);
+    }
+    adapted.push(done.tau);
+    curves[task] = done.curve;
+  }
+  return { adapted, curves };
+}
+
+/** Adapts one expert and writes its τ' and loss curve into the run folder. */
+async function adaptOne(
+  zoo: Zoo,
+  expert: HostParams,
+  task: string,
+  aux: ImageSet,
+  baseLogits: HeadLogits[] | undefined,
+  config: StudyConfig,
+  paths: ReturnType<typeof runPaths>,
+  mode?: ProgressMode,
+): Promise<{ tau: HostParams; curve: LossCurveData }> {
+  const { model, norm } = zoo.config;
+  const state = paths.state(`ri-${task}`);
+  const result = await adaptExpert(
+    { task, config: model, base: zoo.base, expert, heads: zoo.heads, aux, norm, baseLogits },
+    riSettings(config),
+    { statePath: state, progress: mode },
+  );
+  await saveModel(paths.adapted(task), model, result.tau, { kind: "ri-task-vector", task });
+  await writeFileAtomic(paths.curve(task), JSON.stringify(result.curve) + "\n");
+  await Deno.remove(state).catch(() => {});
+  return { tau: result.tau, curve: result.curve.toJSON() };
+}
+
+/**
+ * Adapts the experts of `tasks` only (the unit of work of `deno task ri --expert NAME`):
+ * reuses the zoo and the run folder of `config`, so a later study run finds them done.
+ *
+ * @example
+ * ```ts ignore
+ * await adaptExperts(resolveStudyConfig({ suite: "mf4", steps: 50 }), ["mnist"]);
+ * ```
+ */
+export async function adaptExperts(
+  config: StudyConfig,
+  tasks: string[],
+  options: StudyOptions = {},
+): Promise<Record<string, LossCurveData>> {
+  const log = options.log ?? console.log;
+  const paths = runPaths(config);
+  await claimRunFolder(paths, config);
+  const engine = await initEngine({ backend: config.backend });
+  log(`engine: ${describeEngine(engine)}`);
+  const zoo = await loadZoo({
+    suite: config.suite as SuiteName,
+    seed: config.seed,
+    progress: options.progress,
+  });
+  try {
+    tasks.forEach((t) => zoo.task(t)); // unknown names fail first, listing the zoo's tasks
+    const aux = await auxiliarySet(config, zoo);
+    const curves: Record<string, LossCurveData> = {};
+    for (const task of tasks) {
+      const done = await readAdapted(paths.adapted(task), paths.curve(task)) ??
+        await adaptOne(
+          zoo,
+          await zoo.expert(task),
+          task,
+          aux,
+          undefined,
+          config,
+          paths,
+          options.progress,
+        );
+      curves[task] = done.curve;
+      log(`${task}: adapted task vector in ${paths.adapted(task)}`);
+    }
+    return curves;
+  } finally {
+    zoo.dispose();
+  }
+}
+
+/** The RI settings of a study configuration. */
+export function riSettings(config: StudyConfig) {
+  const { steps, batch, lr, weightDecay, alpha, distance, seed, checkpointEvery } = config;
+  return { steps, batch, lr, weightDecay, alpha, distance, seed, checkpointEvery };
+}
+
+async function readAdapted(
+  path: string,
+  curvePath: string,
+): Promise<{ tau: HostParams; curve: LossCurveData } | null> {
+  try {
+    const curve = JSON.parse(await Deno.readTextFile(curvePath)) as LossCurveData;
+    return { tau: (await loadModel(path)).host, curve };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+async function mergeRow(
+  bench: MergeBench,
+  method: string,
+  ri: boolean,
+  taus: readonly HostParams[],
+  paths: ReturnType<typeof runPaths>,
+): Promise<StudyRow> {
+  const label = method + (ri ? "+ri" : "");
+  const cached = await readJson<StudyRow>(paths.row(label));
+  if (cached) return cached;
+  const merged = await bench.merge(method, taus);
+  const params = { ...merged.summary.params };
+  await saveModel(paths.merged(label), bench.zoo.config.model, merged.theta, {
+    kind: "merged",
+    method,
+    ri: String(ri),
+    params: JSON.stringify(params),
+  });
+  const row = toRow(bench, method, ri, false, await bench.evaluate(merged.theta, label), params);
+  await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
+  return row;
+}
+
+async function distillRow(
+  bench: MergeBench,
+  method: string,
+  aux: ImageSet,
+  config: StudyConfig,
+  paths: ReturnType<typeof runPaths>,
+  mode?: ProgressMode,
+): Promise<StudyRow> {
+  const label = `${method}+distill`;
+  const cached = await readJson<StudyRow>(paths.row(label));
+  if (cached) return cached;
+  const { zoo } = bench;
+  const merged = await bench.merge(method, bench.taus);
+  const state = paths.state(`distill-${method}`);
+  const { tau } = await distillMerged(
+    {
+      method,
+      config: zoo.config.model,
+      base: zoo.base,
+      merged: merged.tau,
+      experts: bench.experts,
+      heads: zoo.heads,
+      aux,
+      norm: zoo.config.norm,
+    },
+    riSettings(config),
+    config.distance,
+    { statePath: state, progress: mode },
+  );
+  const theta = addTaskVector(zoo.base, tau);
+  await saveModel(paths.merged(label), zoo.config.model, theta, { kind: "distilled", method });
+  const params = { ...merged.summary.params };
+  const row = toRow(bench, method, false, true, await bench.evaluate(theta, label), params);
+  await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
+  await Deno.remove(state).catch(() => {});
+  return row;
+}
+
+function toRow(
+  bench: MergeBench,
+  method: string,
+  ri: boolean,
+  distill: boolean,
+  e: Evaluation,
+  params: Record<string, unknown>,
+): StudyRow {
+  return {
+    method,
+    ri,
+    ...(distill ? { distill } : {}),
+    avg_acc: e.avgAccuracy,
+    norm_acc: e.avgNormalised,
+    xi: e.xi.total,
+    per_task: e.perTask(),
+    xi_per_task: byTask(bench, e.xi.perTask),
+    params,
+  };
+}
+
+async function pairwiseOnAux(
+  bench: MergeBench,
+  aux: ImageSet,
+  adapted: HostParams[],
+  config: StudyConfig,
+) {
+  const before = await bench.pairwise(bench.taus, config.distance, aux);
+  const after = await bench.pairwise(adapted, config.distance, aux);
+  return {
+    tasks: bench.tasks,
+    distance: config.distance,
+    before: before.values.map((r) => [...r]),
+    after: after.values.map((r) => [...r]),
+  };
+}
+
+function byTask(bench: MergeBench, values: readonly number[]): Record<string, number> {
+  return Object.fromEntries(bench.tasks.map((t, i) => [t, values[i]]));
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/** Creates the run folder, or checks that an existing one holds the same configuration. */
+async function claimRunFolder(paths: ReturnType<typeof runPaths>, config: StudyConfig) {
+  const text = JSON.stringify(config, null, 2) + "\n";
+  const existing = await Deno.readTextFile(paths.config).catch(() => null);
+  if (existing !== null && existing !== text) {
+    throw new Error(
+      `${paths.dir} holds a run with another configuration (${paths.config}); ` +
+        `pass --name to start a new run, or delete the folder`,
+    );
+  }
+  for (const sub of ["adapted", "state", "curves", "merged", "rows"]) {
+    await Deno.mkdir(join(paths.dir, sub), { recursive: true });
+  }
+  if (existing === null) await writeFileAtomic(paths.config, text);
+}

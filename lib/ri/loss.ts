@@ -1,0 +1,88 @@
+/**
+ * The RI objective for one expert i, on a batch of auxiliary inputs x (RI.md):
+ *
+ *     L(τi') = d( pi(x; θ0 + τi) , pi(x; θ0 + τi') )                     keep own task
+ *            + α/(N−1) Σ_{j≠i} d( pj(x; θ0) , pj(x; θ0 + τi') )          leave others as θ0
+ *
+ * The targets (the expert's own distribution and the pretrained model's distribution under
+ * every other head) are fixed: they are passed in as probabilities.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { distance, type DistanceName } from "../interference/distance.ts";
+
+/** A loss and its named parts, as scalars (the caller disposes them). */
+export interface LossParts {
+  /** The value minimised. */
+  total: tf.Scalar;
+  /** Named terms, for the loss curve. */
+  parts: Record<string, tf.Scalar>;
+}
+
+/**
+ * The RI loss from the adapted model's logits under every head.
+ *
+ * `logits[j]` is the adapted model's logits under head j, `targets[j]` the fixed target
+ * probabilities under head j: the expert's own for j = `own`, the pretrained model's for the
+ * others. With one head only (N = 1) the second term is empty.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { riLoss } from "./loss.ts";
+ * const targets = [tf.tensor2d([[0.5, 0.5]]), tf.tensor2d([[1, 0]])];
+ * const logits = [tf.tensor2d([[0, 0]]), tf.tensor2d([[0, 0]])];
+ * const { total } = riLoss(logits, targets, 0, { alpha: 1, distance: "kl" });
+ * console.log(total.dataSync()[0]); // ln 2 ≈ 0.693
+ * ```
+ */
+export function riLoss(
+  logits: readonly tf.Tensor2D[],
+  targets: readonly tf.Tensor2D[],
+  own: number,
+  options: { alpha: number; distance: DistanceName },
+): LossParts {
+  const n = logits.length;
+  if (targets.length !== n) {
+    throw new Error(`riLoss: ${n} heads' logits but ${targets.length} targets`);
+  }
+  if (!(own >= 0 && own < n)) throw new Error(`riLoss: own head ${own} not in 0..${n - 1}`);
+  const ownPart = distance(options.distance, targets[own], logits[own]);
+  const others = tf.tidy(() => {
+    let sum: tf.Tensor = tf.scalar(0);
+    for (let j = 0; j < n; j++) {
+      if (j !== own) sum = tf.add(sum, distance(options.distance, targets[j], logits[j]));
+    }
+    return sum as tf.Scalar;
+  });
+  const weight = n > 1 ? options.alpha / (n - 1) : 0;
+  const total = tf.tidy(() => tf.add(ownPart, tf.mul(others, weight)) as tf.Scalar);
+  return { total, parts: { own: ownPart, others } };
+}
+
+/**
+ * The Merge + Distill_Aux objective: the mean over tasks i of d(pi(x; θi), pi(x; θ')), every
+ * expert's own distribution being the target under its own head.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { distillLoss } from "./loss.ts";
+ * const { total } = distillLoss([tf.tensor2d([[0, 0]])], [tf.tensor2d([[1, 0]])], "kl");
+ * console.log(total.dataSync()[0]); // ln 2 ≈ 0.693
+ * ```
+ */
+export function distillLoss(
+  logits: readonly tf.Tensor2D[],
+  targets: readonly tf.Tensor2D[],
+  name: DistanceName,
+): LossParts {
+  if (targets.length !== logits.length || logits.length === 0) {
+    throw new Error(`distillLoss: ${logits.length} heads' logits but ${targets.length} targets`);
+  }
+  const total = tf.tidy(() =>
+    tf.div(tf.addN(logits.map((l, i) => distance(name, targets[i], l))), logits.length) as tf.Scalar
+  );
+  return { total, parts: {} };
+}

@@ -1,0 +1,304 @@
+/**
+ * Trains a task vector τ' (model θ0 + τ') so that its class distributions under several
+ * heads match fixed targets on a fixed auxiliary set: the engine under RI adaptation and the
+ * Merge + Distill_Aux baseline, which differ only in their targets and loss.
+ *
+ * AdamW (decoupled weight decay applied to τ', pulling the model toward θ0) with a constant
+ * learning rate. Each step's batch depends only on the seed and the step number, so a run
+ * resumed from a saved state ends exactly where an uninterrupted run ends. The state (τ',
+ * the AdamW moments, the loss curve) is checkpointed atomically every `checkpointEvery` steps
+ * when a state path is given; NaN or ±Infinity stops the run naming the step and the tensor,
+ * and the last good state stays on disk.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { ViTConfig } from "../models/config.ts";
+import { type Head, headLogits } from "../models/head.ts";
+import { type HostParams, hostToParams, paramsToHost } from "../models/params.ts";
+import { imageFeatures } from "../models/vit.ts";
+import { batchOrder, type PixelNorm } from "../data/batches.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import { AdamW } from "../train/adamw.ts";
+import { trainStep } from "../train/step.ts";
+import type { LossParts } from "./loss.ts";
+import { LossCurve, type LossPoint } from "./curve.ts";
+import { loadTrainState, saveTrainState } from "./state.ts";
+import { progress, type ProgressMode } from "../display/progress.ts";
+import { firstNonFinite } from "../tensor/host.ts";
+
+/** Optimisation settings shared by RI and the distillation baseline. */
+export interface TrainSettings {
+  /** Optimisation steps. */
+  steps: number;
+  /** Auxiliary images per step. */
+  batch: number;
+  /** AdamW learning rate (constant). */
+  lr: number;
+  /** AdamW decoupled weight decay on τ'. */
+  weightDecay: number;
+  /** Seed of the batch order. */
+  seed: number;
+  /** Steps between state checkpoints (when a state path is given). */
+  checkpointEvery: number;
+}
+
+/** One training job: the model, the starting τ, the heads, the data, targets and loss. */
+export interface TrainJob {
+  /** What is trained, for progress and the loss curve ("RI mnist"). */
+  title: string;
+  /** Backbone geometry. */
+  config: ViTConfig;
+  /** θ0. */
+  base: HostParams;
+  /** The starting task vector (same names and shapes as θ0). */
+  init: HostParams;
+  /** The heads whose outputs the loss reads, in the order of `targets`. */
+  heads: readonly Head[];
+  /** Target probabilities per head on the auxiliary set, [count × classes] each. */
+  targets: readonly Float32Array[];
+  /** The fixed auxiliary set. */
+  aux: ImageSet;
+  /** The model's pixel normalisation. */
+  norm?: PixelNorm;
+  /** The loss from the current logits and the batch's targets, head by head. */
+  loss: (logits: tf.Tensor2D[], targets: tf.Tensor2D[]) => LossParts;
+  /** What must match for a saved state to be resumed (besides the settings). */
+  identity: Record<string, unknown>;
+}
+
+/** Options of {@linkcode trainTaskVector}. */
+export interface TrainOptions {
+  /** Where to checkpoint the state (and resume from); none when absent. */
+  statePath?: string;
+  /** Progress display (default `auto`). */
+  progress?: ProgressMode;
+  /** Called after every step. */
+  onStep?: (step: number, loss: LossPoint) => void;
+}
+
+/** The trained task vector and how training went. */
+export interface TrainResult {
+  /** τ' (host memory). */
+  tau: HostParams;
+  /** Loss per step. */
+  curve: LossCurve;
+  /** Step the run resumed from (0 for a fresh run). */
+  resumedFrom: number;
+}
+
+/**
+ * Runs the job; see the module documentation.
+ *
+ * @example
+ * ```ts ignore
+ * const { tau, curve } = await trainTaskVector(job, settings, { statePath: "state.safetensors" });
+ * ```
+ */
+export async function trainTaskVector(
+  job: TrainJob,
+  settings: TrainSettings,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  checkJob(job, settings);
+  const state = options.statePath ? await loadTrainState(options.statePath, job, settings) : null;
+  const tau = variables(job, state?.tau);
+  const optimizer = new AdamW(tau, { weightDecay: settings.weightDecay });
+  if (state) optimizer.importState(state.adam);
+  const curve = state?.curve ?? new LossCurve(job.title);
+  const resumedFrom = state?.step ?? 0;
+  const base = hostToParams(job.base);
+  const bar = progress(job.title, settings.steps, { mode: options.progress });
+  using interrupt = watchInterrupt();
+  try {
+    for (let step = resumedFrom + 1; step <= settings.steps; step++) {
+      const point = runStep(job, settings, step, base, tau, optimizer);
+      curve.push(step, point);
+      options.onStep?.(step, point);
+      bar.update(step, { loss: point.total });
+      const stopping = await interrupt.requested();
+      if (options.statePath && (step % settings.checkpointEvery === 0 || stopping)) {
+        // A finite loss can come with a non-finite update (NaN gradients): never save that.
+        if (nonFiniteTensor(tau)) nonFinite(job.title, step, tau);
+        await saveTrainState(options.statePath, job, settings, step, tau, optimizer, curve);
+      }
+      if (stopping) throw new InterruptedError(job.title, step, settings.steps, options.statePath);
+    }
+    await bar.done();
+    return { tau: await paramsToHost(tau), curve, resumedFrom };
+  } finally {
+    tf.dispose([...Object.values(base), ...Object.values(tau)]);
+    optimizer.dispose();
+  }
+}
+
+/** A training run stopped by Ctrl-C (SIGINT) between two steps, its state saved. */
+export class InterruptedError extends Error {
+  /**
+   * @param title what was training
+   * @param step the last step done
+   * @param steps the steps asked for
+   * @param statePath where the state was saved (none: nothing kept)
+   */
+  constructor(title: string, readonly step: number, steps: number, statePath?: string) {
+    super(
+      `${title}: interrupted after step ${step} of ${steps}; ` +
+        (statePath
+          ? `state saved to ${statePath}: run the same command again to resume`
+          : "no state path was given, so nothing is kept"),
+    );
+    this.name = "InterruptedError";
+  }
+}
+
+/**
+ * Ctrl-C (SIGINT) while training: the first asks the loop to stop after the current step (it
+ * saves its state and throws {@linkcode InterruptedError}); a second exits at once (the last
+ * checkpoint is on disk). `requested()` yields to the event loop, which is where a signal
+ * arrives: the steps themselves are synchronous.
+ */
+function watchInterrupt(): { requested(): Promise<boolean> } & Disposable {
+  let count = 0;
+  const onSignal = () => {
+    if (++count > 1) Deno.exit(130);
+    console.error("\nCtrl-C: stopping after this step (press again to quit at once)");
+  };
+  let listening = false;
+  try {
+    Deno.addSignalListener("SIGINT", onSignal);
+    listening = true;
+  } catch {
+    // no signals on this platform: training runs to the end
+  }
+  return {
+    requested: async () => {
+      if (listening) await new Promise((resolve) => setTimeout(resolve, 0));
+      return count > 0;
+    },
+    [Symbol.dispose]: () => {
+      if (listening) Deno.removeSignalListener("SIGINT", onSignal);
+    },
+  };
+}
+
+function runStep(
+  job: TrainJob,
+  settings: TrainSettings,
+  step: number,
+  base: Record<string, tf.Tensor>,
+  tau: Record<string, tf.Variable>,
+  optimizer: AdamW,
+): LossPoint {
+  const indices = stepIndices(job.aux.count, settings, step);
+  const x = gatherImages(job.aux, indices, job.norm);
+  const targets = job.targets.map((t, j) => gatherRows(t, job.heads[j].classes.length, indices));
+  let kept: Record<string, tf.Scalar> = {};
+  try {
+    const total = trainStep(
+      () => {
+        const params: Record<string, tf.Tensor> = {};
+        for (const name of Object.keys(base)) params[name] = tf.add(base[name], tau[name]);
+        const features = imageFeatures(params, job.config, x);
+        const loss = job.loss(job.heads.map((h) => headLogits(h, features)), targets);
+        kept = Object.fromEntries(Object.entries(loss.parts).map(([k, v]) => [k, tf.keep(v)]));
+        return loss.total;
+      },
+      optimizer,
+      { lr: settings.lr },
+    );
+    const value = total.dataSync()[0];
+    total.dispose();
+    if (!Number.isFinite(value)) nonFinite(job.title, step, tau);
+    const parts = Object.fromEntries(Object.entries(kept).map(([k, v]) => [k, v.dataSync()[0]]));
+    return { total: value, parts };
+  } finally {
+    tf.dispose([x, ...targets, ...Object.values(kept)]);
+  }
+}
+
+/** The auxiliary images of one step: a seeded permutation per epoch, whole batches only. */
+function stepIndices(count: number, settings: TrainSettings, step: number): Int32Array {
+  const perEpoch = Math.floor(count / settings.batch);
+  const epoch = Math.floor((step - 1) / perEpoch);
+  const k = (step - 1) % perEpoch;
+  const order = batchOrder(count, { batchSize: settings.batch, seed: settings.seed, epoch });
+  return order.slice(k * settings.batch, (k + 1) * settings.batch);
+}
+
+function gatherImages(set: ImageSet, indices: Int32Array, norm?: PixelNorm): tf.Tensor4D {
+  const per = set.channels * set.size * set.size;
+  const out = new Float32Array(indices.length * per);
+  const mean = norm?.mean ?? 0, std = norm?.std ?? 1;
+  indices.forEach((idx, i) => {
+    const src = set.pixels.subarray(idx * per, (idx + 1) * per);
+    for (let j = 0; j < per; j++) out[i * per + j] = (src[j] - mean) / std;
+  });
+  return tf.tensor4d(out, [indices.length, set.channels, set.size, set.size]);
+}
+
+function gatherRows(values: Float32Array, width: number, indices: Int32Array): tf.Tensor2D {
+  const out = new Float32Array(indices.length * width);
+  indices.forEach((idx, i) => out.set(values.subarray(idx * width, (idx + 1) * width), i * width));
+  return tf.tensor2d(out, [indices.length, width]);
+}
+
+function checkJob(job: TrainJob, s: TrainSettings): void {
+  const where = `${job.title}:`;
+  if (job.aux.count < s.batch) {
+    const empty = job.aux.count === 0 ? " (it is empty)" : "";
+    throw new Error(
+      `${where} the auxiliary set has ${job.aux.count} images, fewer than one batch of ` +
+        `${s.batch}${empty}`,
+    );
+  }
+  for (const key of ["steps", "batch", "checkpointEvery"] as const) {
+    if (!Number.isInteger(s[key]) || s[key] < (key === "steps" ? 0 : 1)) {
+      throw new Error(`${where} ${key} must be a positive integer, got ${s[key]}`);
+    }
+  }
+  if (!(s.lr > 0)) throw new Error(`${where} lr must be > 0, got ${s.lr}`);
+  if (job.targets.length !== job.heads.length) {
+    throw new Error(`${where} ${job.targets.length} targets for ${job.heads.length} heads`);
+  }
+  job.targets.forEach((t, j) => {
+    if (t.length !== job.aux.count * job.heads[j].classes.length) {
+      throw new Error(`${where} targets of head ${job.heads[j].task} do not cover the aux set`);
+    }
+  });
+}
+
+/** τ' as trainable variables, from a saved state or from the job's starting τ. */
+function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const [name, b] of job.base) {
+    const start = saved?.get(name) ?? job.init.get(name)?.data;
+    if (!start || start.length !== b.data.length) {
+      throw new Error(`${job.title}: the starting task vector lacks "${name}" of θ0's shape`);
+    }
+    out[name] = tf.variable(tf.tensor(start, [...b.shape]), true);
+  }
+  return out;
+}
+
+/** The first τ' tensor holding NaN or ±Infinity, and where. */
+function nonFiniteTensor(tau: Record<string, tf.Variable>): [string, number] | undefined {
+  for (const [name, v] of Object.entries(tau)) {
+    const at = firstNonFinite(v.dataSync() as Float32Array);
+    if (at >= 0) return [name, at];
+  }
+  return undefined;
+}
+
+/** Names the first parameter that went non-finite at this step. */
+function nonFinite(title: string, step: number, tau: Record<string, tf.Variable>): never {
+  const bad = nonFiniteTensor(tau);
+  if (bad) {
+    throw new Error(
+      `${title}: step ${step} made tensor "${bad[0]}" non-finite (flat index ${bad[1]}); ` +
+        `the last saved state is kept`,
+    );
+  }
+  throw new Error(
+    `${title}: the loss became non-finite at step ${step}; the last saved state is kept`,
+  );
+}

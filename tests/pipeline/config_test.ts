@@ -1,0 +1,45 @@
+import { deepStrictEqual, equal, rejects, throws } from "node:assert/strict";
+import { resolveStudyConfig, STUDY_DEFAULTS } from "../../lib/pipeline/config.ts";
+import { parseStudyArgs } from "../../lib/pipeline/cli.ts";
+import { tempDir } from "../helpers/python.ts";
+
+Deno.test("study defaults follow the paper where it fixes a value", () => {
+  const c = resolveStudyConfig({});
+  equal(c.suite, "mf8");
+  equal(c.alpha, 1);
+  equal(c.distance, "kl");
+  equal(c.weightDecay, 1e-4);
+  equal(c.batch, 128);
+  equal(c.aux, "shapes");
+  equal(c.ri, "both");
+  equal(c.methods, "all");
+  equal(c.name, `mf8-seed0-shapes-${STUDY_DEFAULTS.steps}steps`);
+});
+
+Deno.test("unknown keys and bad values name the key and list what is valid", () => {
+  throws(() => resolveStudyConfig({ stepz: 3 }), /unknown key "stepz"; valid keys are .*steps/);
+  throws(() => resolveStudyConfig({ suite: "mf3" }), /unknown suite "mf3"; valid suites are mf4/);
+  throws(() => resolveStudyConfig({ steps: -1 }), /steps must be an integer ≥ 0/);
+  throws(() => resolveStudyConfig({ lr: 0 }), /lr must be > 0/);
+  throws(() => resolveStudyConfig({ ri: "maybe" }), /ri must be on, off or both/);
+  throws(() => resolveStudyConfig({ distance: "l1" }), /unknown distance "l1": expected one of kl/);
+  throws(() => resolveStudyConfig({ backend: "cuda" }), /unknown backend "cuda"/);
+  throws(() => resolveStudyConfig({ aux: "imagenet" }), /aux must be shapes, noise, oracle/);
+  throws(() => resolveStudyConfig({ name: "a/b" }), /name "a\/b" may hold only/);
+});
+
+Deno.test("flags override a config file, which overrides the defaults", async () => {
+  await using dir = await tempDir();
+  const file = `${dir.path}/study.json`;
+  await Deno.writeTextFile(file, JSON.stringify({ suite: "mf4", steps: 7, methods: ["ties"] }));
+  const { config } = await parseStudyArgs(["--config", file, "--steps", "9", "--aux-size", "512"]);
+  equal(config.suite, "mf4");
+  equal(config.steps, 9);
+  equal(config.auxSize, 512);
+  deepStrictEqual(config.methods, ["ties"]);
+  await rejects(parseStudyArgs(["--stepz", "3"]), /valid flags: .*--steps/);
+  await Deno.writeTextFile(file, JSON.stringify({ sweet: 1 }));
+  await rejects(parseStudyArgs(["--config", file]), /--config .*: unknown key "sweet"/);
+  await Deno.writeTextFile(file, "{ not json");
+  await rejects(parseStudyArgs(["--config", file]), /not valid JSON/);
+});

@@ -1,0 +1,58 @@
+import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
+import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
+import { runPaths, runStudy } from "../../lib/pipeline/study.ts";
+import type { StudyData } from "../../lib/pipeline/results.ts";
+import { tempDir } from "../helpers/python.ts";
+
+// The mf4 zoo is built (or reused) in the shared cache; the run itself goes to a temp folder.
+Deno.test({
+  name: "the mf4 study: RI lowers its loss and ξ, writes results and report, and resumes",
+  sanitizeResources: false,
+  async fn() {
+    await using dir = await tempDir();
+    const config = resolveStudyConfig({
+      suite: "mf4",
+      steps: 50,
+      auxSize: 2048,
+      methods: ["task_arithmetic", "tsv_m"],
+      distill: ["task_arithmetic"],
+      out: dir.path,
+      name: "study",
+    });
+    const results = await runStudy(config, { progress: "off", log: () => {} });
+    const paths = runPaths(config);
+    const data = JSON.parse(await Deno.readTextFile(paths.results)) as StudyData;
+    for (const key of ["suite", "seed", "backend", "aux", "steps", "experts", "base", "rows"]) {
+      assert(key in data, `results.json lacks ${key}`);
+    }
+    equal(data.rows.length, 5);
+    for (const row of data.rows) {
+      assert(row.avg_acc >= 0 && row.avg_acc <= 1 && row.norm_acc > 0, JSON.stringify(row));
+      assert(Number.isFinite(row.xi) && row.xi >= 0);
+      deepStrictEqual(Object.keys(row.per_task), Object.keys(data.experts));
+    }
+    // RI lowers its own loss for every expert ...
+    for (const [task, curve] of Object.entries(data.ri_curves!)) {
+      const first = curve.total.slice(0, 5).reduce((a, b) => a + b) / 5;
+      const last = curve.total.slice(-5).reduce((a, b) => a + b) / 5;
+      assert(last < first, `RI loss of ${task} went from ${first} to ${last}`);
+    }
+    // ... and the interference of the merged model.
+    for (const method of ["task_arithmetic", "tsv_m"]) {
+      const off = data.rows.find((r) => r.method === method && !r.ri)!;
+      const on = data.rows.find((r) => r.method === method && r.ri)!;
+      assert(on.xi < off.xi, `${method}: ξ ${off.xi} without RI, ${on.xi} with RI`);
+    }
+    // Off-diagonal pairwise interference on auxiliary data shrinks.
+    const off = (m: number[][]) => m.flatMap((r, i) => r.filter((_, j) => j !== i));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+    assert(mean(off(data.pairwise!.after)) < mean(off(data.pairwise!.before)));
+    const report = await Deno.readTextFile(paths.report);
+    assert(report.includes("Pairwise interference") && report.includes("Plotly"));
+    await Deno.stat(paths.merged("tsv_m+ri"));
+    await Deno.stat(paths.adapted("mnist"));
+    // A rerun finds everything done and gives the same numbers.
+    const again = await runStudy(config, { progress: "off", log: () => {} });
+    deepStrictEqual(again.data.rows, results.data.rows);
+  },
+});
