@@ -17,8 +17,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseStudyArgs, studyFlags } from "../lib/pipeline/cli.ts";
-import { runStudy } from "../lib/pipeline/study.ts";
 import { parseWritableDType } from "../lib/io/dtype.ts";
 import { mergeCheckpoints } from "../lib/merge/files.ts";
 import type { MergeProgress } from "../lib/merge/method.ts";
@@ -26,7 +24,6 @@ import { parseParamArgs } from "../lib/merge/params.ts";
 import { describeMethod, describeRegistry, getMethod } from "../lib/merge/registry.ts";
 import { linalgInfo } from "../lib/linalg/openblas.ts";
 import { type Progress, progress } from "../lib/display/progress.ts";
-import { InterruptedError } from "../lib/ri/trainer.ts";
 
 const USAGE = `usage:
   deno task merge [STUDY FLAGS]      run the RI study (every method, with and without RI)
@@ -35,7 +32,7 @@ const USAGE = `usage:
                   [--max-shard-bytes N] [--skip-base-check]
   deno task merge --list [--method NAME]
 
-STUDY FLAGS: ${studyFlags().map((f) => `--${f}`).join(" ")} --config FILE
+STUDY FLAGS: (listed by --help)
 
 --experts takes several paths (or repeat it), or one directory of expert checkpoints.
 --skip-base-check merges experts that look unrelated to the base (‖θ − θ0‖ > 0.5·‖θ0‖).`;
@@ -116,7 +113,13 @@ async function main(args: string[]): Promise<number> {
   }
   const { values, positionals } = parseFlags(args);
   if (values.help) {
-    console.log(USAGE);
+    const { studyFlags } = await import("../lib/pipeline/cli.ts");
+    console.log(
+      USAGE.replace(
+        "(listed by --help)",
+        `${studyFlags().map((f) => `--${f}`).join(" ")} --config FILE`,
+      ),
+    );
     return 0;
   }
   if (values.list) {
@@ -168,6 +171,10 @@ async function main(args: string[]): Promise<number> {
 
 /** The RI study: every method with and without RI on a built-in zoo. */
 async function study(args: string[]): Promise<number> {
+  // Imported here: the study loads TensorFlow.js, which a checkpoint merge never needs (and
+  // whose memory would count in the streaming merge's peak).
+  const { parseStudyArgs } = await import("../lib/pipeline/cli.ts");
+  const { runStudy } = await import("../lib/pipeline/study.ts");
   const { config } = await parseStudyArgs(args);
   const started = performance.now();
   const results = await runStudy(config);
@@ -182,7 +189,7 @@ if (import.meta.main) {
     Deno.exit(await main(Deno.args));
   } catch (err) {
     // Ctrl-C during RI saves the state and stops: not an error, exit status 130 (128 + SIGINT).
-    const stopped = err instanceof InterruptedError;
+    const stopped = (err as Error).name === "InterruptedError";
     console.error(`${stopped ? "stopped" : "error"}: ${(err as Error).message}`);
     Deno.exit(stopped ? 130 : 1);
   }
