@@ -9,6 +9,7 @@ import { gaussianMatrix, maxAbsDiff } from "./random.ts";
 /** Shapes up to the largest ViT-B/32 matrix (3072×768, and its transpose). */
 const SHAPES: [number, number][] = [
   [1, 6],
+  [6, 1],
   [7, 5],
   [5, 7],
   [64, 64],
