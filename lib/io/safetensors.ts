@@ -134,7 +134,11 @@ export class SafetensorsReader {
     const name = info.name;
     const bytes = new Uint8Array(info.byteLength);
     try {
-      await this.#file.seek(info.start, Deno.SeekMode.Start);
+      // A seek never blocks: done synchronously it saves one trip through the runtime's I/O
+      // threads per tensor (on a loaded machine those trips made a streaming merge of 8
+      // ViT-B/32 experts ~20% slower). The read stays asynchronous: it lets the event loop
+      // turn, which keeps garbage collection, and so peak memory, as prompt as before.
+      this.#file.seekSync(info.start, Deno.SeekMode.Start);
       let done = 0;
       while (done < bytes.length) {
         const n = await this.#file.read(bytes.subarray(done));

@@ -7,10 +7,13 @@
  * expert's tensor with the base's subtracted in place, the base tensor read once per name and
  * shared by all tasks: T + 1 arrays per tensor and no intermediate garbage, which keeps a
  * streaming merge's peak memory near (T + 2) × the largest tensor. The values are the same
- * correctly rounded float32 differences `TaskVector.read` gives.
+ * correctly rounded float32 differences `TaskVector.read` gives. Checkpoints' NaN/±Infinity
+ * check runs on the differences, in the same pass as the subtraction, rather than as a scan of
+ * every input tensor (the inputs are re-read and checked only when a difference is not finite).
  *
  * @module
  */
+import { Checkpoint } from "../io/checkpoint.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
 import { assertSameLayout, type TensorSource } from "../tensor/source.ts";
 import type { ProgressCallback } from "./method.ts";
@@ -98,10 +101,15 @@ export async function readTaskTensors(
     const inner = task instanceof ScaledTask ? task.task : task;
     let data: Float32Array;
     if (inner instanceof TaskVector) {
-      data = await inner.expert.read(name);
+      data = await readUnchecked(inner.expert, name);
       let base = bases.get(inner.base);
-      if (!base) bases.set(inner.base, base = await inner.base.read(name));
-      for (let i = 0; i < data.length; i++) data[i] -= base[i];
+      if (!base) bases.set(inner.base, base = await readUnchecked(inner.base, name));
+      // A NaN or ±Infinity in either input makes the difference non-finite: read both again
+      // the checked way, which throws the checkpoint's usual error unless it allows them.
+      if (!subtractFinite(data, base)) {
+        await inner.expert.read(name);
+        await inner.base.read(name);
+      }
     } else {
       data = await inner.read(name);
     }
@@ -111,6 +119,30 @@ export async function readTaskTensors(
     out.push(data);
   }
   return out;
+}
+
+/**
+ * A checkpoint's tensor without the finiteness scan (the caller checks the values it derives);
+ * other sources as they read.
+ */
+function readUnchecked(source: TensorSource, name: string): Promise<Float32Array> {
+  return source instanceof Checkpoint
+    ? source.read(name, { allowNonFinite: true })
+    : source.read(name);
+}
+
+/**
+ * `data −= base` in place; false when a result is NaN or ±Infinity (before float32 rounding,
+ * as the inputs' own check would have found). One pass instead of a scan of each input.
+ */
+function subtractFinite(data: Float32Array, base: Float32Array): boolean {
+  let check = 0; // d − d is 0 for finite d and NaN otherwise; NaN sticks
+  for (let i = 0; i < data.length; i++) {
+    const d = data[i] - base[i];
+    data[i] = d;
+    check += d - d;
+  }
+  return check === 0;
 }
 
 /**
