@@ -1,0 +1,70 @@
+/**
+ * One workload of this project's side of `deno task bench`, in its own process (so that its
+ * peak memory is its own): prints one JSON line (see `SideResult` in workloads.ts).
+ *
+ *     RI_BLAS_THREADS=T deno run -A bench/child.ts --workload NAME --data DIR \
+ *         [--steps N] [--warmup W] [--out PATH] [--profile]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { blasThreads, initEngine } from "../mod.ts";
+import type { ModelSpec } from "./data.ts";
+import { peakMemoryMiB } from "./machine.ts";
+import { evaluate, mergeWorkload, riStep, type SideResult, vitTrain } from "./workloads.ts";
+
+/**
+ * Runs workload `name` on the harness's data in `dir`.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await runWorkload("eval", dir, { steps: 3, warmup: 1 });
+ * ```
+ */
+export async function runWorkload(
+  name: string,
+  dir: string,
+  options: { steps: number; warmup: number; out?: string; profile?: boolean },
+): Promise<SideResult> {
+  if (name.startsWith("merge_")) {
+    if (!options.out) throw new Error(`${name}: --out is required`);
+    return await mergeWorkload(name.slice("merge_".length), dir, options.out);
+  }
+  await initEngine({ backend: "wasm" });
+  const spec = JSON.parse(await Deno.readTextFile(`${dir}/spec.json`)) as ModelSpec;
+  const steps = {
+    steps: options.steps,
+    warmup: Math.max(1, options.warmup),
+    profile: options.profile,
+  };
+  switch (name) {
+    case "vit_train":
+      return await vitTrain(spec, dir, steps);
+    case "ri_step":
+      return await riStep(spec, dir, steps);
+    case "eval":
+      return await evaluate(spec, dir, steps);
+  }
+  throw new Error(`unknown workload "${name}"`);
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      workload: { type: "string" },
+      data: { type: "string" },
+      steps: { type: "string", default: "5" },
+      warmup: { type: "string", default: "2" },
+      out: { type: "string" },
+      profile: { type: "boolean", default: false },
+    },
+  });
+  if (!values.workload || !values.data) throw new Error("--workload and --data are required");
+  const result = await runWorkload(values.workload, values.data, {
+    steps: Number(values.steps),
+    warmup: Number(values.warmup),
+    out: values.out,
+    profile: values.profile,
+  });
+  console.log(JSON.stringify({ ...result, threads: blasThreads(), peak_mib: peakMemoryMiB() }));
+}

@@ -1,0 +1,100 @@
+/**
+ * `deno task bench`: every workload in this project and in PyTorch CPU (Debian python3-torch
+ * through /usr/bin/python3) on the same data with the same thread count, alternating sides
+ * over several processes; prints medians, ratios ours/PyTorch and peak memory (bench/).
+ *
+ * ```sh
+ * deno task bench                         # model workloads + merges on 2 of ViT-B/32's 12 blocks
+ * deno task bench --full                  # merges on the whole ViT-B/32 vision tower (minutes)
+ * deno task bench --quick                 # tiny sizes, one process per side: a smoke test
+ * deno task bench --threads 2 --reps 5 --only vit_train,merge_ties --profile --report out.md
+ * ```
+ *
+ * This file only parses arguments and calls the harness.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BenchOptions, MERGE_METHODS, MODEL_WORKLOADS, runBench } from "../bench/harness.ts";
+import { formatMarkdown, formatText } from "../bench/report.ts";
+import { machineInfo } from "../bench/machine.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
+
+const USAGE = `usage: deno task bench [--quick] [--full] [--threads N] [--reps N] [--merge-reps N]
+                       [--steps N] [--warmup N] [--merge-layers N] [--only W1,W2,...]
+                       [--no-merges] [--data DIR] [--profile] [--report FILE.md]
+
+workloads: ${[...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)].join(", ")}`;
+
+const OPTIONS = {
+  quick: { type: "boolean", default: false },
+  full: { type: "boolean", default: false },
+  threads: { type: "string", default: "1" },
+  reps: { type: "string" },
+  "merge-reps": { type: "string" },
+  steps: { type: "string" },
+  warmup: { type: "string" },
+  "merge-layers": { type: "string" },
+  only: { type: "string" },
+  "no-merges": { type: "boolean", default: false },
+  data: { type: "string" },
+  profile: { type: "boolean", default: false },
+  report: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function count(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} ${text}: expected an integer ≥ 1`);
+  return n;
+}
+
+/**
+ * Options from the command line (defaults depend on --quick and --full).
+ *
+ * @example
+ * ```ts
+ * import { benchOptions } from "./bench.ts";
+ * benchOptions(["--full"]).mergeLayers; // 12
+ * ```
+ */
+export function benchOptions(args: string[]): BenchOptions & { report?: string } {
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+  const quick = values.quick;
+  const all = [...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)] as string[];
+  let workloads = values.only ? values.only.split(",").map((w) => w.trim()) : all;
+  for (const w of workloads) {
+    if (!all.includes(w)) throw new Error(`--only: unknown workload "${w}"\n\n${USAGE}`);
+  }
+  if (values["no-merges"]) workloads = workloads.filter((w) => !w.startsWith("merge_"));
+  return {
+    quick,
+    threads: count("threads", values.threads, 1),
+    reps: count("reps", values.reps, quick ? 1 : 5),
+    // A whole-tower SVD merge takes minutes per side: one run each unless asked
+    mergeReps: count("merge-reps", values["merge-reps"], quick || values.full ? 1 : 3),
+    steps: count("steps", values.steps, quick ? 2 : 10),
+    warmup: count("warmup", values.warmup, quick ? 1 : 3),
+    mergeLayers: count("merge-layers", values["merge-layers"], values.full ? 12 : 2),
+    workloads,
+    dataDir: values.data,
+    profile: values.profile,
+    report: values.report,
+  };
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const options = benchOptions(Deno.args);
+  const result = await runBench(options);
+  console.log(formatText(result));
+  if (options.report) {
+    const command = ["deno task bench", ...Deno.args].join(" ");
+    await writeFileAtomic(options.report, formatMarkdown(result, await machineInfo(), command));
+    console.log(`\nreport written to ${options.report}`);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Smoke test of `deno task bench` at tiny sizes (nothing is timed here): every workload runs on
+ * both sides in child processes, the summary has a ratio and peak memory for each, and the two
+ * sides computed the same thing on the same data (losses, predictions, merged checkpoints).
+ */
+import { equal, ok as assert, throws } from "node:assert/strict";
+import { MERGE_METHODS, MODEL_WORKLOADS, runBench } from "../../bench/harness.ts";
+import { formatText, workloadTitle } from "../../bench/report.ts";
+import { benchOptions } from "../../tasks/bench.ts";
+
+Deno.test("deno task bench --quick runs every workload on both sides, and they agree", async () => {
+  const options = benchOptions(["--quick"]);
+  const all = [...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)];
+  equal(options.workloads.join(), all.join());
+  const result = await runBench({ ...options, log: () => {} });
+  equal(result.workloads.length, all.length);
+  for (const w of result.workloads) {
+    equal(w.ours.length, 1, w.workload);
+    equal(w.torch.length, 1, w.workload);
+    for (const side of [...w.ours, ...w.torch]) {
+      equal(side.workload, w.workload);
+      assert(side.times_ms.length >= 1 && side.times_ms.every((t) => t > 0), w.workload);
+      assert((side.peak_mib ?? 0) > 10, `${w.workload}: peak memory ${side.peak_mib}`);
+    }
+    assert(Number.isFinite(w.ratio) && w.ratio > 0, `${w.workload}: ratio ${w.ratio}`);
+    assert(Number.isFinite(w.cpuRatio) && w.cpuRatio > 0, `${w.workload}: CPU ratio`);
+    if (w.workload.startsWith("merge_")) {
+      // float32 streams in both; the SVD methods agree to rounding of their factors
+      assert(w.mismatch < 1e-4, `${w.workload}: ${w.agreement}`);
+    } else {
+      // the same first loss (or predictions) from the same parameters and batch
+      const ours = w.ours[0].check!.first, torch = w.torch[0].check!.first;
+      assert(Math.abs(ours - torch) <= 1e-5 * Math.max(1, Math.abs(torch)), w.agreement);
+    }
+  }
+  const text = formatText(result);
+  for (const w of all) assert(text.includes(workloadTitle(w)), `${w} missing from the table`);
+});
+
+Deno.test("bench options: --full runs the whole tower once per side; bad input is named", () => {
+  const full = benchOptions(["--full"]);
+  equal(full.mergeLayers, 12);
+  equal(full.mergeReps, 1);
+  equal(benchOptions([]).mergeLayers, 2);
+  equal(benchOptions(["--no-merges"]).workloads.join(), MODEL_WORKLOADS.join());
+  throws(() => benchOptions(["--only", "vit_trian"]), /unknown workload "vit_trian"/);
+  throws(() => benchOptions(["--threads", "0"]), /--threads 0: expected an integer/);
+});
