@@ -275,7 +275,9 @@ function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<str
     if (!start || start.length !== b.data.length) {
       throw new Error(`${job.title}: the starting task vector lacks "${name}" of θ0's shape`);
     }
-    out[name] = tf.variable(tf.tensor(start, [...b.shape]), true);
+    const initial = tf.tensor(start, [...b.shape]);
+    out[name] = tf.variable(initial, true);
+    initial.dispose(); // the variable keeps its own reference to the data
   }
   return out;
 }

@@ -92,10 +92,12 @@ export class AdamW {
     const t = this.#t;
     const c1 = 1 - this.beta1 ** t;
     const c2 = 1 - this.beta2 ** t;
-    tf.tidy(() => {
-      for (const [name, w] of Object.entries(this.vars)) {
-        const g = grads[name];
-        if (!g) continue; // like PyTorch, a parameter without a gradient is left alone
+    for (const [name, w] of Object.entries(this.vars)) {
+      const g = grads[name];
+      if (!g) continue; // like PyTorch, a parameter without a gradient is left alone
+      // One scope per variable: a dozen temporaries of one tensor's size, not of the model's
+      // (a ViT-B/32 would need ~5 GB more, past the wasm backend's 4 GB heap).
+      tf.tidy(() => {
         const m = this.#m[name], v = this.#v[name];
         m.assign(m.mul(this.beta1).add(g.mul(1 - this.beta1)));
         v.assign(v.mul(this.beta2).add(g.square().mul(1 - this.beta2)));
@@ -104,8 +106,8 @@ export class AdamW {
           : w;
         const update = m.div(c1).div(v.div(c2).sqrt().add(this.epsilon)).mul(lr);
         w.assign(decayed.sub(update));
-      }
-    });
+      });
+    }
   }
 
   /** Copies the step count and the moments to host memory (for checkpoints). */
