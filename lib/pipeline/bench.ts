@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Zoo } from "../zoo/zoo.ts";
+import type { StudyModels } from "./models.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { HostParams } from "../models/params.ts";
 import { MemorySource } from "../tensor/source.ts";
@@ -89,8 +89,8 @@ export interface MergedModel {
  */
 export class MergeBench {
   private constructor(
-    /** The zoo. */
-    readonly zoo: Zoo,
+    /** The zoo (or real checkpoints). */
+    readonly zoo: StudyModels,
     /** Heads and test images per task. */
     readonly suite: EvaluationSuite,
     /** Expert i's accuracy on task i. */
@@ -106,7 +106,7 @@ export class MergeBench {
   ) {}
 
   /** Evaluates the zoo's experts and θ0 once. */
-  static async open(zoo: Zoo): Promise<MergeBench> {
+  static async open(zoo: StudyModels): Promise<MergeBench> {
     const tests: ImageSet[] = [];
     for (const task of zoo.taskNames) tests.push((await zoo.data(task)).test);
     const suite = { config: zoo.config.model, heads: zoo.heads, tests, norm: zoo.config.norm };

@@ -6,6 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { dirname, isAbsolute, join } from "node:path";
 import { resolveStudyConfig, type StudyConfig, studyKeys } from "./config.ts";
 
 /** Flag → configuration key, for flags whose names differ from their keys. */
@@ -64,6 +65,11 @@ export async function parseStudyArgs(
     }
     if (typeof partial !== "object" || partial === null || Array.isArray(partial)) {
       throw new Error(`--config ${file}: expected a JSON object of settings`);
+    }
+    // A models description named in a file is found next to that file, wherever one runs.
+    const models = partial.models;
+    if (typeof models === "string" && models !== "" && !isAbsolute(models)) {
+      partial.models = join(dirname(file), models);
     }
   }
   for (const flag of studyFlags()) {

@@ -9,6 +9,7 @@
 import { type DistanceName, DISTANCES, parseDistance } from "../interference/distance.ts";
 import { type BackendName, parseBackendName } from "../engine/backend.ts";
 import { SUITES } from "../data/tasks.ts";
+import { basename } from "node:path";
 
 /** Whether merges run on the original experts, the RI-adapted ones, or both. */
 export type RiMode = "on" | "off" | "both";
@@ -17,7 +18,12 @@ export type RiMode = "on" | "off" | "both";
 export interface StudyConfig {
   /** Run name: the folder under `out` (default derived from the settings). */
   name: string;
-  /** Built-in task suite (`mf4`, `mf8`, `mf14`, `mf20`). */
+  /**
+   * Real checkpoints instead of the built-in zoo: the path of a JSON description of CLIP
+   * checkpoints, heads and picture folders (docs/REAL_CHECKPOINTS.md, `lib/pipeline/real.ts`).
+   */
+  models?: string;
+  /** Built-in task suite (`mf4`, `mf8`, `mf14`, `mf20`), or `models` with real checkpoints. */
   suite: string;
   /** Seed of the zoo and of RI. */
   seed: number;
@@ -29,7 +35,8 @@ export interface StudyConfig {
   distill: string[];
   /**
    * Auxiliary source: `shapes`, `noise`, `dir:PATH` (a folder of PNG/JPEG images),
-   * `safetensors:PATH[#TENSOR]` or `oracle` (the tasks' own training images, unlabeled).
+   * `safetensors:PATH[#TENSOR]` or `oracle` (the tasks' own training images, unlabeled). With
+   * real checkpoints: `models` (the description's aux folder, the default) or `dir:PATH`.
    */
   aux: string;
   /** Auxiliary images drawn (and their targets cached) for RI. */
@@ -78,7 +85,7 @@ export const STUDY_DEFAULTS: Readonly<Omit<StudyConfig, "name">> = Object.freeze
   out: "runs",
 });
 
-const KEYS = ["name", ...Object.keys(STUDY_DEFAULTS)] as (keyof StudyConfig)[];
+const KEYS = ["name", "models", ...Object.keys(STUDY_DEFAULTS)] as (keyof StudyConfig)[];
 
 /**
  * The valid configuration keys.
@@ -115,13 +122,15 @@ export function resolveStudyConfig(
   }
   const get = <K extends keyof StudyConfig>(key: K) =>
     partial[key] ?? (STUDY_DEFAULTS as Partial<StudyConfig>)[key];
+  const models = partial.models === undefined ? undefined : text(partial.models, "models", where);
   const config: Omit<StudyConfig, "name"> = {
-    suite: suiteName(get("suite"), where),
+    ...(models === undefined ? {} : { models }),
+    suite: models === undefined ? suiteName(get("suite"), where) : realOnly(partial, where),
     seed: integer(get("seed"), "seed", where, 0),
     methods: methodList(get("methods"), where),
     ri: riMode(get("ri"), where),
     distill: list(get("distill"), "distill", where),
-    aux: auxSpec(get("aux"), where),
+    aux: models === undefined ? auxSpec(get("aux"), where) : realAux(partial.aux, where),
     auxSize: integer(get("auxSize"), "auxSize", where, 1),
     steps: integer(get("steps"), "steps", where, 0),
     batch: integer(get("batch"), "batch", where, 1),
@@ -140,10 +149,29 @@ export function resolveStudyConfig(
   return { name, ...config };
 }
 
-/** The default run name: suite, seed, auxiliary source and steps. */
+/** The default run name: suite (or models file), seed, auxiliary source and steps. */
 function defaultName(c: Omit<StudyConfig, "name">): string {
   const aux = c.aux.replace(/^(dir|safetensors):.*[/\\]?([^/\\]+)$/, "$1-$2");
-  return `${c.suite}-seed${c.seed}-${aux.replace(/[^\w.+-]/g, "_")}-${c.steps}steps`;
+  const what = c.models === undefined ? c.suite : basename(c.models).replace(/\.json$/i, "");
+  return `${what}-seed${c.seed}-${aux}-${c.steps}steps`.replace(/[^\w.+-]/g, "_");
+}
+
+/** With real checkpoints the suite is `models`: a built-in suite cannot be named too. */
+function realOnly(partial: Record<string, unknown>, where: string): string {
+  if (partial.suite !== undefined && partial.suite !== "models") {
+    throw new Error(`${where}: suite and models exclude each other (models runs real checkpoints)`);
+  }
+  return "models";
+}
+
+/** Auxiliary pictures with real checkpoints: the description's folder or another folder. */
+function realAux(value: unknown, where: string): string {
+  const spec = value === undefined ? "models" : text(value, "aux", where);
+  if (spec === "models" || /^(dir|folder):.+/.test(spec)) return spec;
+  throw new Error(
+    `${where}: with models, aux must be models (the description's aux folder) or dir:PATH, ` +
+      `got "${spec}"`,
+  );
 }
 
 function wrap<T>(fn: () => T, where: string): T {

@@ -12,11 +12,10 @@
  */
 import { join } from "node:path";
 import { describeEngine, initEngine } from "../engine/backend.ts";
-import { loadZoo, type Zoo } from "../zoo/zoo.ts";
+import { Zoo } from "../zoo/zoo.ts";
 import { auxSource } from "../data/auxiliary.ts";
 import { concatSets, type ImageSet, subset } from "../data/dataset.ts";
 import { Rng } from "../data/random.ts";
-import type { SuiteName } from "../data/tasks.ts";
 import { type HostParams } from "../models/params.ts";
 import { loadModel, saveModel } from "../models/store.ts";
 import { getMethod, methodNames } from "../merge/registry.ts";
@@ -31,6 +30,7 @@ import { addTaskVector } from "./evaluate.ts";
 import { type Evaluation, MergeBench } from "./bench.ts";
 import { StudyResults, type StudyRow } from "./results.ts";
 import { writeStudyReport } from "./report.ts";
+import { checkTasks, openStudyModels, type StudyModels } from "./models.ts";
 
 /** Options of {@linkcode runStudy}. */
 export interface StudyOptions {
@@ -86,10 +86,7 @@ export async function runStudy(
 
   const engine = await initEngine({ backend: config.backend });
   log(`engine: ${describeEngine(engine)}`);
-  const zoo = await timed(
-    "zoo",
-    () => loadZoo({ suite: config.suite as SuiteName, seed: config.seed, progress: mode }),
-  );
+  const zoo = await timed("zoo", () => openStudyModels(config, mode));
   try {
     log(`zoo: ${zoo.dir}`);
     const bench = await timed("evaluate experts", () => MergeBench.open(zoo));
@@ -153,7 +150,8 @@ export async function runStudy(
 }
 
 /** The fixed auxiliary set RI and distillation train on. */
-async function auxiliarySet(config: StudyConfig, zoo: Zoo): Promise<ImageSet> {
+async function auxiliarySet(config: StudyConfig, zoo: StudyModels): Promise<ImageSet> {
+  if (!(zoo instanceof Zoo)) return await zoo.auxiliarySet(config.aux, config.auxSize, config.seed);
   const { channels, imageSize: size } = zoo.config.model;
   if (config.aux === "oracle") {
     // In-task data without labels: an upper bound the paper reports (+3.3 points).
@@ -200,7 +198,7 @@ async function adaptAll(
 
 /** Adapts one expert and writes its τ' and loss curve into the run folder. */
 async function adaptOne(
-  zoo: Zoo,
+  zoo: StudyModels,
   expert: HostParams,
   task: string,
   aux: ImageSet,
@@ -241,13 +239,9 @@ export async function adaptExperts(
   await claimRunFolder(paths, config);
   const engine = await initEngine({ backend: config.backend });
   log(`engine: ${describeEngine(engine)}`);
-  const zoo = await loadZoo({
-    suite: config.suite as SuiteName,
-    seed: config.seed,
-    progress: options.progress,
-  });
+  const zoo = await openStudyModels(config, options.progress);
   try {
-    tasks.forEach((t) => zoo.task(t)); // unknown names fail first, listing the zoo's tasks
+    checkTasks(zoo, tasks); // unknown names fail first, listing the zoo's tasks
     const aux = await auxiliarySet(config, zoo);
     const curves: Record<string, LossCurveData> = {};
     for (const task of tasks) {

@@ -141,4 +141,5 @@ def main():
     st.save(out_path, out)
 
 
-main()
+if __name__ == "__main__":
+    main()

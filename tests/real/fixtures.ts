@@ -96,3 +96,51 @@ export async function referenceFeatures(
   await runScript("clip_ref.py", [JSON.stringify(Object.values(jobs)), pixelsPath, outPath]);
   return Object.keys(jobs);
 }
+
+/** The tasks of the set (clip_set.py's heads) and their class counts. */
+export const SET_CLASSES = { a: 3, b: 4, c: 5 } as const;
+
+/**
+ * A study's files in `dir`: the checkpoint set, an unlabelled `aux/` folder of `aux`
+ * pictures, `tests/<task>/<class>/` with two pictures per class (all written by Python), and
+ * two real-model descriptions over the same weights: `models-mixed.json` (a Hugging Face base
+ * folder, experts as an open_clip `.pt`, a Hugging Face BF16 file and an open_clip training
+ * checkpoint) and `models-oc.json` (everything in open_clip layout).
+ */
+export async function writeStudyFiles(dir: string, aux = 24): Promise<void> {
+  await writeClipSet(dir);
+  const spec = { aux, classes: SET_CLASSES, per_class: 2 };
+  await runScript("study_ref.py", [HERE, "folders", dir, JSON.stringify(spec)]);
+  const common = {
+    heads: "heads.safetensors",
+    tasks: Object.fromEntries(Object.keys(SET_CLASSES).map((t) => [t, `tests/${t}`])),
+    aux: "aux",
+  };
+  const write = (name: string, base: string, b: string) =>
+    Deno.writeTextFile(
+      `${dir}/${name}`,
+      JSON.stringify({
+        base,
+        experts: { a: "oc/experts/a.pt", b, c: "oc/experts/c.pt" },
+        ...common,
+      }),
+    );
+  await write("models-mixed.json", "hf/base", "hf/experts/b.safetensors");
+  await write("models-oc.json", "oc/base.pt", "oc/experts/b.safetensors");
+}
+
+/** Accuracy per task of each model (a file as `RefJob`) from the PyTorch reference. */
+export async function referenceAccuracy(
+  dir: string,
+  models: Record<string, RefJob>,
+): Promise<Record<string, Record<string, number>>> {
+  const spec = {
+    cfg: SMALL_CLIP,
+    heads: `${dir}/heads.safetensors`,
+    tasks: Object.fromEntries(Object.keys(SET_CLASSES).map((t) => [t, `${dir}/tests/${t}`])),
+    models,
+  };
+  const out = `${dir}/ref-accuracy.json`;
+  await runScript("study_ref.py", [HERE, "accuracy", JSON.stringify(spec), out]);
+  return JSON.parse(await Deno.readTextFile(out));
+}

@@ -5,6 +5,7 @@ here with PIL and torch alone. Also PIL's own decoding of the JPEG files, to tel
 differences from preprocessing differences.
 
 usage: python3 images.py OUT_DIR SIZE
+(importable: `clip_reference` is CLIP's preprocessing of one PIL picture)
 """
 import os
 import sys
@@ -15,14 +16,11 @@ from PIL import Image
 
 import st
 
-out, size = sys.argv[1], int(sys.argv[2])
-os.makedirs(f"{out}/imgs", exist_ok=True)
-rng = np.random.default_rng(0)
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
 
 
-def picture(w, h, channels):
+def picture(w, h, channels, rng):
     """Smooth gradients plus edges and noise: every resampling tap matters."""
     y, x = np.mgrid[0:h, 0:w]
     planes = []
@@ -33,7 +31,7 @@ def picture(w, h, channels):
     return Image.fromarray(a[..., 0] if channels == 1 else a, "L" if channels == 1 else "RGB")
 
 
-def clip_reference(img):
+def clip_reference(img, size):
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = size, int(size * long / short)
@@ -46,21 +44,29 @@ def clip_reference(img):
     return (t - MEAN[:, None, None]) / STD[:, None, None]
 
 
-cases = {"rgb_300x200.png": (300, 200, 3), "grey_224x400.png": (224, 400, 1),
-         "rgb_257x225.png": (257, 225, 3), "rgb_225x224.png": (225, 224, 3),
-         "rgb_100x80.png": (100, 80, 3), "rgb_1000x750.png": (1000, 750, 3),
-         "rgb_320x240.jpg": (320, 240, 3), "rgb444_240x320.jpg": (240, 320, 3),
-         "grey_200x300.jpg": (200, 300, 1)}
-ref = {}
-for name, (w, h, c) in cases.items():
-    path = f"{out}/imgs/{name}"
-    if name.endswith(".jpg"):  # 4:2:0 chroma subsampling (PIL's default) unless named 444
-        picture(w, h, c).save(path, quality=95, subsampling=0 if "444" in name else 2)
-    else:
-        picture(w, h, c).save(path)
-    img = Image.open(path)
-    img.load()
-    ref[f"clip.{name}"] = clip_reference(img).contiguous()
-    if name.endswith(".jpg"):
-        ref[f"decoded.{name}"] = torch.from_numpy(np.asarray(img.convert("RGB")).copy())
-st.save(f"{out}/ref.safetensors", ref)
+def main():
+    out, size = sys.argv[1], int(sys.argv[2])
+    os.makedirs(f"{out}/imgs", exist_ok=True)
+    rng = np.random.default_rng(0)
+    cases = {"rgb_300x200.png": (300, 200, 3), "grey_224x400.png": (224, 400, 1),
+             "rgb_257x225.png": (257, 225, 3), "rgb_225x224.png": (225, 224, 3),
+             "rgb_100x80.png": (100, 80, 3), "rgb_1000x750.png": (1000, 750, 3),
+             "rgb_320x240.jpg": (320, 240, 3), "rgb444_240x320.jpg": (240, 320, 3),
+             "grey_200x300.jpg": (200, 300, 1)}
+    ref = {}
+    for name, (w, h, c) in cases.items():
+        path = f"{out}/imgs/{name}"
+        if name.endswith(".jpg"):  # 4:2:0 chroma subsampling (PIL's default) unless named 444
+            picture(w, h, c, rng).save(path, quality=95, subsampling=0 if "444" in name else 2)
+        else:
+            picture(w, h, c, rng).save(path)
+        img = Image.open(path)
+        img.load()
+        ref[f"clip.{name}"] = clip_reference(img, size).contiguous()
+        if name.endswith(".jpg"):
+            ref[f"decoded.{name}"] = torch.from_numpy(np.asarray(img.convert("RGB")).copy())
+    st.save(f"{out}/ref.safetensors", ref)
+
+
+if __name__ == "__main__":
+    main()
