@@ -1,6 +1,7 @@
 /**
  * `deno task test`: installs the Debian packages the tests use when they are missing, then
- * runs the format, lint, type and documentation checks and the whole test suite.
+ * runs the format, lint, type and documentation checks, builds (or finds) the `mf4` model zoo
+ * the study test and the notebooks share, and runs the whole test suite.
  *
  * Extra arguments go to `deno test` (for example a test file, or `--filter NAME`); with them,
  * the format/lint/doc checks are skipped so a single test runs quickly.
@@ -28,6 +29,9 @@ async function main(extra: string[]): Promise<number> {
     ok = await step("types", ["check", "mod.ts", "lib/", "tasks/", "tests/"]) && ok;
     ok = await step("docs", ["doc", "--lint", "mod.ts"]) && ok;
   }
+  // The mf4 zoo, built once here (or found in .cache/): the study test and the notebooks run
+  // in parallel and would otherwise each build it.
+  ok = await step("zoo", ["run", "-A", "tasks/zoo.ts", "--suite", "mf4"]) && ok;
   ok = await step("tests", ["test", "-A", "--doc", "--parallel", ...extra]) && ok;
   return ok ? 0 : 1;
 }

@@ -49,6 +49,8 @@ export function meanDistance(
 /** ξ of one model: per-task terms and their sum. */
 export class Interference {
   /**
+   * Wraps the values below.
+   *
    * @param tasks task names
    * @param perTask ξi, one per task
    * @param distance the distance d
@@ -111,6 +113,8 @@ export type MeasuredOn = "aux" | "task";
 /** The pairwise interference matrix I[i][j] (rows: experts i, columns: tasks j). */
 export class InterferenceMatrix {
   /**
+   * Wraps the values below.
+   *
    * @param tasks task names (rows and columns)
    * @param values I[i][j]
    * @param distance the distance d

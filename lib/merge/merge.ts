@@ -12,6 +12,12 @@ import type { MergeMethod, Params, ProgressCallback, TensorMerger } from "./meth
 import { numberParam, resolveParams } from "./params.ts";
 import { getMethod } from "./registry.ts";
 import { checkTasks, readTaskTensors, ScaledTask } from "./stream.ts";
+// figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
+// streaming merge CLI never needs.
+import { type Figure, table } from "../display/figure.ts";
+import { formatNumber } from "../display/format.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
+import type { TableCell } from "../display/spec.ts";
 
 /** Options of {@linkcode merge} and {@linkcode prepareMerge}. */
 export interface MergeOptions {
@@ -174,6 +180,41 @@ function applyTaskScales(
   return tasks.map((t, i) => scales[i] === 1 ? t : new ScaledTask(t, scales[i]));
 }
 
+/**
+ * A merge's summary as a table: the method, its effective hyperparameters, the tasks, the
+ * task weights and the facts the method recorded, then any `extra` rows.
+ *
+ * @example
+ * ```ts
+ * import { mergeSummaryTable } from "./merge.ts";
+ * const summary = { method: "ties", params: { k: 20, scaling: 0.3 }, tasks: ["a", "b"], notes: {} };
+ * console.log(mergeSummaryTable(summary).toText());
+ * ```
+ */
+export function mergeSummaryTable(
+  summary: MergeSummary,
+  extra: readonly [string, TableCell][] = [],
+): Figure {
+  const rows: TableCell[][] = [
+    ["method", summary.method],
+    ...Object.entries(summary.params).map(([k, v]) => [`parameter ${k}`, cellOf(v)]),
+    ["tasks", summary.tasks.join(", ")],
+  ];
+  if (summary.taskScales) rows.push(["task weights", summary.taskScales.join(", ")]);
+  for (const [k, v] of Object.entries(summary.notes)) rows.push([k, cellOf(v)]);
+  rows.push(...extra.map(([k, v]) => [k, v]));
+  return table({ columns: ["", "value"], rows, title: `Merge: ${summary.method}`, digits: 4 });
+}
+
+function cellOf(value: unknown): TableCell {
+  if (typeof value === "number" || typeof value === "string") return value;
+  if (Array.isArray(value) && value.every((v) => typeof v === "number")) {
+    return value.map((v) => formatNumber(v, 4)).join(", ");
+  }
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
 /** The merged task vector α·M held in memory, with what produced it. */
 export class MergedTaskVector extends MemorySource {
   /** Wraps merged tensors and the merge's summary. */
@@ -184,6 +225,36 @@ export class MergedTaskVector extends MemorySource {
     label = `${summary.method}(${summary.tasks.join(", ")})`,
   ) {
     super(label, tensors);
+  }
+
+  /** The L2 norm of α·M over every tensor. */
+  norm(): number {
+    let sum = 0;
+    for (const name of this.names()) for (const v of this.get(name).data) sum += v * v;
+    return Math.sqrt(sum);
+  }
+
+  /** The summary and the norm as a table. */
+  figure(): Figure {
+    return mergeSummaryTable(this.summary, [
+      ["tensors", this.names().length],
+      ["‖α·M‖", this.norm()],
+    ]);
+  }
+
+  /** What Deno's Jupyter kernel shows: {@linkcode MergedTaskVector.figure}. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return this.figure().toBundle();
+  }
+
+  /** The table as text. */
+  override toString(): string {
+    return this.figure().toText();
+  }
+
+  /** The table as text, for `console.log`. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
   }
 }
 

@@ -10,7 +10,7 @@ import type { StudyModels } from "./models.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { HostParams } from "../models/params.ts";
 import { MemorySource } from "../tensor/source.ts";
-import { merge, type MergeOptions, type MergeSummary } from "../merge/merge.ts";
+import { merge, type MergeOptions, type MergeSummary, mergeSummaryTable } from "../merge/merge.ts";
 import type { HeadLogits } from "../interference/predict.ts";
 import {
   Interference,
@@ -20,12 +20,14 @@ import {
 } from "../interference/measure.ts";
 import type { DistanceName } from "../interference/distance.ts";
 import { modelLogits } from "../ri/adapt.ts";
-import { bars, displayWith } from "../display/mod.ts";
+import { bars, displayWith, type Figure, stack, table } from "../display/mod.ts";
 import { addTaskVector, evaluateOnTasks, type EvaluationSuite, subtractBase } from "./evaluate.ts";
 
 /** A model's scores on the zoo's tasks. */
 export class Evaluation {
   /**
+   * Wraps the values below.
+   *
    * @param tasks task names
    * @param accuracy accuracy per task, in [0, 1]
    * @param normalised accuracy / the expert's accuracy, per task
@@ -67,15 +69,40 @@ displayWith(Evaluation.prototype, (e) =>
     yTitle: "%",
   }));
 
-/** A merged model: its parameters, its task vector and what the merge did. */
-export interface MergedModel {
-  /** θ0 + α·M. */
-  theta: HostParams;
-  /** α·M. */
-  tau: HostParams;
-  /** Method, effective hyperparameters, notes. */
-  summary: MergeSummary;
+/**
+ * A merged model: its parameters, its task vector and what the merge did. Shown as the
+ * merge's summary (score it with {@linkcode MergeBench.evaluate} for accuracies).
+ *
+ * @example
+ * ```ts
+ * import { MergedModel } from "./bench.ts";
+ * const summary = { method: "average", params: { scaling: 1 }, tasks: ["a"], notes: {} };
+ * const m = new MergedModel(new Map(), new Map(), summary);
+ * console.log(String(m));
+ * ```
+ */
+export class MergedModel {
+  /**
+   * Wraps the values below.
+   *
+   * @param theta θ0 + α·M
+   * @param tau α·M
+   * @param summary method, effective hyperparameters, notes
+   */
+  constructor(
+    readonly theta: HostParams,
+    readonly tau: HostParams,
+    readonly summary: MergeSummary,
+  ) {}
+
+  /** The L2 norm of α·M. */
+  tauNorm(): number {
+    let sum = 0;
+    for (const t of this.tau.values()) for (const v of t.data) sum += v * v;
+    return Math.sqrt(sum);
+  }
 }
+displayWith(MergedModel.prototype, (m) => mergeSummaryTable(m.summary, [["‖α·M‖", m.tauNorm()]]));
 
 /**
  * The zoo with its reference evaluations, ready for merges.
@@ -142,7 +169,7 @@ export class MergeBench {
     const sources = taus.map((t, i) => new MemorySource(this.tasks[i], t));
     const merged = await merge(method, sources, options);
     const tau: HostParams = new Map(merged.names().map((n) => [n, merged.get(n)]));
-    return { theta: addTaskVector(this.zoo.base, tau), tau, summary: merged.summary };
+    return new MergedModel(addTaskVector(this.zoo.base, tau), tau, merged.summary);
   }
 
   /**
@@ -176,6 +203,42 @@ export class MergeBench {
     const normalised = accuracy.map((a, i) => a / this.expertAccuracy[i]);
     return new Evaluation(this.tasks, accuracy, normalised, xi, label);
   }
+}
+
+displayWith(MergeBench.prototype, (b) => benchFigure(b));
+
+/** The reference points every merge is judged against: each expert, and θ0 with the heads. */
+function benchFigure(b: MergeBench): Figure {
+  const pct = (xs: readonly number[]) => xs.map((a) => 100 * a);
+  const rows = b.tasks.map((t, i) => [
+    t,
+    100 * b.expertAccuracy[i],
+    100 * b.baseAccuracy[i],
+    100 * (b.expertAccuracy[i] - b.baseAccuracy[i]),
+  ]);
+  rows.push([
+    "mean",
+    100 * mean(b.expertAccuracy),
+    100 * mean(b.baseAccuracy),
+    100 * (mean(b.expertAccuracy) - mean(b.baseAccuracy)),
+  ]);
+  return stack([
+    table({
+      columns: ["task", "expert acc (%)", "θ0 acc (%)", "gap (points)"],
+      rows,
+      title: `Merge bench: ${b.tasks.length} tasks, ${b.zoo.dir}`,
+    }),
+    bars({
+      categories: [...b.tasks],
+      series: [
+        { name: "expert", values: pct(b.expertAccuracy) },
+        { name: "θ0 + head", values: pct(b.baseAccuracy) },
+      ],
+      title: "Test accuracy (%) of each expert on its task, and of θ0 with the task's head",
+      yTitle: "accuracy (%)",
+      range: [0, 100],
+    }),
+  ]);
 }
 
 function mean(xs: readonly number[]): number {

@@ -7,8 +7,6 @@
  */
 import { type DocumentItem, writeHtmlDocument } from "../display/mod.ts";
 import { describeEngine, type EngineInfo } from "../engine/backend.ts";
-import { compareMatrices, InterferenceMatrix } from "../interference/measure.ts";
-import type { DistanceName } from "../interference/distance.ts";
 import { LossCurve } from "../ri/curve.ts";
 import type { StudyResults } from "./results.ts";
 
@@ -33,15 +31,13 @@ export function studyReportItems(results: StudyResults, engine?: EngineInfo): Do
     results.accuracyFigure(),
     results.xiFigure(),
   ];
-  if (d.pairwise) {
-    const { tasks, distance, before, after } = d.pairwise;
-    const m = (values: number[][], label: string) =>
-      new InterferenceMatrix(tasks, values, distance as DistanceName, "aux", label);
+  const pairwise = results.pairwiseFigure();
+  if (pairwise) {
     items.push(
       { heading: "Pairwise interference I[i][j] on auxiliary data" },
       "How far expert i moves task j's predictions away from θ0's (diagonal: its own task). " +
         "RI should shrink the off-diagonal entries and keep the diagonal.",
-      compareMatrices(m(before, "original experts"), m(after, "RI-adapted experts")),
+      pairwise,
     );
   }
   if (d.ri_curves) {

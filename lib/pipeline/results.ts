@@ -6,8 +6,10 @@
  *
  * @module
  */
-import { bars, displayWith, type Figure, stack, table } from "../display/mod.ts";
+import { bars, displayWith, type Figure, lines, stack, table } from "../display/mod.ts";
 import type { LossCurveData } from "../ri/curve.ts";
+import type { DistanceName } from "../interference/distance.ts";
+import { compareMatrices, InterferenceMatrix } from "../interference/measure.ts";
 
 /** One merged model's evaluation. */
 export interface StudyRow {
@@ -166,9 +168,68 @@ export class StudyResults {
     return bars({ categories: methods, series, title: "Interference ξ (lower is better)" });
   }
 
-  /** Table and figures together. */
+  /**
+   * Accuracy per task of one method without and with RI, next to the experts and θ0.
+   * Throws naming the methods run when `method` is not among them.
+   */
+  perTaskFigure(method: string): Figure {
+    const row = (ri: boolean) =>
+      this.data.rows.find((r) => r.method === method && r.ri === ri && !r.distill);
+    if (!row(false) && !row(true)) {
+      const methods = [...new Set(this.data.rows.map((r) => r.method))];
+      throw new Error(`no merge "${method}" in these results (methods: ${methods.join(", ")})`);
+    }
+    const values = (byTask: Record<string, number> | undefined) =>
+      this.tasks.map((t) => 100 * (byTask?.[t] ?? NaN));
+    const series = [
+      { name: "expert", values: values(this.data.experts) },
+      { name: "θ0", values: values(this.data.base) },
+      { name: method, values: values(row(false)?.per_task) },
+      { name: `${method} + RI`, values: values(row(true)?.per_task) },
+    ].filter((s) => s.values.some(Number.isFinite));
+    return bars({
+      categories: this.tasks,
+      series,
+      title: `Accuracy (%) per task: ${method} with and without RI`,
+      yTitle: "accuracy (%)",
+      range: [0, 100],
+    });
+  }
+
+  /**
+   * The pairwise interference matrices on auxiliary data before and after RI, on one colour
+   * scale; `undefined` when the run did no RI.
+   */
+  pairwiseFigure(): Figure | undefined {
+    if (!this.data.pairwise) return undefined;
+    const { tasks, distance, before, after } = this.data.pairwise;
+    const m = (values: number[][], label: string) =>
+      new InterferenceMatrix(tasks, values, distance as DistanceName, "aux", label);
+    return compareMatrices(m(before, "original experts"), m(after, "RI-adapted experts"));
+  }
+
+  /** The RI loss (total) of every expert against the step; `undefined` without RI. */
+  curvesFigure(): Figure | undefined {
+    const curves = this.data.ri_curves;
+    if (!curves || Object.keys(curves).length === 0) return undefined;
+    return lines({
+      series: Object.entries(curves).map(([task, c]) => ({ name: task, x: c.steps, y: c.total })),
+      title: "RI loss per expert (own-task term + α × other-tasks term)",
+      xTitle: "step",
+      yTitle: "loss",
+      logY: true,
+    });
+  }
+
+  /** Table and figures together: accuracies, ξ, and the pairwise matrices when RI ran. */
   figure(): Figure {
-    return stack([this.table(), this.accuracyFigure(), this.xiFigure()]);
+    const pairwise = this.pairwiseFigure();
+    return stack([
+      this.table(),
+      this.accuracyFigure(),
+      this.xiFigure(),
+      ...(pairwise ? [pairwise] : []),
+    ]);
   }
 
   /** The JSON written to `results.json`. */

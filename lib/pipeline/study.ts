@@ -20,7 +20,7 @@ import { type HostParams } from "../models/params.ts";
 import { loadModel, saveModel } from "../models/store.ts";
 import { getMethod, methodNames } from "../merge/registry.ts";
 import { type HeadLogits } from "../interference/predict.ts";
-import { adaptExpert, modelLogits } from "../ri/adapt.ts";
+import { adaptExpert, modelLogits, type RiSettings } from "../ri/adapt.ts";
 import { distillMerged } from "../ri/distill.ts";
 import type { LossCurveData } from "../ri/curve.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -40,8 +40,39 @@ export interface StudyOptions {
   log?: (line: string) => void;
 }
 
-/** The run's folder layout. */
-export function runPaths(config: StudyConfig) {
+/** Where a study run keeps its files. */
+export interface RunPaths {
+  /** The run folder, `out/name`. */
+  dir: string;
+  /** The configuration the folder belongs to. */
+  config: string;
+  /** `results.json`. */
+  results: string;
+  /** `report.html`. */
+  report: string;
+  /** A task's RI-adapted task vector τ'. */
+  adapted: (task: string) => string;
+  /** A training state checkpoint (resume point). */
+  state: (what: string) => string;
+  /** A task's RI loss curve (JSON). */
+  curve: (task: string) => string;
+  /** A merged model. */
+  merged: (label: string) => string;
+  /** One merged model's evaluation row (JSON). */
+  row: (label: string) => string;
+}
+
+/**
+ * The run's folder layout.
+ *
+ * @example
+ * ```ts
+ * import { resolveStudyConfig } from "./config.ts";
+ * import { runPaths } from "./study.ts";
+ * runPaths(resolveStudyConfig({ suite: "mf4", name: "x" })).adapted("mnist"); // "runs/x/adapted/mnist.safetensors"
+ * ```
+ */
+export function runPaths(config: StudyConfig): RunPaths {
   const dir = join(config.out, config.name);
   return {
     dir,
@@ -149,8 +180,16 @@ export async function runStudy(
   }
 }
 
-/** The fixed auxiliary set RI and distillation train on. */
-async function auxiliarySet(config: StudyConfig, zoo: StudyModels): Promise<ImageSet> {
+/**
+ * The fixed auxiliary set RI and distillation train on: `config.auxSize` images of
+ * `config.aux` (for `oracle`, the zoo's training images with their labels dropped).
+ *
+ * @example
+ * ```ts ignore
+ * const aux = await auxiliarySet(resolveStudyConfig({ suite: "mf4", aux: "noise" }), zoo);
+ * ```
+ */
+export async function auxiliarySet(config: StudyConfig, zoo: StudyModels): Promise<ImageSet> {
   if (!(zoo instanceof Zoo)) return await zoo.auxiliarySet(config.aux, config.auxSize, config.seed);
   const { channels, imageSize: size } = zoo.config.model;
   if (config.aux === "oracle") {
@@ -265,8 +304,17 @@ export async function adaptExperts(
   }
 }
 
-/** The RI settings of a study configuration. */
-export function riSettings(config: StudyConfig) {
+/**
+ * The RI settings of a study configuration.
+ *
+ * @example
+ * ```ts
+ * import { resolveStudyConfig } from "./config.ts";
+ * import { riSettings } from "./study.ts";
+ * riSettings(resolveStudyConfig({ steps: 20 })).steps; // 20
+ * ```
+ */
+export function riSettings(config: StudyConfig): RiSettings {
   const { steps, batch, lr, weightDecay, alpha, distance, seed, checkpointEvery } = config;
   return { steps, batch, lr, weightDecay, alpha, distance, seed, checkpointEvery };
 }

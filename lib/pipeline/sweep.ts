@@ -13,6 +13,8 @@ import type { MergeBench } from "./bench.ts";
 /** Scores of one method over a grid of α. */
 export class ScalingSweep {
   /**
+   * Wraps the values below.
+   *
    * @param method merge method
    * @param label which task vectors (e.g. "original", "RI")
    * @param scalings the α grid
@@ -41,7 +43,7 @@ export class ScalingSweep {
   }
 
   /** Plain data. */
-  toJSON() {
+  toJSON(): Record<string, unknown> {
     const { method, label, scalings, avgAccuracy, avgNormalised, xi } = this;
     const { defaultScaling, defaultAccuracy } = this;
     return {

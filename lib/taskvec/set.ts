@@ -16,6 +16,8 @@ import {
 } from "../io/checkpoint.ts";
 import type { OpenCheckpointOptions } from "../io/checkpoint.ts";
 import type { TensorSource } from "../tensor/source.ts";
+import { stack } from "../display/figure.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
 import { applyTaskVectors, TaskVector } from "./task_vector.ts";
 import type { WeightedSum } from "./weighted_sum.ts";
 import {
@@ -51,6 +53,7 @@ export type ExpertPaths = string | readonly string[] | Readonly<Record<string, s
  */
 export class TaskVectorSet implements Disposable {
   readonly #owned: { close(): void }[];
+  #stats?: Promise<TaskVectorStats>;
 
   /** Wraps task vectors; checkpoints in `owned` are closed by {@linkcode TaskVectorSet.close}. */
   constructor(
@@ -144,6 +147,19 @@ export class TaskVectorSet implements Disposable {
   /** Closes the checkpoints this set opened (`using` support). */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * What Deno's Jupyter kernel shows: the norms as bars and the cosine similarities as a
+   * heatmap, from one streaming pass made the first time the set is shown.
+   */
+  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+    this.#stats ??= this.stats().catch((err) => {
+      this.#stats = undefined; // a failed pass is not remembered
+      throw err;
+    });
+    const { norms, cosine } = await this.#stats;
+    return stack([norms.figure(), cosine.figure()], { title: this.toString() }).toBundle();
   }
 
   /** A one-line summary. */

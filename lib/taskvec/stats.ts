@@ -8,6 +8,10 @@
 import type { TensorSource } from "../tensor/source.ts";
 import { assertSameLayout } from "../tensor/source.ts";
 import { cachedReader, WeightedSum } from "./weighted_sum.ts";
+// figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
+// streaming merge CLI never needs.
+import { bars, type Figure, heatmap } from "../display/figure.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
 
 /** Options for a streaming pass. */
 export interface PassOptions {
@@ -50,6 +54,21 @@ export class TaskVectorNorms {
     });
     return [`Task-vector norms over ${this.tensors.length} tensors`, ...lines].join("\n");
   }
+
+  /** The global norms as bars, one per task. */
+  figure(): Figure {
+    return bars({
+      categories: [...this.tasks],
+      series: [{ name: "‖τ‖", values: [...this.global] }],
+      title: `Task-vector norms ‖τ‖ (L2 over ${this.tensors.length} tensors)`,
+      yTitle: "‖τ‖",
+    });
+  }
+
+  /** What Deno's Jupyter kernel shows: {@linkcode TaskVectorNorms.figure}. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return this.figure().toBundle();
+  }
 }
 
 /**
@@ -79,6 +98,31 @@ export class CosineSimilarity {
       task.padEnd(width) + this.matrix[i].map((v) => fmt(v).padStart(width + 2)).join("")
     );
     return ["Cosine similarity of task vectors", head, ...rows].join("\n");
+  }
+
+  /**
+   * The matrix as a heatmap on a diverging scale centred on 0. The scale is set by the
+   * off-diagonal entries (the diagonal is 1 by definition and would wash them out).
+   */
+  figure(): Figure {
+    const off = this.matrix.flatMap((row, i) =>
+      row.filter((v, j) => i !== j && Number.isFinite(v)).map(Math.abs)
+    );
+    const m = Math.max(...off, 1e-3);
+    return heatmap({
+      values: this.matrix.map((row) => [...row]),
+      rowLabels: [...this.tasks],
+      columnLabels: [...this.tasks],
+      title: "Cosine similarity of task vectors",
+      valueLabel: "cos(τi, τj)",
+      scale: "diverging",
+      range: { min: -m, max: m },
+    });
+  }
+
+  /** What Deno's Jupyter kernel shows: {@linkcode CosineSimilarity.figure}. */
+  [JUPYTER_DISPLAY](): MimeBundle {
+    return this.figure().toBundle();
   }
 }
 

@@ -1,7 +1,8 @@
 import { deepStrictEqual, equal, match, ok as assert, rejects, throws } from "node:assert/strict";
 import { bars, heatmap, htmlDocument, lines, table } from "../../lib/display/mod.ts";
 import { tempDir } from "../helpers/python.ts";
-import { type PlotBox, regionStats, renderPage } from "./chromium.ts";
+import { regionStats, renderPage } from "./chromium.ts";
+import { assertHeatmapDrawn, plotlyOf, saveShot } from "./figures.ts";
 import {
   assertClean,
   cellWith,
@@ -19,36 +20,6 @@ const BEFORE = [
   [0.29, 0.47, 0.02, 0.36],
   [0.22, 0.33, 0.40, 0.01],
 ];
-const SHOTS = `${REPO_ROOT}/.cache/screenshots`;
-
-type Plotly = { data: Record<string, unknown>[]; layout: Record<string, unknown> };
-
-function plotlyOf(data: Record<string, unknown>): Plotly {
-  const fig = data["application/vnd.plotly.v1+json"] as Plotly | undefined;
-  assert(fig, `no Plotly bundle among ${Object.keys(data)}`);
-  return fig;
-}
-
-/** A drawn heatmap: Plotly's SVG layers, the heatmap image, the labels, real pixels. */
-function assertHeatmapDrawn(plot: PlotBox, screenshot: Uint8Array, labels: string[]): void {
-  assert(plot.mainSvgs >= 1, "Plotly drew no main-svg");
-  equal(plot.heatmapImages, 1);
-  equal(plot.staticHidden, true);
-  deepStrictEqual([...plot.xLabels].sort(), [...labels].sort());
-  deepStrictEqual([...plot.yLabels].sort(), [...labels].sort());
-  const stats = regionStats(screenshot, plot);
-  assert(stats.lumaStd > 30, `plot area looks blank: ${JSON.stringify(stats)}`);
-  assert(stats.colors > 20, `plot area has too few colours: ${JSON.stringify(stats)}`);
-  assert(stats.inked > 0.2, `plot area mostly empty: ${JSON.stringify(stats)}`);
-}
-
-async function saveShot(name: string, png: Uint8Array): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  const temp = `${SHOTS}/${name}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  await Deno.writeFile(temp, png);
-  await Deno.rename(temp, `${SHOTS}/${name}`);
-}
-
 Deno.test("display demo notebook: executes headless with its figures, then draws in Chromium", async (t) => {
   await using dir = await tempDir();
   const nb = await executeNotebook(`${REPO_ROOT}/notebooks/display_demo.ipynb`, {

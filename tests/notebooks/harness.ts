@@ -72,6 +72,8 @@ export interface ExecuteOptions {
   graceS?: number;
   /** Leave error outputs for the caller instead of throwing (default false). */
   allowErrors?: boolean;
+  /** Extra environment variables for the kernel (e.g. `RI_RUNS`). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -106,7 +108,11 @@ export async function executeNotebook(
       String(options.graceS ?? 0.5),
     ],
     // A private kernel search path: the kernelspec just installed wins over any user one.
-    env: { JUPYTER_PATH: `${dataHome}/jupyter`, PYDEVD_DISABLE_FILE_VALIDATION: "1" },
+    env: {
+      ...options.env,
+      JUPYTER_PATH: `${dataHome}/jupyter`,
+      PYDEVD_DISABLE_FILE_VALIDATION: "1",
+    },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -1,0 +1,117 @@
+/**
+ * `deno task notebooks [NAME…] [--fresh]`: runs the notebooks in `notebooks/` top to bottom
+ * with the `deno` kernel (working directory: the repository) and stores each one with its
+ * outputs, so that a shared notebook shows its tables and figures where nothing runs
+ * (GitHub's static view shows the stored SVG images; nbconvert's HTML the same, interactive
+ * once plotly.js is on the page).
+ *
+ * What is stored differs from a live session in two ways, both to keep the files small and
+ * their diffs readable: the 1.5 MB plotly.js that the first cell puts on the page is left out
+ * (a note says so; every figure carries its static SVG and becomes interactive when that cell
+ * runs again), and nbclient's per-cell timing metadata is dropped.
+ *
+ * Runs go to `runs/` as the notebooks say; `--fresh` deletes the notebooks' own run folders
+ * first (`runs/notebook-*`), so nothing is reused from an earlier execution.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { executeNotebook, REPO_ROOT } from "../tests/notebooks/harness.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
+
+const USAGE = `usage: deno task notebooks [NAME…] [--fresh]
+
+Executes notebooks/NAME.ipynb (default: every notebook) and stores it with its outputs.
+--fresh: delete runs/notebook-* first, so no earlier run is reused.`;
+
+/** What replaces the stored plotly.js payload. */
+export const LIBRARY_NOTE = `<div style="font-size:11px;color:#888">plotly.js (offline copy) ` +
+  `was loaded here when this notebook ran; the saved file leaves it out to stay small. ` +
+  `Figures show their static image until this cell runs again.</div>`;
+
+/** An nbformat notebook, as far as this task reads it. */
+interface NotebookJson {
+  cells: {
+    metadata: Record<string, unknown>;
+    outputs?: { data?: Record<string, unknown> }[];
+  }[];
+}
+
+/**
+ * An executed notebook made ready to store: the plotly.js payload replaced by a note, and
+ * nbclient's timing metadata removed. Returns the JSON text (nbformat's one-space indent).
+ *
+ * @example
+ * ```ts
+ * import { storedNotebook } from "./notebooks.ts";
+ * const nb = {
+ *   cells: [{ metadata: { execution: {} }, outputs: [{ data: { "text/html": '<script data-ri-plotly="4.1.1">…' } }] }],
+ * };
+ * JSON.parse(storedNotebook(JSON.stringify(nb))).cells[0].metadata; // {}
+ * ```
+ */
+export function storedNotebook(executedJson: string): string {
+  const nb = JSON.parse(executedJson) as NotebookJson;
+  for (const cell of nb.cells) {
+    delete cell.metadata.execution;
+    for (const output of cell.outputs ?? []) {
+      const html = output.data?.["text/html"];
+      const text = Array.isArray(html) ? html.join("") : html;
+      if (typeof text === "string" && text.includes("data-ri-plotly=")) {
+        output.data!["text/html"] = LIBRARY_NOTE;
+      }
+    }
+  }
+  return JSON.stringify(nb, null, 1) + "\n";
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { fresh: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const dir = `${REPO_ROOT}/notebooks`;
+  const all = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".ipynb"))
+    .map((n) => n.replace(/\.ipynb$/, "")).sort();
+  const names = positionals.length ? positionals : all;
+  for (const name of names) {
+    if (!all.includes(name)) throw new Error(`no notebook ${name}; notebooks: ${all.join(", ")}`);
+  }
+  if (values.fresh) await removeNotebookRuns();
+  const outDir = await Deno.makeTempDir({ prefix: "ri-notebooks-" });
+  try {
+    for (const name of names) {
+      const started = performance.now();
+      const executed = await executeNotebook(`${dir}/${name}.ipynb`, { outDir });
+      await writeFileAtomic(
+        `${dir}/${name}.ipynb`,
+        storedNotebook(await Deno.readTextFile(executed.path)),
+      );
+      const seconds = ((performance.now() - started) / 1000).toFixed(0);
+      console.log(`notebooks/${name}.ipynb: executed in ${seconds} s and stored with its outputs`);
+    }
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+  return 0;
+}
+
+async function removeNotebookRuns(): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(`${REPO_ROOT}/runs`)];
+  } catch {
+    return; // no runs yet
+  }
+  for (const e of entries.filter((e) => e.isDirectory && e.name.startsWith("notebook-"))) {
+    await Deno.remove(`${REPO_ROOT}/runs/${e.name}`, { recursive: true });
+  }
+}
+
+// Guarded so that `deno test --doc` can load this file without running notebooks.
+if (import.meta.main) Deno.exit(await main(Deno.args));
