@@ -93,32 +93,23 @@ export * from "./lib/train/fit.ts";
 export * from "./lib/zoo/config.ts";
 export * from "./lib/zoo/properties.ts";
 export * from "./lib/zoo/zoo.ts";
-export { type DistanceName, DISTANCES, parseDistance } from "./lib/interference/distance.ts";
-export {
-  accuracy as logitsAccuracy,
-  type Backbone,
-  type HeadLogits,
-  predictLogits,
-  type PredictOptions,
-  softmaxRows,
-} from "./lib/interference/predict.ts";
+export * from "./lib/interference/distance.ts";
+export * from "./lib/interference/predict.ts";
 export * from "./lib/interference/measure.ts";
+export * from "./lib/ri/loss.ts";
 export * from "./lib/ri/curve.ts";
-export type { TrainOptions, TrainResult, TrainSettings } from "./lib/ri/trainer.ts";
-export { adaptExpert, modelLogits, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
+export * from "./lib/ri/state.ts";
+export * from "./lib/ri/trainer.ts";
+export * from "./lib/ri/adapt.ts";
+export * from "./lib/ri/distill.ts";
 export * from "./lib/pipeline/config.ts";
+export * from "./lib/pipeline/cli.ts";
 export * from "./lib/pipeline/evaluate.ts";
-export { openStudyModels, type StudyModels } from "./lib/pipeline/models.ts";
-export { openRealModels, RealModels } from "./lib/pipeline/real.ts";
 export * from "./lib/pipeline/bench.ts";
 export * from "./lib/pipeline/results.ts";
+export * from "./lib/pipeline/report.ts";
+export * from "./lib/pipeline/study.ts";
 export * from "./lib/pipeline/sweep.ts";
-export {
-  adaptExperts,
-  auxiliarySet,
-  riSettings,
-  type RunPaths,
-  runPaths,
-  runStudy,
-  type StudyOptions,
-} from "./lib/pipeline/study.ts";
+export * from "./lib/pipeline/reproduce.ts";
+export * from "./lib/pipeline/models.ts";
+export * from "./lib/pipeline/real.ts";

@@ -109,14 +109,9 @@ function paint(image: Float32Array, shape: Shape, channels: number, size: number
   const half = shape.width / 2;
   for (let row = lo(Math.min(...ys)); row <= hi(Math.max(...ys)); row++) {
     for (let col = lo(Math.min(...xs)); col <= hi(Math.max(...xs)); col++) {
-      let hits = 0;
-      for (let sy = 0; sy < SUBSAMPLES; sy++) {
-        for (let sx = 0; sx < SUBSAMPLES; sx++) {
-          const x = (col + (sx + 0.5) / SUBSAMPLES) / size;
-          const y = (row + (sy + 0.5) / SUBSAMPLES) / size;
-          if (inside ? inside(x, y) : pathDistance(shape, x, y) <= half) hits++;
-        }
-      }
+      const hits = inside
+        ? fillHits(inside, row, col, size)
+        : strokeHits(shape, row, col, size, half);
       if (hits === 0) continue;
       const alpha = hits / (SUBSAMPLES * SUBSAMPLES);
       for (let c = 0; c < channels; c++) {
@@ -127,23 +122,63 @@ function paint(image: Float32Array, shape: Shape, channels: number, size: number
   }
 }
 
-/** Distance from (x, y) to the shape's path (closing segment included for closed shapes). */
-function pathDistance(shape: Shape, x: number, y: number): number {
+/**
+ * Squared distance from (x, y) to the shape's path (closing segment included for closed
+ * shapes). No square roots: this is the bulk of drawing an auxiliary set.
+ */
+function pathDistance2(shape: Shape, x: number, y: number): number {
   const p = shape.points;
   let best = Infinity;
   const n = shape.closed ? p.length : p.length - 1;
   for (let i = 0; i < n; i++) {
     const a = p[i], b = p[(i + 1) % p.length];
-    best = Math.min(best, segmentDistance(a, b, x, y));
+    const dx = b[0] - a[0], dy = b[1] - a[1];
+    const len2 = dx * dx + dy * dy;
+    const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((x - a[0]) * dx + (y - a[1]) * dy) / len2));
+    const ex = x - (a[0] + t * dx), ey = y - (a[1] + t * dy);
+    best = Math.min(best, ex * ex + ey * ey);
   }
   return best;
 }
 
-function segmentDistance(a: Point, b: Point, x: number, y: number): number {
-  const dx = b[0] - a[0], dy = b[1] - a[1];
-  const len2 = dx * dx + dy * dy;
-  const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((x - a[0]) * dx + (y - a[1]) * dy) / len2));
-  return Math.hypot(x - (a[0] + t * dx), y - (a[1] + t * dy));
+/**
+ * Sub-samples of pixel (row, col) within `half` of a stroked path. Every sub-sample lies
+ * within `reach` of the pixel's centre, so a centre farther than half + reach has none and
+ * one nearer than half − reach has all (triangle inequality); only pixels on the stroke's
+ * edge are sampled one by one.
+ */
+function strokeHits(shape: Shape, row: number, col: number, size: number, half: number): number {
+  const reach = (Math.SQRT2 * (SUBSAMPLES - 1)) / (2 * SUBSAMPLES * size);
+  const centre = Math.sqrt(pathDistance2(shape, (col + 0.5) / size, (row + 0.5) / size));
+  if (centre - reach > half) return 0;
+  if (centre + reach < half) return SUBSAMPLES * SUBSAMPLES;
+  let hits = 0;
+  for (let sy = 0; sy < SUBSAMPLES; sy++) {
+    for (let sx = 0; sx < SUBSAMPLES; sx++) {
+      const x = (col + (sx + 0.5) / SUBSAMPLES) / size;
+      const y = (row + (sy + 0.5) / SUBSAMPLES) / size;
+      if (pathDistance2(shape, x, y) <= half * half) hits++;
+    }
+  }
+  return hits;
+}
+
+/** Sub-samples of pixel (row, col) inside a filled shape. */
+function fillHits(
+  inside: (x: number, y: number) => boolean,
+  row: number,
+  col: number,
+  size: number,
+): number {
+  let hits = 0;
+  for (let sy = 0; sy < SUBSAMPLES; sy++) {
+    for (let sx = 0; sx < SUBSAMPLES; sx++) {
+      if (inside((col + (sx + 0.5) / SUBSAMPLES) / size, (row + (sy + 0.5) / SUBSAMPLES) / size)) {
+        hits++;
+      }
+    }
+  }
+  return hits;
 }
 
 /** Even–odd rule. */

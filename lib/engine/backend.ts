@@ -80,6 +80,23 @@ export interface AdapterProbe {
 const SOFTWARE_ADAPTERS = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
 
 /**
+ * Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" on stderr when
+ * probed without that variable (a headless shell, CI): harmless, but it reads as a failure of
+ * ours. A private directory is given to them when none is set.
+ */
+function quietVulkanLoader(): void {
+  try {
+    if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+    // One per user, reused by every process (0700, as the XDG specification asks).
+    const dir = `${Deno.env.get("TMPDIR") || "/tmp"}/ri-runtime-${Deno.uid() ?? "user"}`;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // no --allow-env or --allow-write: the message stays, nothing else changes
+  }
+}
+
+/**
  * Looks for a WebGPU adapter and says whether it is real hardware (not a software or
  * fallback adapter such as Mesa's llvmpipe).
  *
@@ -93,6 +110,7 @@ const SOFTWARE_ADAPTERS = /llvmpipe|lavapipe|swiftshader|softpipe|software/i;
 export async function probeGpuAdapter(): Promise<AdapterProbe> {
   const gpu = (globalThis.navigator as { gpu?: GPU } | undefined)?.gpu;
   if (!gpu) return { hardware: false, description: "no navigator.gpu in this runtime" };
+  quietVulkanLoader();
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });

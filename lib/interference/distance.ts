@@ -16,6 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor1D, Tensor2D } from "../models/tf_types.ts";
 
 /** Names of the distances on offer. */
 export const DISTANCES = ["kl", "ce", "soft_ce", "mse"] as const;
@@ -51,7 +52,7 @@ export function parseDistance(name: string): DistanceName {
  * console.log(d.dataSync()[0]); // 0
  * ```
  */
-export function distance(name: DistanceName, p: tf.Tensor2D, logits: tf.Tensor2D): tf.Scalar {
+export function distance(name: DistanceName, p: Tensor2D, logits: Tensor2D): Scalar {
   return tf.tidy(() => tf.mean(distancePerExample(name, p, logits)));
 }
 
@@ -68,9 +69,9 @@ export function distance(name: DistanceName, p: tf.Tensor2D, logits: tf.Tensor2D
  */
 export function distancePerExample(
   name: DistanceName,
-  p: tf.Tensor2D,
-  logits: tf.Tensor2D,
-): tf.Tensor1D {
+  p: Tensor2D,
+  logits: Tensor2D,
+): Tensor1D {
   return tf.tidy(() => {
     const logQ = tf.logSoftmax(logits);
     switch (name) {

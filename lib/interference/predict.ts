@@ -88,14 +88,14 @@ export async function predictLogits(
  *
  * @example
  * ```ts
- * import { accuracy } from "./predict.ts";
- * accuracy(new Float32Array([2, 1, 0, 3]), 2, new Int32Array([0, 0])); // 0.5
+ * import { logitsAccuracy } from "./predict.ts";
+ * logitsAccuracy(new Float32Array([2, 1, 0, 3]), 2, new Int32Array([0, 0])); // 0.5
  * ```
  */
-export function accuracy(logits: Float32Array, classes: number, labels: Int32Array): number {
+export function logitsAccuracy(logits: Float32Array, classes: number, labels: Int32Array): number {
   const count = logits.length / classes;
   if (labels.length !== count) {
-    throw new Error(`accuracy: ${count} rows of logits but ${labels.length} labels`);
+    throw new Error(`logitsAccuracy: ${count} rows of logits but ${labels.length} labels`);
   }
   if (count === 0) throw new Error("accuracy: no examples");
   let correct = 0;

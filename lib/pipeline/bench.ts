@@ -182,6 +182,7 @@ export class MergeBench {
     distance: DistanceName,
     aux?: ImageSet,
     label = "experts",
+    onModel?: (done: number, total: number) => void,
   ): Promise<InterferenceMatrix> {
     const { model, norm } = this.zoo.config;
     const heads = this.zoo.heads;
@@ -190,8 +191,12 @@ export class MergeBench {
       return (await evaluateOnTasks(this.suite, params)).map((e) => e.logits);
     };
     const base = await logits(this.zoo.base);
+    onModel?.(1, taus.length + 1);
     const rows: HeadLogits[][] = [];
-    for (const tau of taus) rows.push(await logits(addTaskVector(this.zoo.base, tau)));
+    for (const tau of taus) {
+      rows.push(await logits(addTaskVector(this.zoo.base, tau)));
+      onModel?.(rows.length + 1, taus.length + 1);
+    }
     return pairwiseInterference(base, rows, distance, aux ? "aux" : "task", label);
   }
 

@@ -11,7 +11,7 @@ import type { Head } from "../models/head.ts";
 import { type HostParams, hostToParams } from "../models/params.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import { accuracy, type HeadLogits, predictLogits } from "../interference/predict.ts";
+import { type HeadLogits, logitsAccuracy, predictLogits } from "../interference/predict.ts";
 
 /** One task's evaluation. */
 export interface TaskEvaluation {
@@ -61,7 +61,7 @@ export async function evaluateOnTasks(
         suite.tests[i],
         { norm: suite.norm },
       );
-      const acc = accuracy(logits.logits, logits.classes, suite.tests[i].labels);
+      const acc = logitsAccuracy(logits.logits, logits.classes, suite.tests[i].labels);
       out.push({ task: suite.heads[i].task, accuracy: acc, logits });
     }
     return out;

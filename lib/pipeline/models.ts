@@ -37,11 +37,11 @@ export async function openStudyModels(
  *
  * @example
  * ```ts
- * import { checkTasks } from "./models.ts";
- * checkTasks({ dir: "zoo", taskNames: ["a", "b"] }, ["b"]); // fine; ["c"] would throw
+ * import { checkStudyTasks } from "./models.ts";
+ * checkStudyTasks({ dir: "zoo", taskNames: ["a", "b"] }, ["b"]); // fine; ["c"] would throw
  * ```
  */
-export function checkTasks(
+export function checkStudyTasks(
   models: { readonly dir: string; readonly taskNames: readonly string[] },
   tasks: readonly string[],
 ): void {

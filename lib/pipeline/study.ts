@@ -30,7 +30,7 @@ import { addTaskVector } from "./evaluate.ts";
 import { type Evaluation, MergeBench } from "./bench.ts";
 import { StudyResults, type StudyRow } from "./results.ts";
 import { writeStudyReport } from "./report.ts";
-import { checkTasks, openStudyModels, type StudyModels } from "./models.ts";
+import { checkStudyTasks, openStudyModels, type StudyModels } from "./models.ts";
 
 /** Options of {@linkcode runStudy}. */
 export interface StudyOptions {
@@ -153,7 +153,7 @@ export async function runStudy(
       });
     }
     const pairwise = adapted
-      ? await timed("pairwise", () => pairwiseOnAux(bench, aux!, adapted!, config))
+      ? await timed("pairwise", () => pairwiseOnAux(bench, aux!, adapted!, config, mode))
       : undefined;
     const results = new StudyResults({
       suite: config.suite,
@@ -280,7 +280,7 @@ export async function adaptExperts(
   log(`engine: ${describeEngine(engine)}`);
   const zoo = await openStudyModels(config, options.progress);
   try {
-    checkTasks(zoo, tasks); // unknown names fail first, listing the zoo's tasks
+    checkStudyTasks(zoo, tasks); // unknown names fail first, listing the zoo's tasks
     const aux = await auxiliarySet(config, zoo);
     const curves: Record<string, LossCurveData> = {};
     for (const task of tasks) {
@@ -414,14 +414,37 @@ function toRow(
   };
 }
 
+/** Auxiliary images the pairwise matrices of a study are measured on (the first ones). */
+const PAIRWISE_IMAGES = 2048;
+
 async function pairwiseOnAux(
   bench: MergeBench,
   aux: ImageSet,
   adapted: HostParams[],
   config: StudyConfig,
+  mode?: ProgressMode,
 ) {
-  const before = await bench.pairwise(bench.taus, config.distance, aux);
-  const after = await bench.pairwise(adapted, config.distance, aux);
+  // A mean over 2 048 images is estimated well enough, at a quarter of the default set's cost.
+  const images = aux.count > PAIRWISE_IMAGES
+    ? subset(aux, Array.from({ length: PAIRWISE_IMAGES }, (_, i) => i))
+    : aux;
+  const models = 2 * (bench.tasks.length + 1);
+  const bar = progress("pairwise interference", models, { mode });
+  const before = await bench.pairwise(
+    bench.taus,
+    config.distance,
+    images,
+    "experts",
+    (done) => bar.update(done),
+  );
+  const after = await bench.pairwise(
+    adapted,
+    config.distance,
+    images,
+    "RI-adapted experts",
+    (done) => bar.update(models / 2 + done),
+  );
+  await bar.done();
   return {
     tasks: bench.tasks,
     distance: config.distance,

@@ -10,6 +10,28 @@ import type { HostParams } from "../models/params.ts";
 import { displayWith, type Figure, lines } from "../display/mod.ts";
 import type { MergeBench } from "./bench.ts";
 
+/** A {@linkcode ScalingSweep} as plain data. */
+export interface ScalingSweepData {
+  /** Merge method. */
+  method: string;
+  /** What was merged. */
+  label: string;
+  /** The coefficients tried. */
+  scalings: readonly number[];
+  /** Mean accuracy at each. */
+  avgAccuracy: readonly number[];
+  /** Mean normalised accuracy at each. */
+  avgNormalised: readonly number[];
+  /** ξ at each. */
+  xi: readonly number[];
+  /** The method's default coefficient. */
+  defaultScaling: number;
+  /** Mean accuracy at the default. */
+  defaultAccuracy: number;
+  /** The best coefficient and its accuracy. */
+  best: { scaling: number; accuracy: number };
+}
+
 /** Scores of one method over a grid of α. */
 export class ScalingSweep {
   /**
@@ -43,7 +65,7 @@ export class ScalingSweep {
   }
 
   /** Plain data. */
-  toJSON(): Record<string, unknown> {
+  toJSON(): ScalingSweepData {
     const { method, label, scalings, avgAccuracy, avgNormalised, xi } = this;
     const { defaultScaling, defaultAccuracy } = this;
     return {

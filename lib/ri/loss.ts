@@ -10,14 +10,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor2D } from "../models/tf_types.ts";
 import { distance, type DistanceName } from "../interference/distance.ts";
 
 /** A loss and its named parts, as scalars (the caller disposes them). */
 export interface LossParts {
   /** The value minimised. */
-  total: tf.Scalar;
+  total: Scalar;
   /** Named terms, for the loss curve. */
-  parts: Record<string, tf.Scalar>;
+  parts: Record<string, Scalar>;
 }
 
 /**
@@ -38,8 +39,8 @@ export interface LossParts {
  * ```
  */
 export function riLoss(
-  logits: readonly tf.Tensor2D[],
-  targets: readonly tf.Tensor2D[],
+  logits: readonly Tensor2D[],
+  targets: readonly Tensor2D[],
   own: number,
   options: { alpha: number; distance: DistanceName },
 ): LossParts {
@@ -54,10 +55,10 @@ export function riLoss(
     for (let j = 0; j < n; j++) {
       if (j !== own) sum = tf.add(sum, distance(options.distance, targets[j], logits[j]));
     }
-    return sum as tf.Scalar;
+    return sum as Scalar;
   });
   const weight = n > 1 ? options.alpha / (n - 1) : 0;
-  const total = tf.tidy(() => tf.add(ownPart, tf.mul(others, weight)) as tf.Scalar);
+  const total = tf.tidy(() => tf.add(ownPart, tf.mul(others, weight)) as Scalar);
   return { total, parts: { own: ownPart, others } };
 }
 
@@ -74,15 +75,15 @@ export function riLoss(
  * ```
  */
 export function distillLoss(
-  logits: readonly tf.Tensor2D[],
-  targets: readonly tf.Tensor2D[],
+  logits: readonly Tensor2D[],
+  targets: readonly Tensor2D[],
   name: DistanceName,
 ): LossParts {
   if (targets.length !== logits.length || logits.length === 0) {
     throw new Error(`distillLoss: ${logits.length} heads' logits but ${targets.length} targets`);
   }
   const total = tf.tidy(() =>
-    tf.div(tf.addN(logits.map((l, i) => distance(name, targets[i], l))), logits.length) as tf.Scalar
+    tf.div(tf.addN(logits.map((l, i) => distance(name, targets[i], l))), logits.length) as Scalar
   );
   return { total, parts: {} };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { Variable } from "../models/tf_types.ts";
 import { SafetensorsReader, type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
 import type { AdamW, AdamWState } from "../train/adamw.ts";
 import type { TrainJob, TrainSettings } from "./trainer.ts";
@@ -45,7 +45,7 @@ export async function saveTrainState(
   job: TrainJob,
   settings: TrainSettings,
   step: number,
-  tau: Record<string, tf.Variable>,
+  tau: Record<string, Variable>,
   optimizer: AdamW,
   curve: LossCurve,
 ): Promise<void> {

@@ -13,6 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor2D, Variable } from "../models/tf_types.ts";
 import type { ViTConfig } from "../models/config.ts";
 import { type Head, headLogits } from "../models/head.ts";
 import { type HostParams, hostToParams, paramsToHost } from "../models/params.ts";
@@ -62,7 +63,7 @@ export interface TrainJob {
   /** The model's pixel normalisation. */
   norm?: PixelNorm;
   /** The loss from the current logits and the batch's targets, head by head. */
-  loss: (logits: tf.Tensor2D[], targets: tf.Tensor2D[]) => LossParts;
+  loss: (logits: Tensor2D[], targets: Tensor2D[]) => LossParts;
   /** What must match for a saved state to be resumed (besides the settings). */
   identity: Record<string, unknown>;
 }
@@ -135,6 +136,8 @@ export async function trainTaskVector(
 /** A training run stopped by Ctrl-C (SIGINT) between two steps, its state saved. */
 export class InterruptedError extends Error {
   /**
+   * Builds it from its parts.
+   *
    * @param title what was training
    * @param step the last step done
    * @param steps the steps asked for
@@ -186,13 +189,13 @@ function runStep(
   settings: TrainSettings,
   step: number,
   base: Record<string, tf.Tensor>,
-  tau: Record<string, tf.Variable>,
+  tau: Record<string, Variable>,
   optimizer: AdamW,
 ): LossPoint {
   const indices = stepIndices(job.aux.count, settings, step);
   const x = gatherImages(job.aux, indices, job.norm);
   const targets = job.targets.map((t, j) => gatherRows(t, job.heads[j].classes.length, indices));
-  let kept: Record<string, tf.Scalar> = {};
+  let kept: Record<string, Scalar> = {};
   try {
     const total = trainStep(
       () => {
@@ -236,7 +239,7 @@ function gatherImages(set: ImageSet, indices: Int32Array, norm?: PixelNorm): tf.
   return tf.tensor4d(out, [indices.length, set.channels, set.size, set.size]);
 }
 
-function gatherRows(values: Float32Array, width: number, indices: Int32Array): tf.Tensor2D {
+function gatherRows(values: Float32Array, width: number, indices: Int32Array): Tensor2D {
   const out = new Float32Array(indices.length * width);
   indices.forEach((idx, i) => out.set(values.subarray(idx * width, (idx + 1) * width), i * width));
   return tf.tensor2d(out, [indices.length, width]);
@@ -268,8 +271,8 @@ function checkJob(job: TrainJob, s: TrainSettings): void {
 }
 
 /** τ' as trainable variables, from a saved state or from the job's starting τ. */
-function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<string, tf.Variable> {
-  const out: Record<string, tf.Variable> = {};
+function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<string, Variable> {
+  const out: Record<string, Variable> = {};
   for (const [name, b] of job.base) {
     const start = saved?.get(name) ?? job.init.get(name)?.data;
     if (!start || start.length !== b.data.length) {
@@ -283,7 +286,7 @@ function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<str
 }
 
 /** The first τ' tensor holding NaN or ±Infinity, and where. */
-function nonFiniteTensor(tau: Record<string, tf.Variable>): [string, number] | undefined {
+function nonFiniteTensor(tau: Record<string, Variable>): [string, number] | undefined {
   for (const [name, v] of Object.entries(tau)) {
     const at = firstNonFinite(v.dataSync() as Float32Array);
     if (at >= 0) return [name, at];
@@ -292,7 +295,7 @@ function nonFiniteTensor(tau: Record<string, tf.Variable>): [string, number] | u
 }
 
 /** Names the first parameter that went non-finite at this step. */
-function nonFinite(title: string, step: number, tau: Record<string, tf.Variable>): never {
+function nonFinite(title: string, step: number, tau: Record<string, Variable>): never {
   const bad = nonFiniteTensor(tau);
   if (bad) {
     throw new Error(
