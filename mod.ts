@@ -90,6 +90,7 @@ export * from "./lib/train/losses.ts";
 export * from "./lib/train/step.ts";
 export * from "./lib/train/evaluate.ts";
 export * from "./lib/train/fit.ts";
+export * from "./lib/train/finite.ts";
 export * from "./lib/zoo/config.ts";
 export * from "./lib/zoo/properties.ts";
 export * from "./lib/zoo/zoo.ts";

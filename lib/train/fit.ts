@@ -25,6 +25,7 @@ import { AdamW } from "./adamw.ts";
 import { crossEntropy } from "./losses.ts";
 import { warmupCosine } from "./schedule.ts";
 import { trainStep } from "./step.ts";
+import { FiniteWatch } from "./finite.ts";
 
 /** Reports progress: steps done, steps in all, and the latest metrics. */
 export type OnProgress = (done: number, total: number, metrics: Record<string, number>) => void;
@@ -51,12 +52,18 @@ export interface FitOptions {
   onProgress?: OnProgress;
   /** Steps between loss reads for the progress callback (default 10). */
   reportEvery?: number;
+  /** What is trained, for error messages (default "training"). */
+  title?: string;
 }
 
 /**
  * Trains `vars` on `set` with AdamW, a warm-up + cosine schedule and gradient clipping.
  * `loss(x, y)` maps a batch to a scalar (it may read `vars`). Returns the mean loss of the
  * last reported steps. Tensor count is the same before and after.
+ *
+ * A loss or parameter that becomes NaN or ±Infinity stops the run with a `NonFiniteError`
+ * naming the step where it happened and the tensor (checked whenever the loss is read, every
+ * `reportEvery` steps, so the device is not waited for at each step).
  *
  * @example
  * ```ts
@@ -90,6 +97,7 @@ export async function fitLoop(
     warmupSteps: Math.round((options.warmup ?? 0.1) * total),
   });
   const optimizer = new AdamW(vars, { weightDecay: options.weightDecay });
+  const watch = new FiniteWatch(vars);
   const every = options.reportEvery ?? 10;
   let step = 0, last = NaN;
   let pending: Scalar[] = [];
@@ -98,11 +106,15 @@ export async function fitLoop(
       const feed = { batchSize: options.batchSize, seed: options.seed, epoch, norm: options.norm };
       for (const { x, y } of batches(set, { ...feed, dropLast: true })) {
         const lr = schedule(step);
-        pending.push(
-          trainStep(() => loss(x, y), optimizer, { lr, clipNorm: options.clipNorm ?? 1 }),
-        );
+        const value = trainStep(() => loss(x, y), optimizer, {
+          lr,
+          clipNorm: options.clipNorm ?? 1,
+        });
+        pending.push(value);
         step++;
+        watch.record(step, value);
         if (pending.length >= every || step === total) {
+          await watch.check(options.title ?? "training", total);
           last = await meanOf(pending);
           pending = [];
           options.onProgress?.(step, total, { loss: last, lr });
@@ -112,6 +124,7 @@ export async function fitLoop(
   } finally {
     tf.dispose(pending);
     optimizer.dispose();
+    watch.dispose();
   }
   return last;
 }
@@ -163,7 +176,7 @@ export async function pretrainBase(
       const f = l2NormalizeRows(imageFeatures(vars, config, x));
       const logits = tf.matMul(f, l2NormalizeRows(headVar), false, true).mul(scale) as Tensor2D;
       return crossEntropy(logits, y);
-    }, options);
+    }, { ...options, title: options.title ?? "pretraining θ0" });
     return await paramsToHost(vars);
   } finally {
     disposeParams(vars);
@@ -220,22 +233,28 @@ export function fitHead(
   const w = tf.variable(means) as tf.Variable<tf.Rank.R2>;
   means.dispose(); // the variable holds its own reference to the values
   const optimizer = new AdamW({ w }, { weightDecay: options.weightDecay ?? 0 });
+  const watch = new FiniteWatch({ weight: w });
   try {
     const steps = options.steps ?? 200;
     const schedule = warmupCosine({ peak: options.lr ?? 0.05, totalSteps: Math.max(1, steps) });
     for (let s = 0; s < steps; s++) {
-      trainStep(
+      const loss = trainStep(
         () => {
           const logits = tf.matMul(f, l2NormalizeRows(w), false, true).mul(scale) as Tensor2D;
           return crossEntropy(logits, y);
         },
         optimizer,
         { lr: schedule(s) },
-      ).dispose();
+      );
+      watch.record(s + 1, loss);
+      loss.dispose();
+      if ((s + 1) % 50 === 0) watch.checkSync(`fitting the head of ${task}`, steps);
     }
+    watch.checkSync(`fitting the head of ${task}`, steps);
     return makeHead(task, classes, w, scale);
   } finally {
     optimizer.dispose();
+    watch.dispose();
     tf.dispose([f, y, w]);
   }
 }
@@ -264,7 +283,7 @@ export async function finetuneExpert(
       vars,
       set,
       (x, y) => crossEntropy(headLogits(head, imageFeatures(vars, config, x)), y),
-      options,
+      { ...options, title: options.title ?? `fine-tuning expert ${head.task}` },
     );
     return await paramsToHost(vars);
   } finally {
