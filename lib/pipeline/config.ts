@@ -10,6 +10,7 @@ import { type DistanceName, DISTANCES, parseDistance } from "../interference/dis
 import { type BackendName, parseBackendName } from "../engine/backend.ts";
 import { SUITES } from "../data/tasks.ts";
 import { basename } from "node:path";
+import { getMethod } from "../merge/registry.ts";
 
 /** Whether merges run on the original experts, the RI-adapted ones, or both. */
 export type RiMode = "on" | "off" | "both";
@@ -107,8 +108,8 @@ export function studyKeys(): string[] {
  * @example
  * ```ts
  * import { resolveStudyConfig } from "./config.ts";
- * const c = resolveStudyConfig({ suite: "mf4", steps: "50", methods: "ta,ties" });
- * console.log(c.name, c.methods); // mf4-seed0-shapes-50steps [ "ta", "ties" ]
+ * const c = resolveStudyConfig({ suite: "mf4", steps: "50", methods: "task_arithmetic,ties" });
+ * console.log(c.name, c.methods); // mf4-seed0-shapes-50steps [ "task_arithmetic", "ties" ]
  * ```
  */
 export function resolveStudyConfig(
@@ -129,7 +130,7 @@ export function resolveStudyConfig(
     seed: integer(get("seed"), "seed", where, 0),
     methods: methodList(get("methods"), where),
     ri: riMode(get("ri"), where),
-    distill: list(get("distill"), "distill", where),
+    distill: methodNames(list(get("distill"), "distill", where), where),
     aux: models === undefined ? auxSpec(get("aux"), where) : realAux(partial.aux, where),
     auxSize: integer(get("auxSize"), "auxSize", where, 1),
     steps: integer(get("steps"), "steps", where, 0),
@@ -151,7 +152,8 @@ export function resolveStudyConfig(
 
 /** The default run name: suite (or models file), seed, auxiliary source and steps. */
 function defaultName(c: Omit<StudyConfig, "name">): string {
-  const aux = c.aux.replace(/^(dir|safetensors):.*[/\\]?([^/\\]+)$/, "$1-$2");
+  // dir:/data/aux/ → dir-aux: the last path component, trailing separators ignored.
+  const aux = c.aux.replace(/^(dir|folder|safetensors):(?:.*[/\\])?([^/\\]+)[/\\]*$/, "$1-$2");
   const what = c.models === undefined ? c.suite : basename(c.models).replace(/\.json$/i, "");
   return `${what}-seed${c.seed}-${aux}-${c.steps}steps`.replace(/[^\w.+-]/g, "_");
 }
@@ -233,6 +235,12 @@ function methodList(value: unknown, where: string): string[] | "all" {
   if (value === "all") return "all";
   const names = list(value, "methods", where);
   if (names.length === 0) throw new Error(`${where}: methods is empty`);
+  return methodNames(names, where);
+}
+
+/** The names, each checked against the merge registry (an error lists the valid ones). */
+function methodNames(names: string[], where: string): string[] {
+  for (const name of names) wrap(() => getMethod(name), where);
   return names;
 }
 

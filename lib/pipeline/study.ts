@@ -16,6 +16,8 @@ import { Zoo } from "../zoo/zoo.ts";
 import { auxSource } from "../data/auxiliary.ts";
 import { concatSets, type ImageSet, subset } from "../data/dataset.ts";
 import { Rng } from "../data/random.ts";
+import { type SuiteName, suiteTasks } from "../data/tasks.ts";
+import { defaultZooConfig } from "../zoo/config.ts";
 import { type HostParams } from "../models/params.ts";
 import { loadModel, saveModel } from "../models/store.ts";
 import { getMethod, methodNames } from "../merge/registry.ts";
@@ -113,6 +115,9 @@ export async function runStudy(
   const methods = config.methods === "all" ? methodNames() : config.methods;
   methods.forEach((m) => getMethod(m)); // unknown names fail before any work
   config.distill.forEach((m) => getMethod(m));
+  const needsAux = config.ri !== "off" || config.distill.length > 0;
+  // Read before the run folder is made: a bad auxiliary source leaves nothing behind.
+  const early = needsAux ? await timed("aux", () => readAuxiliary(config)) : undefined;
   await claimRunFolder(paths, config);
 
   const engine = await initEngine({ backend: config.backend });
@@ -121,9 +126,7 @@ export async function runStudy(
   try {
     log(`zoo: ${zoo.dir}`);
     const bench = await timed("evaluate experts", () => MergeBench.open(zoo));
-    const aux = config.ri !== "off" || config.distill.length
-      ? await timed("aux", () => auxiliarySet(config, zoo))
-      : undefined;
+    const aux = needsAux ? early ?? await timed("aux", () => auxiliarySet(config, zoo)) : undefined;
     let adapted: HostParams[] | undefined;
     let curves: Record<string, LossCurveData> | undefined;
     if (config.ri !== "off") {
@@ -190,24 +193,45 @@ export async function runStudy(
  * ```
  */
 export async function auxiliarySet(config: StudyConfig, zoo: StudyModels): Promise<ImageSet> {
-  if (!(zoo instanceof Zoo)) return await zoo.auxiliarySet(config.aux, config.auxSize, config.seed);
-  const { channels, imageSize: size } = zoo.config.model;
-  if (config.aux === "oracle") {
-    // In-task data without labels: an upper bound the paper reports (+3.3 points).
-    const trains: ImageSet[] = [];
-    for (const task of zoo.taskNames) {
-      const { train } = await zoo.data(task);
-      trains.push({ ...train, labels: new Int32Array(0), classes: [] });
-    }
-    const all = concatSets(trains);
-    const pick = new Rng(config.seed, "aux/oracle").permutation(all.count);
-    return subset(all, pick.slice(0, Math.min(config.auxSize, all.count)));
+  if (!(zoo instanceof Zoo)) {
+    const set = await zoo.auxiliarySet(config.aux, config.auxSize, config.seed);
+    return atLeastOneBatch(set, config);
   }
+  if (config.aux !== "oracle") return (await readAuxiliary(config))!;
+  // In-task data without labels: an upper bound the paper reports (+3.3 points).
+  const trains: ImageSet[] = [];
+  for (const task of zoo.taskNames) {
+    const { train } = await zoo.data(task);
+    trains.push({ ...train, labels: new Int32Array(0), classes: [] });
+  }
+  const all = concatSets(trains);
+  const pick = new Rng(config.seed, "aux/oracle").permutation(all.count);
+  return atLeastOneBatch(subset(all, pick.slice(0, Math.min(config.auxSize, all.count))), config);
+}
+
+/**
+ * The auxiliary set of a built-in zoo from any source but `oracle`, read without the zoo (the
+ * configuration fixes its image geometry), so that a bad source fails before anything is
+ * written; undefined for `oracle` and real checkpoints, which need the models first.
+ */
+async function readAuxiliary(config: StudyConfig): Promise<ImageSet | undefined> {
+  if (config.models !== undefined || config.aux === "oracle") return undefined;
+  const { channels, imageSize: size } =
+    defaultZooConfig(config.suite as SuiteName, config.seed).model;
   const spec = config.aux.replace(/^dir:/, "folder:");
   const source = await auxSource(spec, { channels, size }, config.seed);
-  return await source.images(
-    0,
-    Number.isFinite(source.count) ? Math.min(config.auxSize, source.count) : config.auxSize,
+  const count = Number.isFinite(source.count)
+    ? Math.min(config.auxSize, source.count)
+    : config.auxSize;
+  return atLeastOneBatch(await source.images(0, count), config);
+}
+
+/** RI draws whole batches from the auxiliary set: fewer images than one batch is an error. */
+function atLeastOneBatch(set: ImageSet, config: StudyConfig): ImageSet {
+  if (set.count >= config.batch) return set;
+  throw new Error(
+    `auxiliary set ${config.aux}: ${set.count} image${set.count === 1 ? "" : "s"}, fewer than ` +
+      `one RI batch of ${config.batch}; add images or lower the batch size (--batch)`,
   );
 }
 
@@ -224,7 +248,7 @@ async function adaptAll(
   const adapted: HostParams[] = [];
   const curves: Record<string, LossCurveData> = {};
   for (const [i, task] of zoo.taskNames.entries()) {
-    let done = await readAdapted(paths.adapted(task), paths.curve(task));
+    let done = await readAdapted(paths, task);
     if (!done) {
       baseLogits ??= await modelLogits(model, zoo.base, zoo.heads, aux, norm);
       done = await adaptOne(zoo, bench.experts[i], task, aux, baseLogits, config, paths, mode);
@@ -275,16 +299,18 @@ export async function adaptExperts(
 ): Promise<Record<string, LossCurveData>> {
   const log = options.log ?? console.log;
   const paths = runPaths(config);
+  checkSuiteTasks(config, tasks); // before anything is built or written
+  const early = await readAuxiliary(config);
   await claimRunFolder(paths, config);
   const engine = await initEngine({ backend: config.backend });
   log(`engine: ${describeEngine(engine)}`);
   const zoo = await openStudyModels(config, options.progress);
   try {
     checkStudyTasks(zoo, tasks); // unknown names fail first, listing the zoo's tasks
-    const aux = await auxiliarySet(config, zoo);
+    const aux = early ?? await auxiliarySet(config, zoo);
     const curves: Record<string, LossCurveData> = {};
     for (const task of tasks) {
-      const done = await readAdapted(paths.adapted(task), paths.curve(task)) ??
+      const done = await readAdapted(paths, task) ??
         await adaptOne(
           zoo,
           await zoo.expert(task),
@@ -305,6 +331,23 @@ export async function adaptExperts(
 }
 
 /**
+ * At least one task, each of the built-in suite's (an error lists them); real checkpoints'
+ * tasks are checked once their description is open.
+ */
+function checkSuiteTasks(config: StudyConfig, tasks: string[]): void {
+  if (tasks.length === 0) throw new Error("no expert to adapt");
+  if (config.models !== undefined) return;
+  const known = suiteTasks(config.suite as SuiteName).map((t) => t.name);
+  for (const task of tasks) {
+    if (!known.includes(task)) {
+      throw new Error(
+        `unknown task "${task}" in suite ${config.suite}; its tasks are ${known.join(", ")}`,
+      );
+    }
+  }
+}
+
+/**
  * The RI settings of a study configuration.
  *
  * @example
@@ -319,13 +362,18 @@ export function riSettings(config: StudyConfig): RiSettings {
   return { steps, batch, lr, weightDecay, alpha, distance, seed, checkpointEvery };
 }
 
+/** A task's adapted τ' and curve when its adaptation is done (null when not). */
 async function readAdapted(
-  path: string,
-  curvePath: string,
+  paths: ReturnType<typeof runPaths>,
+  task: string,
 ): Promise<{ tau: HostParams; curve: LossCurveData } | null> {
   try {
-    const curve = JSON.parse(await Deno.readTextFile(curvePath)) as LossCurveData;
-    return { tau: (await loadModel(path)).host, curve };
+    // The curve is written last: with it, the adaptation is complete.
+    const curve = JSON.parse(await Deno.readTextFile(paths.curve(task))) as LossCurveData;
+    const tau = (await loadModel(paths.adapted(task))).host;
+    // A run killed between writing the curve and removing the state left the state behind.
+    await Deno.remove(paths.state(`ri-${task}`)).catch(() => {});
+    return { tau, curve };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
@@ -364,11 +412,14 @@ async function distillRow(
   mode?: ProgressMode,
 ): Promise<StudyRow> {
   const label = `${method}+distill`;
+  const state = paths.state(`distill-${method}`);
   const cached = await readJson<StudyRow>(paths.row(label));
-  if (cached) return cached;
+  if (cached) {
+    await Deno.remove(state).catch(() => {}); // left by a run killed just after the row
+    return cached;
+  }
   const { zoo } = bench;
   const merged = await bench.merge(method, bench.taus);
-  const state = paths.state(`distill-${method}`);
   const { tau } = await distillMerged(
     {
       method,
@@ -476,8 +527,12 @@ async function claimRunFolder(paths: ReturnType<typeof runPaths>, config: StudyC
         `pass --name to start a new run, or delete the folder`,
     );
   }
-  for (const sub of ["adapted", "state", "curves", "merged", "rows"]) {
-    await Deno.mkdir(join(paths.dir, sub), { recursive: true });
+  try {
+    for (const sub of ["adapted", "state", "curves", "merged", "rows"]) {
+      await Deno.mkdir(join(paths.dir, sub), { recursive: true });
+    }
+    if (existing === null) await writeFileAtomic(paths.config, text);
+  } catch (err) {
+    throw new Error(`cannot create the run folder ${paths.dir}: ${(err as Error).message}`);
   }
-  if (existing === null) await writeFileAtomic(paths.config, text);
 }
