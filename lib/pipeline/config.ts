@@ -150,12 +150,24 @@ export function resolveStudyConfig(
   return { name, ...config };
 }
 
-/** The default run name: suite (or models file), seed, auxiliary source and steps. */
+/**
+ * The default run name: suite (or models file), seed, auxiliary source and steps, then the RI
+ * settings that differ from the defaults (`-ce`, `-lr0.0001`, …), so that runs which train
+ * different task vectors never share a folder (a shared folder is refused, not overwritten).
+ */
 function defaultName(c: Omit<StudyConfig, "name">): string {
   // dir:/data/aux/ → dir-aux: the last path component, trailing separators ignored.
   const aux = c.aux.replace(/^(dir|folder|safetensors):(?:.*[/\\])?([^/\\]+)[/\\]*$/, "$1-$2");
   const what = c.models === undefined ? c.suite : basename(c.models).replace(/\.json$/i, "");
-  return `${what}-seed${c.seed}-${aux}-${c.steps}steps`.replace(/[^\w.+-]/g, "_");
+  const settings: string[] = [];
+  if (c.distance !== STUDY_DEFAULTS.distance) settings.push(c.distance);
+  if (c.lr !== STUDY_DEFAULTS.lr) settings.push(`lr${c.lr}`);
+  if (c.alpha !== STUDY_DEFAULTS.alpha) settings.push(`alpha${c.alpha}`);
+  if (c.batch !== STUDY_DEFAULTS.batch) settings.push(`batch${c.batch}`);
+  if (c.weightDecay !== STUDY_DEFAULTS.weightDecay) settings.push(`wd${c.weightDecay}`);
+  if (c.auxSize !== STUDY_DEFAULTS.auxSize) settings.push(`aux${c.auxSize}`);
+  const name = [`${what}-seed${c.seed}-${aux}-${c.steps}steps`, ...settings].join("-");
+  return name.replace(/[^\w.+-]/g, "_");
 }
 
 /** With real checkpoints the suite is `models`: a built-in suite cannot be named too. */

@@ -14,6 +14,11 @@ Deno.test("study defaults follow the paper where it fixes a value", () => {
   equal(c.ri, "both");
   equal(c.methods, "all");
   equal(c.name, `mf8-seed0-shapes-${STUDY_DEFAULTS.steps}steps`);
+  // RI settings off their defaults name a different folder (a shared one would be refused).
+  equal(
+    resolveStudyConfig({ distance: "ce", lr: 1e-4 }).name,
+    `mf8-seed0-shapes-${STUDY_DEFAULTS.steps}steps-ce-lr0.0001`,
+  );
 });
 
 Deno.test("unknown keys and bad values name the key and list what is valid", () => {

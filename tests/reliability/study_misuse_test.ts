@@ -117,13 +117,13 @@ const CASES: Case[] = [
     title: "an output folder inside a regular file",
     commands: both,
     args: ["--out", "IN/a_file/runs"],
-    says: ["cannot create the run folder IN/a_file/runs/mf4-seed0-shapes-1steps:"],
+    says: ["cannot create the run folder IN/a_file/runs/mf4-seed0-shapes-1steps-batch16-aux32:"],
   },
   {
     title: "an output folder where nothing can be written",
     commands: both,
     args: ["--out", "/proc/runs"],
-    says: ["cannot create the run folder /proc/runs/mf4-seed0-shapes-1steps:"],
+    says: ["cannot create the run folder /proc/runs/mf4-seed0-shapes-1steps-batch16-aux32:"],
   },
   {
     title: "a run name already used by another configuration",
