@@ -1,12 +1,14 @@
 /**
  * The data both sides of `deno task bench` read, written once by the harness so that this
- * project and PyTorch compute on the same values: the ViT's parameters, batches, heads and
- * cached targets (`spec.json` plus small safetensors files), and the merge inputs (a base and
- * experts of the CLIP ViT-B/32 vision tower's layout, random, as safetensors checkpoints).
+ * project and PyTorch compute on the same values: the ViT's parameters, batches, heads,
+ * cached targets and the RI trainer's batch order (`spec.json` plus small safetensors files),
+ * and the merge inputs (a base and experts of the CLIP ViT-B/32 vision tower's layout, random,
+ * as safetensors checkpoints).
  *
  * @module
  */
 import {
+  batchOrder,
   CLIP_VIT_B32,
   initHostParams,
   mergeCheckpoints,
@@ -23,11 +25,23 @@ import { numel } from "../lib/tensor/host.ts";
 export interface ModelSpec {
   /** The benchmark ViT. */
   config: ViTConfig;
-  /** Whether the training and RI steps end with an AdamW update ("none": gradients only). */
-  optimizer: "adamw" | "none";
-  /** Training step: batch, AdamW settings, classes of the frozen cosine head. */
-  train: { batch: number; lr: number; weightDecay: number; classes: number; logitScale: number };
-  /** RI step: batch, heads' class counts, own head, α, AdamW settings, auxiliary images. */
+  /**
+   * Training step (lib/train's `trainStep`: cross-entropy through a frozen cosine head,
+   * global-norm clipping, AdamW): batch, AdamW settings, clip norm, classes of the head.
+   */
+  train: {
+    batch: number;
+    lr: number;
+    weightDecay: number;
+    clipNorm: number;
+    classes: number;
+    logitScale: number;
+  };
+  /**
+   * RI step (lib/ri's trainer and `riLoss`): batch, heads' class counts, own head, α, AdamW
+   * settings, auxiliary images, the seed of the batch order and the orders of the first
+   * `orderEpochs` epochs (written to ri.safetensors for the PyTorch side).
+   */
   ri: {
     batch: number;
     classes: number[];
@@ -37,9 +51,11 @@ export interface ModelSpec {
     weightDecay: number;
     auxCount: number;
     logitScale: number;
+    seed: number;
+    orderEpochs: number;
   };
-  /** Evaluation: batch and the head's classes. */
-  eval: { batch: number; classes: number; logitScale: number };
+  /** Evaluation (lib/train's `accuracy`): labelled images, images per pass, head classes. */
+  eval: { count: number; batch: number; classes: number; logitScale: number };
 }
 
 /** Sizes of the merge workloads. */
@@ -52,7 +68,8 @@ export interface MergeSpec {
 
 /**
  * The model workloads' sizes: the issue's (batch 128 for training and RI with the 8-task
- * suite's heads, batch 256 for evaluation), or tiny ones for a smoke test.
+ * suite's heads, evaluation over 512 images in passes of 256), or tiny ones for a smoke test.
+ * `steps` is the most RI steps either side runs in one process (the batch orders cover them).
  *
  * @example
  * ```ts
@@ -60,25 +77,27 @@ export interface MergeSpec {
  * modelSpec(false).train.batch; // 128
  * ```
  */
-export function modelSpec(quick: boolean): ModelSpec {
+export function modelSpec(quick: boolean, steps = 16): ModelSpec {
   const batch = quick ? 8 : 128;
+  const auxCount = 2 * batch;
   return {
     config: { ...VIT_TINY },
-    // lib/train's AdamW is not on main yet: both sides stop at the gradients until it lands
-    optimizer: "none",
-    train: { batch, lr: 1e-3, weightDecay: 0.01, classes: 10, logitScale: 20 },
+    train: { batch, lr: 1e-3, weightDecay: 0.01, clipNorm: 1, classes: 10, logitScale: 20 },
     ri: {
       batch,
       // mf8: six 10-class tasks, parity (2), coarse garments (4)
       classes: [10, 10, 10, 10, 10, 10, 2, 4],
       own: 0,
+      // the study's defaults (lib/pipeline/config.ts): α = 1, AdamW lr 1e-4, wd 1e-4
       alpha: 1,
       lr: 1e-4,
       weightDecay: 1e-4,
-      auxCount: 2 * batch,
+      auxCount,
       logitScale: 20,
+      seed: 0,
+      orderEpochs: Math.ceil(steps / (auxCount / batch)),
     },
-    eval: { batch: quick ? 16 : 256, classes: 10, logitScale: 20 },
+    eval: { count: quick ? 32 : 512, batch: quick ? 16 : 256, classes: 10, logitScale: 20 },
   };
 }
 
@@ -127,8 +146,8 @@ function probabilities(rng: Rng, label: string, rows: number, classes: number): 
 
 /**
  * Writes the model workloads' inputs into `dir`: `spec.json`, `model.safetensors` (θ0),
- * `train.safetensors`, `ri.safetensors` (τ, auxiliary images, heads, cached targets),
- * `eval.safetensors` and `merged.safetensors` (Task Arithmetic of 8 random experts).
+ * `train.safetensors`, `ri.safetensors` (τ, auxiliary images, heads, cached targets, batch
+ * order), `eval.safetensors` (labelled images, head) and `merged.safetensors` (Task Arithmetic of 8 random experts).
  *
  * @example
  * ```ts
@@ -163,15 +182,30 @@ export async function writeModelData(dir: string, spec: ModelSpec, seed = 0): Pr
   for (const [name, t] of Object.entries(theta0)) {
     riTensors[`tau.${name}`] = normals(rng, `ri/tau/${name}`, t.shape, 0.01);
   }
+  // The trainer's batch order (lib/data's batchOrder, one permutation per epoch)
+  const orders = new Float32Array(ri.orderEpochs * ri.auxCount);
+  for (let epoch = 0; epoch < ri.orderEpochs; epoch++) {
+    const order = batchOrder(ri.auxCount, { batchSize: ri.batch, seed: ri.seed, epoch });
+    orders.set(order, epoch * ri.auxCount);
+  }
+  riTensors.order = { shape: [ri.orderEpochs, ri.auxCount], data: orders };
   ri.classes.forEach((classes, j) => {
     riTensors[`head.${j}`] = normals(rng, `ri/head/${j}`, [classes, config.projectionDim]);
     riTensors[`target.${j}`] = probabilities(rng, `ri/target/${j}`, ri.auxCount, classes);
   });
   await writeCheckpoint(`${dir}/ri.safetensors`, source("ri", riTensors));
+  const evalLabels = rng.fork("eval/labels");
   await writeCheckpoint(
     `${dir}/eval.safetensors`,
     source("eval", {
-      pixels: normals(rng, "eval/pixels", [spec.eval.batch, ...image]),
+      pixels: normals(rng, "eval/pixels", [spec.eval.count, ...image]),
+      labels: {
+        shape: [spec.eval.count],
+        data: Float32Array.from(
+          { length: spec.eval.count },
+          () => evalLabels.int(spec.eval.classes),
+        ),
+      },
       head: normals(rng, "eval/head", [spec.eval.classes, config.projectionDim]),
     }),
   );

@@ -64,7 +64,7 @@ export interface WorkloadSummary {
   ratio: number;
   /** cpuMs.ours / cpuMs.torch. */
   cpuRatio: number;
-  /** What one iteration is ("step", "batch of 256", "merge"). */
+  /** What one iteration is ("step (batch 128)", "512 images", "merge"). */
   unit: string;
   /** Images per iteration (evaluation), for throughput. */
   images?: number;
@@ -196,6 +196,7 @@ function summarise(
   torch: SideResult[],
   agreement: Agreement,
   images?: number,
+  batch?: number,
 ): WorkloadSummary {
   const wall = (rs: SideResult[]) => median(rs.map((r) => median(r.times_ms)));
   const cpu = (rs: SideResult[]) => median(rs.map((r) => r.cpu_ms));
@@ -205,8 +206,8 @@ function summarise(
   const unit = workload.startsWith("merge_")
     ? "merge"
     : workload === "eval"
-    ? `batch of ${images}`
-    : "step";
+    ? `${images} images`
+    : `step (batch ${batch})`;
   return {
     workload,
     ours,
@@ -272,7 +273,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     let layout: MergeLayout | undefined;
     if (models.length > 0) {
       log(`writing the model workloads' data to ${dir}`);
-      await writeModelData(dir, modelSpec(options.quick));
+      // the batch orders cover every RI step either side runs (3 more when profiling)
+      await writeModelData(dir, modelSpec(options.quick, options.warmup + options.steps + 3));
     }
     if (merges.length > 0) {
       log(`writing the merge inputs (${options.mergeLayers} ViT-B/32 blocks, 8 experts) to ${dir}`);
@@ -324,7 +326,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         r.ours,
         r.torch,
         agreement.get(w) ?? { text: "", mismatch: NaN },
-        w === "eval" ? spec.eval.batch : undefined,
+        w === "eval" ? spec.eval.count : undefined,
+        w === "ri_step" ? spec.ri.batch : spec.train.batch,
       );
     });
     const { log: _, ...kept } = options;

@@ -16,9 +16,9 @@ export const RATIO_TARGET = 1.5;
 export const MERGE_PEAK_TARGET_MIB = 2e9 / 2 ** 20;
 
 const TITLES: Record<string, string> = {
-  vit_train: "ViT training step (fwd + bwd)",
-  ri_step: "RI step (8 heads, KL, fwd + bwd)",
-  eval: "evaluation (forward, merged model)",
+  vit_train: "training step (fwd + bwd + clip + AdamW)",
+  ri_step: "RI step (trainer + riLoss, 8 heads, cached targets)",
+  eval: "evaluation (accuracy of a merged model)",
   merge_task_arithmetic: "merge: Task Arithmetic",
   merge_ties: "merge: TIES",
   merge_tsv_m: "merge: TSV-M",

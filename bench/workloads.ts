@@ -1,13 +1,16 @@
 /**
  * This project's side of `deno task bench`: each workload on the data the harness wrote
- * (bench/data.ts), timed step by step. bench/py/peer.py is the PyTorch side of the same work.
+ * (bench/data.ts), timed step by step, through the library's own code paths.
+ * bench/py/peer.py is the PyTorch side of the same work.
  *
- * - `vit_train`: one training step of the benchmark ViT (VIT_TINY) at batch 128: forward,
- *   frozen cosine head, cross-entropy, backward (the AdamW update joins when lib/train lands;
- *   `spec.optimizer` tells the PyTorch side which).
- * - `ri_step`: one RI step: θ0 + τ' forward, logits under 8 heads, KL to cached targets
- *   (own task + α/(N−1) Σ others), backward with respect to τ'.
- * - `eval`: forward of a merged model on a batch of 256 images, head logits and arg-max.
+ * - `vit_train`: one training step of the benchmark ViT (VIT_TINY) at batch 128: lib/train's
+ *   `trainStep` (forward, frozen cosine head, `crossEntropy`, backward, global-norm clipping,
+ *   AdamW), the step every training of lib/train runs.
+ * - `ri_step`: one RI step of lib/ri's trainer (`trainTaskVector` with `riLoss`, KL, as
+ *   `adaptExpert` builds it): batch of 128 auxiliary images gathered in the trainer's order,
+ *   θ0 + τ' forward, logits under 8 heads, KL to the cached targets (own head + α/(N−1) Σ
+ *   others), backward with respect to τ', AdamW.
+ * - `eval`: lib/train's `accuracy` of a merged model over 512 labelled images (passes of 256).
  * - `merge_<method>`: `mergeCheckpoints` of 8 experts streamed from disk, output written
  *   (`task_arithmetic`, `ties`, `tsv_m`, `iso_cts`), and `merge_read`, the I/O floor.
  *
@@ -15,20 +18,28 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
+  accuracy,
+  AdamW,
+  crossEntropy,
+  disposeParams,
   type Head,
   headLogits,
+  type HostParams,
   hostToParams,
   imageFeatures,
+  type ImageSet,
   makeHead,
   mergeCheckpoints,
   openCheckpoint,
   openTaskVectors,
-  type ParamMap,
   toVariables,
+  trainStep,
   type ViTConfig,
   writeCheckpoint,
 } from "../mod.ts";
 import { readTaskTensors } from "../lib/merge/stream.ts";
+import { riLoss } from "../lib/ri/loss.ts";
+import { type TrainJob, trainTaskVector } from "../lib/ri/trainer.ts";
 import type { MergeLayout, ModelSpec } from "./data.ts";
 import { cpuMs } from "./machine.ts";
 import { kindOf } from "./profile_step.ts";
@@ -63,20 +74,23 @@ export interface StepOptions {
   profile?: boolean;
 }
 
+/** Iterations profiled with --profile. */
+const PROFILED = 3;
+
 /** Runs `step` warmup + steps times; the first value it returns and the last are the check. */
 async function timed(
   workload: string,
-  step: () => number,
+  step: () => number | Promise<number>,
   options: StepOptions,
 ): Promise<SideResult> {
-  const first = step();
-  for (let i = 1; i < options.warmup; i++) step();
+  const first = await step();
+  for (let i = 1; i < options.warmup; i++) await step();
   const walls: number[] = [];
   let last = first;
   const cpu0 = cpuMs();
   for (let i = 0; i < options.steps; i++) {
     const t0 = performance.now();
-    last = step();
+    last = await step();
     walls.push(performance.now() - t0);
   }
   const cpu = (cpuMs() - cpu0) / options.steps;
@@ -87,40 +101,49 @@ async function timed(
     cpu_ms: cpu,
     check: { first, last },
   };
-  if (options.profile) result.profile = await profileKinds(step, Math.min(3, options.steps));
+  if (options.profile) {
+    result.profile = await profileKinds(async () => {
+      for (let r = 0; r < PROFILED; r++) await step();
+    });
+  }
   return result;
 }
 
-/** Median kernel time per kind of kernel over `runs` profiled iterations (bench/profile_step.ts). */
-async function profileKinds(step: () => number, runs: number): Promise<Record<string, number>> {
+/**
+ * Kernel time per kind of kernel (bench/profile_step.ts) and per kernel, ms per iteration,
+ * over one call of `run`, which runs {@linkcode PROFILED} iterations.
+ */
+async function profileKinds(run: () => unknown): Promise<Record<string, number>> {
   const totals: Record<string, number> = {};
-  for (let r = 0; r < runs; r++) {
-    const info = await tf.profile(() => void step());
-    for (const k of info.kernels) {
-      if (k.name === "unnamed scope") continue;
-      const key = `${kindOf(k.name)}`;
-      totals[key] = (totals[key] ?? 0) + Number(k.kernelTimeMs) / runs;
-      totals[`kernel ${k.name}`] = (totals[`kernel ${k.name}`] ?? 0) +
-        Number(k.kernelTimeMs) / runs;
-    }
+  const info = await tf.profile(async () => void await run());
+  for (const k of info.kernels) {
+    if (k.name === "unnamed scope") continue;
+    const ms = Number(k.kernelTimeMs) / PROFILED;
+    totals[kindOf(k.name)] = (totals[kindOf(k.name)] ?? 0) + ms;
+    totals[`kernel ${k.name}`] = (totals[`kernel ${k.name}`] ?? 0) + ms;
   }
   return totals;
 }
 
-async function readAll(
-  path: string,
-): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+type HostMap = Map<string, { shape: number[]; data: Float32Array }>;
+
+async function readAll(path: string): Promise<HostMap> {
   using ckpt = await openCheckpoint(path);
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  const out: HostMap = new Map();
   for (const name of ckpt.names()) {
     out.set(name, { shape: [...ckpt.shape(name)], data: await ckpt.read(name) });
   }
   return out;
 }
 
-function tensorOf(map: Map<string, { shape: number[]; data: Float32Array }>, name: string) {
+function hostOf(map: HostMap, name: string) {
   const t = map.get(name);
   if (!t) throw new Error(`bench data: no tensor "${name}"`);
+  return t;
+}
+
+function tensorOf(map: HostMap, name: string) {
+  const t = hostOf(map, name);
   return tf.tensor(t.data, t.shape, "float32");
 }
 
@@ -131,25 +154,25 @@ function headOf(weight: tf.Tensor, logitScale: number, label: string): Head {
   return head;
 }
 
-/** Mean over the batch of KL(p ‖ softmax(logits)). */
-function klDivergence(p: tf.Tensor2D, logits: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => {
-    const logP = tf.log(tf.maximum(p, 1e-30));
-    return tf.mean(tf.sum(tf.mul(p, tf.sub(logP, tf.logSoftmax(logits))), 1)) as tf.Scalar;
-  });
-}
-
-/** Gradients of `loss` for every variable, disposed after reading the loss. */
-function gradientStep(loss: () => tf.Scalar, vars: tf.Variable[]): number {
-  const { value, grads } = tf.variableGrads(loss, vars);
-  const out = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return out;
+/** The labelled (or, without labels, unlabelled) image set stored as `pixels`. */
+function imageSet(
+  pixels: { shape: number[]; data: Float32Array },
+  labels?: Float32Array,
+): ImageSet {
+  const [count, channels, size] = pixels.shape;
+  return {
+    count,
+    channels,
+    size,
+    pixels: pixels.data,
+    labels: labels ? Int32Array.from(labels) : new Int32Array(0),
+    classes: [],
+  };
 }
 
 /**
- * One training step of the benchmark ViT (forward, frozen cosine head, cross-entropy,
- * backward) on the harness's batch.
+ * One training step of the benchmark ViT through lib/train's `trainStep`: forward, frozen
+ * cosine head, cross-entropy, backward, clipping to global norm 1, AdamW.
  *
  * @example
  * ```ts ignore
@@ -158,22 +181,52 @@ function gradientStep(loss: () => tf.Scalar, vars: tf.Variable[]): number {
  */
 export async function vitTrain(spec: ModelSpec, dir: string, options: StepOptions) {
   const s = spec.train;
-  const vars = toVariables(hostToParams(await readAll(`${dir}/model.safetensors`)));
+  const init = hostToParams(await readAll(`${dir}/model.safetensors`));
+  const vars = toVariables(init);
+  disposeParams(init);
   const inputs = await readAll(`${dir}/train.safetensors`);
-  const pixels = tensorOf(inputs, "pixels");
-  const labels = tf.oneHot(tensorOf(inputs, "labels").toInt() as tf.Tensor1D, s.classes);
+  const pixels = tensorOf(inputs, "pixels") as tf.Tensor4D;
+  const labels = tf.tensor1d(Int32Array.from(hostOf(inputs, "labels").data), "int32");
   const head = headOf(tensorOf(inputs, "head"), s.logitScale, "class");
+  const optimizer = new AdamW(vars, { weightDecay: s.weightDecay });
   const loss = () =>
-    tf.losses.softmaxCrossEntropy(
-      labels,
-      headLogits(head, imageFeatures(vars, spec.config, pixels)),
-    ) as tf.Scalar;
-  return await timed("vit_train", () => gradientStep(loss, Object.values(vars)), options);
+    crossEntropy(headLogits(head, imageFeatures(vars, spec.config, pixels)), labels);
+  const step = () => {
+    const value = trainStep(loss, optimizer, { lr: s.lr, clipNorm: s.clipNorm });
+    const out = value.dataSync()[0];
+    value.dispose();
+    return out;
+  };
+  return await timed("vit_train", step, options);
+}
+
+/** The RI job of the harness's data: τ, 8 heads, cached targets, the auxiliary set, `riLoss`. */
+async function riJob(spec: ModelSpec, dir: string): Promise<TrainJob> {
+  const s = spec.ri;
+  const base: HostParams = await readAll(`${dir}/model.safetensors`);
+  const inputs = await readAll(`${dir}/ri.safetensors`);
+  const init: HostParams = new Map([...base.keys()].map((n) => [n, hostOf(inputs, `tau.${n}`)]));
+  const heads = s.classes.map((_, j) =>
+    headOf(tensorOf(inputs, `head.${j}`), s.logitScale, `h${j}`)
+  );
+  return {
+    title: "RI bench",
+    config: spec.config,
+    base,
+    init,
+    heads,
+    targets: s.classes.map((_, j) => hostOf(inputs, `target.${j}`).data),
+    aux: imageSet(hostOf(inputs, "aux")),
+    // exactly what adaptExpert trains with (lib/ri/adapt.ts)
+    loss: (logits, targets) => riLoss(logits, targets, s.own, { alpha: s.alpha, distance: "kl" }),
+    identity: { kind: "bench" },
+  };
 }
 
 /**
- * One RI step: θ0 + τ' forward, logits under every head, KL to the cached targets of the
- * batch (own head + α/(N−1) Σ others), backward with respect to τ'.
+ * RI steps of lib/ri's trainer (`trainTaskVector` with `riLoss`), timed from one step's end to
+ * the next through its `onStep` callback: each interval is one whole step of the real loop
+ * (batch gathering, forward under 8 heads, KL, backward, AdamW, reading the loss).
  *
  * @example
  * ```ts ignore
@@ -182,42 +235,46 @@ export async function vitTrain(spec: ModelSpec, dir: string, options: StepOption
  */
 export async function riStep(spec: ModelSpec, dir: string, options: StepOptions) {
   const s = spec.ri;
-  const base = hostToParams(await readAll(`${dir}/model.safetensors`));
-  const inputs = await readAll(`${dir}/ri.safetensors`);
-  const tau = toVariables(
-    Object.fromEntries(Object.keys(base).map((n) => [n, tensorOf(inputs, `tau.${n}`)])),
-  );
-  const aux = tensorOf(inputs, "aux");
-  const heads = s.classes.map((_, j) =>
-    headOf(tensorOf(inputs, `head.${j}`), s.logitScale, `h${j}`)
-  );
-  const targets = s.classes.map((_, j) => tensorOf(inputs, `target.${j}`) as tf.Tensor2D);
-  const perEpoch = Math.floor(s.auxCount / s.batch);
-  let counter = 0;
-  const step = () => {
-    const k = counter++ % perEpoch;
-    const x = aux.slice(k * s.batch, s.batch);
-    const batchTargets = targets.map((t) => t.slice(k * s.batch, s.batch));
-    const loss = () => {
-      const params: ParamMap = {};
-      for (const name of Object.keys(base)) params[name] = tf.add(base[name], tau[name]);
-      const features = imageFeatures(params, spec.config, x);
-      const kls = heads.map((h, j) => klDivergence(batchTargets[j], headLogits(h, features)));
-      const others = tf.addN(kls.filter((_, j) => j !== s.own));
-      return tf.add(kls[s.own], tf.mul(others, s.alpha / (heads.length - 1))) as tf.Scalar;
-    };
-    try {
-      return gradientStep(loss, Object.values(tau));
-    } finally {
-      tf.dispose([x, ...batchTargets]);
-    }
+  const job = await riJob(spec, dir);
+  const total = options.warmup + options.steps;
+  const settings = {
+    steps: total,
+    batch: s.batch,
+    lr: s.lr,
+    weightDecay: s.weightDecay,
+    seed: s.seed,
+    checkpointEvery: total,
   };
-  return await timed("ri_step", step, options);
+  const ends: number[] = [], losses: number[] = [];
+  let cpu0 = 0;
+  await trainTaskVector(job, settings, {
+    progress: "off",
+    onStep: (step, point) => {
+      ends.push(performance.now());
+      losses.push(point.total);
+      if (step === options.warmup) cpu0 = cpuMs();
+    },
+  });
+  const cpu = (cpuMs() - cpu0) / options.steps;
+  const result: SideResult = {
+    side: "ours",
+    workload: "ri_step",
+    times_ms: ends.slice(options.warmup).map((t, i) => t - ends[options.warmup - 1 + i]),
+    cpu_ms: cpu,
+    check: { first: losses[0], last: losses[total - 1] },
+  };
+  if (options.profile) {
+    result.profile = await profileKinds(() =>
+      trainTaskVector(job, { ...settings, steps: PROFILED }, { progress: "off" })
+    );
+  }
+  tf.dispose(job.heads.map((h) => h.weight));
+  return result;
 }
 
 /**
- * Forward of the merged model on one batch, head logits and arg-max; the check is the sum of
- * the predicted classes.
+ * lib/train's `accuracy` of the merged model over the labelled evaluation set (passes of 256
+ * images); the check is the number of correct predictions.
  *
  * @example
  * ```ts ignore
@@ -227,17 +284,12 @@ export async function riStep(spec: ModelSpec, dir: string, options: StepOptions)
 export async function evaluate(spec: ModelSpec, dir: string, options: StepOptions) {
   const params = hostToParams(await readAll(`${dir}/merged.safetensors`));
   const inputs = await readAll(`${dir}/eval.safetensors`);
-  const pixels = tensorOf(inputs, "pixels");
+  const set = imageSet(hostOf(inputs, "pixels"), hostOf(inputs, "labels").data);
   const head = headOf(tensorOf(inputs, "head"), spec.eval.logitScale, "class");
   const config: ViTConfig = spec.config;
-  const step = () => {
-    const predicted = tf.tidy(() =>
-      headLogits(head, imageFeatures(params, config, pixels)).argMax(1).sum()
-    );
-    const value = predicted.dataSync()[0];
-    predicted.dispose();
-    return value;
-  };
+  const feed = { norm: { mean: 0, std: 1 }, batchSize: spec.eval.batch };
+  const step = async () =>
+    Math.round((await accuracy(params, config, head, set, feed)) * set.count);
   return await timed("eval", step, options);
 }
 

@@ -93,25 +93,31 @@ def leaves(tensors):
 
 
 def vit_train(spec, data, steps, warmup, with_profile):
+    """lib/train's trainStep: cross-entropy through the frozen cosine head, backward, global-norm
+    clipping (torch's clip_grad_norm_, the formula trainStep follows), AdamW."""
     cfg, s = spec["config"], spec["train"]
     p = leaves(stio.load_all(f"{data}/model.safetensors"))
     inputs = stio.load_all(f"{data}/train.safetensors")
     pixels, labels, head = inputs["pixels"], inputs["labels"].long(), inputs["head"]
-    opt = torch.optim.AdamW(list(p.values()), lr=s["lr"], weight_decay=s["weightDecay"])
+    params = list(p.values())
+    opt = torch.optim.AdamW(params, lr=s["lr"], weight_decay=s["weightDecay"])
 
     def step():
         opt.zero_grad(set_to_none=True)
         logits = vit.head_logits(head, s["logitScale"], vit.features(p, cfg, pixels))
         loss = torch.nn.functional.cross_entropy(logits, labels)
         loss.backward()
-        if spec["optimizer"] == "adamw":
-            opt.step()
+        torch.nn.utils.clip_grad_norm_(params, s["clipNorm"])
+        opt.step()
         return loss.item()
 
     return timed(step, steps, warmup, with_profile)
 
 
 def ri_step(spec, data, steps, warmup, with_profile):
+    """One step of the RI trainer (lib/ri/trainer.ts with riLoss, KL): the batch the trainer's
+    seeded order picks (the order is in the data), θ0 + τ' forward, logits under every head,
+    KL to the cached targets (own + α/(N−1) Σ others), backward, AdamW (no clipping)."""
     cfg, s = spec["config"], spec["ri"]
     base = stio.load_all(f"{data}/model.safetensors")
     inputs = stio.load_all(f"{data}/ri.safetensors")
@@ -119,40 +125,48 @@ def ri_step(spec, data, steps, warmup, with_profile):
     aux = inputs["aux"]
     heads = [inputs[f"head.{j}"] for j in range(len(s["classes"]))]
     targets = [inputs[f"target.{j}"] for j in range(len(s["classes"]))]
+    order = inputs["order"].long()
     opt = torch.optim.AdamW(list(tau.values()), lr=s["lr"], weight_decay=s["weightDecay"])
     own, n, batch = s["own"], len(heads), s["batch"]
     per_epoch = aux.shape[0] // batch
     counter = [0]
 
     def step():
-        k = counter[0] % per_epoch
+        epoch, k = divmod(counter[0], per_epoch)
         counter[0] += 1
-        rows = slice(k * batch, (k + 1) * batch)
+        idx = order[epoch % order.shape[0], k * batch:(k + 1) * batch]
+        x = aux[idx]
+        batch_targets = [t[idx] for t in targets]
         opt.zero_grad(set_to_none=True)
         params = {name: base[name] + tau[name] for name in base}
-        f = vit.features(params, cfg, aux[rows])
-        kls = [vit.kl(targets[j][rows], vit.head_logits(heads[j], s["logitScale"], f))
+        f = vit.features(params, cfg, x)
+        kls = [vit.kl(batch_targets[j], vit.head_logits(heads[j], s["logitScale"], f))
                for j in range(n)]
         others = sum(kls[j] for j in range(n) if j != own)
         loss = kls[own] + s["alpha"] / (n - 1) * others
         loss.backward()
-        if spec["optimizer"] == "adamw":
-            opt.step()
+        opt.step()
         return loss.item()
 
     return timed(step, steps, warmup, with_profile)
 
 
 def evaluate(spec, data, steps, warmup, with_profile):
+    """lib/train's accuracy: forward in passes of spec.eval.batch images, arg-max of the head's
+    logits against the labels; returns the number correct."""
     cfg, s = spec["config"], spec["eval"]
     p = stio.load_all(f"{data}/merged.safetensors")
     inputs = stio.load_all(f"{data}/eval.safetensors")
-    pixels, head = inputs["pixels"], inputs["head"]
+    pixels, labels, head = inputs["pixels"], inputs["labels"].long(), inputs["head"]
 
     def step():
+        correct = 0
         with torch.inference_mode():
-            logits = vit.head_logits(head, s["logitScale"], vit.features(p, cfg, pixels))
-            return float(logits.argmax(1).sum().item())
+            for start in range(0, pixels.shape[0], s["batch"]):
+                x = pixels[start:start + s["batch"]]
+                logits = vit.head_logits(head, s["logitScale"], vit.features(p, cfg, x))
+                correct += int((logits.argmax(1) == labels[start:start + s["batch"]]).sum())
+        return float(correct)
 
     return timed(step, steps, warmup, with_profile)
 
