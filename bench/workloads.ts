@@ -295,8 +295,8 @@ export async function evaluate(spec: ModelSpec, dir: string, options: StepOption
 
 /**
  * A merge of the harness's checkpoints by `mergeCheckpoints` (method's defaults), or `read`:
- * every tensor of the base and the experts read once and τ formed, θ0 written back (the I/O
- * floor). Returns the wall and CPU time of the whole call and the wall time of each pass.
+ * every tensor of the base and the experts read once and τ formed, the first expert's τ
+ * written (the I/O floor). Returns the wall and CPU time of the whole call and the wall time of each pass.
  *
  * @example
  * ```ts ignore
@@ -342,7 +342,10 @@ export async function mergeWorkload(method: string, dir: string, out: string) {
   return result;
 }
 
-/** Reads every tensor of the base and the experts once (τ formed) and writes θ0 back. */
+/**
+ * Reads every tensor of the base and the experts once (τ formed) and writes the first τ: each
+ * file is read once, as on the PyTorch side (bench/py/merges.py `read_only`).
+ */
 async function readOnly(base: string, experts: string[], out: string): Promise<void> {
   using set = await openTaskVectors(base, experts);
   const vectors = set.vectors;
@@ -352,9 +355,6 @@ async function readOnly(base: string, experts: string[], out: string): Promise<v
     label: "read",
     names: () => theta0.names(),
     shape: (name) => theta0.shape(name),
-    read: async (name) => {
-      await readTaskTensors(vectors, name);
-      return await theta0.read(name);
-    },
+    read: async (name) => (await readTaskTensors(vectors, name))[0],
   });
 }

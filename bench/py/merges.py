@@ -209,12 +209,12 @@ iso_cts = _per_matrix(iso_cts_matrix)
 
 def read_only(base, experts, out):
     """The I/O floor: every tensor of the base and the experts read once, tau = theta - theta0
-    formed (nothing merged; the base is written back so an output exists)."""
+    formed (nothing merged; the first expert's tau is written so an output exists)."""
 
     def read(inputs, output):
         for name in inputs.names:
-            theta0, _ = inputs.taus(name)
-            output.write(theta0)
+            _, taus = inputs.taus(name)
+            output.write(taus[0])
 
     return _run(base, experts, out, [("read", read)])
 
