@@ -11,6 +11,9 @@
  *
  * @module
  */
+import { inKernel } from "./lib/display/jupyter.ts";
+import { installKernelInterrupts } from "./lib/train/interrupt.ts";
+
 export * from "./lib/engine/backend.ts";
 export {
   fastKernelCounts,
@@ -91,6 +94,7 @@ export * from "./lib/train/step.ts";
 export * from "./lib/train/evaluate.ts";
 export * from "./lib/train/fit.ts";
 export * from "./lib/train/finite.ts";
+export * from "./lib/train/interrupt.ts";
 export * from "./lib/zoo/config.ts";
 export * from "./lib/zoo/properties.ts";
 export * from "./lib/zoo/zoo.ts";
@@ -114,3 +118,7 @@ export * from "./lib/pipeline/sweep.ts";
 export * from "./lib/pipeline/reproduce.ts";
 export * from "./lib/pipeline/models.ts";
 export * from "./lib/pipeline/real.ts";
+
+// In a notebook, Interrupt (SIGINT under the project's kernelspec) must stop this kit's
+// training loops between steps and never end the kernel.
+if (inKernel()) installKernelInterrupts();

@@ -1,8 +1,12 @@
 /**
  * `deno task kernel`: installs the `deno` Jupyter kernelspec for this project's pinned Deno,
  * then sets what the kernel cannot take as flags: `NO_COLOR=1` in its environment (plain text
- * results without ANSI colour codes) and `"interrupt_mode": "message"` (Interrupt stops a busy
- * cell). Idempotent: an up-to-date kernelspec is left alone.
+ * results without ANSI colour codes) and `"interrupt_mode": "signal"`: Interrupt sends SIGINT,
+ * which this kit's training loops take as a request to stop after their step with their state
+ * saved (`mod.ts` keeps a listener in the kernel so that SIGINT never ends it; see
+ * lib/train/interrupt.ts). Deno's other mode, `message`, terminates V8's execution, which no
+ * JavaScript can observe: an awaiting cell then never ends and nothing is saved. Idempotent: an
+ * up-to-date kernelspec is left alone.
  *
  * Usage: `./deno task kernel [--name deno] [--data-home DIR]` (`--data-home` installs under
  * DIR/jupyter/kernels instead of the user's Jupyter data directory).
@@ -63,7 +67,7 @@ export function kernelspecDir(name: string, dataHome?: string): string {
 }
 
 /**
- * The kernel.json Deno wrote, with `NO_COLOR=1` and message interrupts added.
+ * The kernel.json Deno wrote, with `NO_COLOR=1` and signal interrupts added.
  *
  * @example
  * ```ts
@@ -73,7 +77,7 @@ export function kernelspecDir(name: string, dataHome?: string): string {
  * ```
  */
 export function withProjectSettings(spec: KernelJson): KernelJson {
-  return { ...spec, env: { ...spec.env, NO_COLOR: "1" }, interrupt_mode: "message" };
+  return { ...spec, env: { ...spec.env, NO_COLOR: "1" }, interrupt_mode: "signal" };
 }
 
 /**
@@ -87,7 +91,7 @@ export function withProjectSettings(spec: KernelJson): KernelJson {
  */
 export function isUpToDate(spec: KernelJson, deno: string): boolean {
   return spec.argv?.[0] === deno && spec.argv.includes("--kernel") &&
-    spec.env?.NO_COLOR === "1" && spec.interrupt_mode === "message";
+    spec.env?.NO_COLOR === "1" && spec.interrupt_mode === "signal";
 }
 
 /**
@@ -99,7 +103,7 @@ export function isUpToDate(spec: KernelJson, deno: string): boolean {
  * import { installKernelspec } from "./kernel.ts";
  * const dataHome = await Deno.makeTempDir();
  * const { dir, spec } = await installKernelspec({ dataHome });
- * console.log(dir, spec.interrupt_mode); // …/jupyter/kernels/deno message
+ * console.log(dir, spec.interrupt_mode); // …/jupyter/kernels/deno signal
  * await Deno.remove(dataHome, { recursive: true });
  * ```
  */

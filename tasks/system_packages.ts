@@ -86,3 +86,18 @@ export async function ensureSystemPackages(packages: Record<string, string>): Pr
   if (still.length) console.warn(`Could not install: ${still.join(" ")}`);
   return still;
 }
+
+/**
+ * Before a run (`deno task merge`, `ri`, `zoo`, `reproduce`): installs the packages of
+ * {@linkcode RUN_PACKAGES} that are missing, so that a fresh machine gets the fast CPU kernels
+ * instead of tfjs's own (several times slower); only warns when not root.
+ *
+ * @example
+ * ```ts ignore
+ * import { ensureRunPackages } from "./system_packages.ts";
+ * await ensureRunPackages();
+ * ```
+ */
+export async function ensureRunPackages(): Promise<void> {
+  await ensureSystemPackages(RUN_PACKAGES);
+}

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { describeEngine, initEngine, parseBackendName } from "../lib/engine/backend.ts";
 import { type SuiteName, SUITES } from "../lib/data/tasks.ts";
 import { loadZoo } from "../lib/zoo/zoo.ts";
+import { ensureRunPackages } from "./system_packages.ts";
 
 const USAGE = `usage: deno task zoo [--suite ${Object.keys(SUITES).join("|")}] [--seed N]
                      [--backend auto|wasm|webgpu|cpu|tensorflow] [--cache DIR] [--check]
@@ -55,4 +56,7 @@ async function main(args: string[]): Promise<number> {
 }
 
 // Guarded so that `deno test --doc` can load this file without building a zoo.
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  await ensureRunPackages();
+  Deno.exit(await main(Deno.args));
+}

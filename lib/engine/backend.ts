@@ -193,9 +193,10 @@ async function startWasm(requested: BackendName, note: string): Promise<EngineIn
   const fast = fastKernelsFromEnv()
     ? registerFastKernels()
     : (unregisterFastKernels(), { active: false, detail: "" });
+  // Say why the fast kernels are off when they were asked for: runs are several times slower.
   const adapter = fast.active
     ? `CPU (wasm SIMD + ${fast.detail})`
-    : "CPU (WebAssembly SIMD, 1 thread)";
+    : `CPU (WebAssembly SIMD, 1 thread${fast.detail ? `; fast kernels off: ${fast.detail}` : ""})`;
   return { requested, backend: "wasm", adapter, note };
 }
 

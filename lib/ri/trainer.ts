@@ -22,6 +22,7 @@ import { batchOrder, type PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { AdamW } from "../train/adamw.ts";
 import { trainStep } from "../train/step.ts";
+import { InterruptedError, watchInterrupt } from "../train/interrupt.ts";
 import type { LossParts } from "./loss.ts";
 import { LossCurve, type LossPoint } from "./curve.ts";
 import { loadTrainState, saveTrainState } from "./state.ts";
@@ -131,57 +132,6 @@ export async function trainTaskVector(
     tf.dispose([...Object.values(base), ...Object.values(tau)]);
     optimizer.dispose();
   }
-}
-
-/** A training run stopped by Ctrl-C (SIGINT) between two steps, its state saved. */
-export class InterruptedError extends Error {
-  /**
-   * Builds it from its parts.
-   *
-   * @param title what was training
-   * @param step the last step done
-   * @param steps the steps asked for
-   * @param statePath where the state was saved (none: nothing kept)
-   */
-  constructor(title: string, readonly step: number, steps: number, statePath?: string) {
-    super(
-      `${title}: interrupted after step ${step} of ${steps}; ` +
-        (statePath
-          ? `state saved to ${statePath}: run the same command again to resume`
-          : "no state path was given, so nothing is kept"),
-    );
-    this.name = "InterruptedError";
-  }
-}
-
-/**
- * Ctrl-C (SIGINT) while training: the first asks the loop to stop after the current step (it
- * saves its state and throws {@linkcode InterruptedError}); a second exits at once (the last
- * checkpoint is on disk). `requested()` yields to the event loop, which is where a signal
- * arrives: the steps themselves are synchronous.
- */
-function watchInterrupt(): { requested(): Promise<boolean> } & Disposable {
-  let count = 0;
-  const onSignal = () => {
-    if (++count > 1) Deno.exit(130);
-    console.error("\nCtrl-C: stopping after this step (press again to quit at once)");
-  };
-  let listening = false;
-  try {
-    Deno.addSignalListener("SIGINT", onSignal);
-    listening = true;
-  } catch {
-    // no signals on this platform: training runs to the end
-  }
-  return {
-    requested: async () => {
-      if (listening) await new Promise((resolve) => setTimeout(resolve, 0));
-      return count > 0;
-    },
-    [Symbol.dispose]: () => {
-      if (listening) Deno.removeSignalListener("SIGINT", onSignal);
-    },
-  };
 }
 
 function runStep(

@@ -26,6 +26,10 @@ import { crossEntropy } from "./losses.ts";
 import { warmupCosine } from "./schedule.ts";
 import { trainStep } from "./step.ts";
 import { FiniteWatch } from "./finite.ts";
+import { InterruptedError, watchInterrupt } from "./interrupt.ts";
+
+const KEPT =
+  "this run's weights are not kept (a zoo keeps every artefact it finished: run it again)";
 
 /** Reports progress: steps done, steps in all, and the latest metrics. */
 export type OnProgress = (done: number, total: number, metrics: Record<string, number>) => void;
@@ -63,7 +67,9 @@ export interface FitOptions {
  *
  * A loss or parameter that becomes NaN or ±Infinity stops the run with a `NonFiniteError`
  * naming the step where it happened and the tensor (checked whenever the loss is read, every
- * `reportEvery` steps, so the device is not waited for at each step).
+ * `reportEvery` steps, so the device is not waited for at each step). In a notebook,
+ * Interrupt stops it after the current step with an `InterruptedError` (its weights are not
+ * kept).
  *
  * @example
  * ```ts
@@ -101,6 +107,8 @@ export async function fitLoop(
   const every = options.reportEvery ?? 10;
   let step = 0, last = NaN;
   let pending: Scalar[] = [];
+  // In a notebook, Interrupt stops between steps; in a terminal Ctrl-C ends the process.
+  using interrupt = watchInterrupt({ terminal: false });
   try {
     for (let epoch = 0; epoch < options.epochs; epoch++) {
       const feed = { batchSize: options.batchSize, seed: options.seed, epoch, norm: options.norm };
@@ -118,6 +126,9 @@ export async function fitLoop(
           last = await meanOf(pending);
           pending = [];
           options.onProgress?.(step, total, { loss: last, lr });
+        }
+        if (await interrupt.requested()) {
+          throw new InterruptedError(options.title ?? "training", step, total, undefined, KEPT);
         }
       }
     }

@@ -2,7 +2,7 @@ import { deepStrictEqual, equal } from "node:assert/strict";
 import { installKernelspec, kernelspecDir } from "../../tasks/kernel.ts";
 import { tempDir } from "../helpers/python.ts";
 
-Deno.test("deno task kernel installs the kernelspec with NO_COLOR and message interrupts", async () => {
+Deno.test("deno task kernel installs the kernelspec with NO_COLOR and signal interrupts", async () => {
   await using dir = await tempDir();
   const first = await installKernelspec({ dataHome: dir.path });
   equal(first.dir, kernelspecDir("deno", dir.path));
@@ -16,7 +16,7 @@ Deno.test("deno task kernel installs the kernelspec with NO_COLOR and message in
     "{connection_file}",
   ]);
   deepStrictEqual(spec.env, { NO_COLOR: "1" });
-  equal(spec.interrupt_mode, "message");
+  equal(spec.interrupt_mode, "signal");
   equal(spec.language, "typescript");
 
   // Jupyter itself finds it there.
@@ -28,7 +28,7 @@ Deno.test("deno task kernel installs the kernelspec with NO_COLOR and message in
   }).output();
   const specs = JSON.parse(new TextDecoder().decode(listed.stdout)).kernelspecs;
   equal(specs.deno.resource_dir, first.dir);
-  equal(specs.deno.spec.interrupt_mode, "message");
+  equal(specs.deno.spec.interrupt_mode, "signal");
 
   // Idempotent: a second run changes nothing; a stale spec is rewritten.
   equal((await installKernelspec({ dataHome: dir.path })).changed, false);

@@ -1,17 +1,19 @@
-"""Interrupts a busy cell of the deno Jupyter kernel, for notebook_interrupt_test.ts.
+"""Runs cells in the deno Jupyter kernel and interrupts some, for notebook_interrupt_test.ts.
 
-Usage: /usr/bin/python3 kernel_interrupt.py CELL_FILE STATE_PATH --cwd DIR [--min-step N]
+Usage: /usr/bin/python3 kernel_interrupt.py SCENARIO_JSON
 
-Starts the `deno` kernel found on JUPYTER_PATH (working directory DIR), runs the code of
-CELL_FILE, waits until the training state file STATE_PATH holds step >= N, sends the kernel
-manager's interrupt (the kernelspec's interrupt_mode decides how), and records what the
-kernel sent for that cell until it was idle again. Then checks that the kernel still runs
-code, and runs CELL_FILE a second time to its end. Prints one JSON object:
-{"first": {...}, "alive": bool, "answer": ..., "second": {...}, "state_step_after_interrupt": N}
-where each run holds its status ("ok"/"error"), error name and value, and stream text.
+SCENARIO_JSON holds {"cwd": DIR, "cells": [CELL, ...]}; each CELL is {"code": TEXT} plus,
+for a cell to interrupt, either "state": PATH and "min_step": N (interrupt once the training
+state file PATH holds step >= N), "exists": PATH (once that file exists) or "after": SECONDS. The kernel is the `deno` one found on
+JUPYTER_PATH, started in DIR; the kernel manager's interrupt follows the kernelspec's
+interrupt_mode. Prints one JSON object: {"interrupt_mode": ..., "runs": [RUN, ...]} where each
+RUN holds the cell's status ("ok"/"error"/"timeout"), error name and value, stream text and
+result, and for an interrupted cell the seconds from interrupt to idle, the state file's step
+then, and whether the kernel process was alive.
 """
 import argparse
 import json
+import os
 import queue
 import struct
 import sys
@@ -62,31 +64,41 @@ def collect(kc, msg_id, timeout, grace=0.5):
     return out
 
 
+def run_cell(km, kc, cell):
+    """Runs one cell, interrupting it when the cell asks for it."""
+    msg_id = kc.execute(cell["code"])
+    timeout = cell.get("timeout", 120)
+    if not {"state", "exists", "after"} & cell.keys():
+        return collect(kc, msg_id, timeout)
+    end = time.time() + timeout
+    if "state" in cell:
+        while state_step(cell["state"]) < cell.get("min_step", 1) and time.time() < end:
+            time.sleep(0.05)
+    elif "exists" in cell:
+        while not os.path.exists(cell["exists"]) and time.time() < end:
+            time.sleep(0.05)
+    else:
+        time.sleep(cell["after"])
+    km.interrupt_kernel()
+    sent = time.time()
+    run = collect(kc, msg_id, 30)
+    run["seconds_to_idle"] = round(time.time() - sent, 2)
+    if "state" in cell:
+        run["state_step_after_interrupt"] = state_step(cell["state"])
+    run["alive"] = km.is_alive()
+    return run
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("cell")
-    parser.add_argument("state")
-    parser.add_argument("--cwd", required=True)
-    parser.add_argument("--min-step", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("scenario")
     args = parser.parse_args()
-    code = open(args.cell).read()
-    km, kc = start_new_kernel(kernel_name="deno", cwd=args.cwd, startup_timeout=120)
-    report = {"interrupt_mode": km.kernel_spec.interrupt_mode}
+    scenario = json.load(open(args.scenario))
+    km, kc = start_new_kernel(kernel_name="deno", cwd=scenario["cwd"], startup_timeout=120)
+    report = {"interrupt_mode": km.kernel_spec.interrupt_mode, "runs": []}
     try:
-        first = kc.execute(code)
-        end = time.time() + args.timeout
-        while state_step(args.state) < args.min_step and time.time() < end:
-            time.sleep(0.05)
-        km.interrupt_kernel()
-        sent = time.time()
-        report["first"] = collect(kc, first, 30)
-        report["first"]["seconds_to_idle"] = round(time.time() - sent, 2)
-        report["state_step_after_interrupt"] = state_step(args.state)
-        report["alive"] = km.is_alive()
-        answer = collect(kc, kc.execute("6 * 7"), 30)
-        report["answer"] = answer.get("result")
-        report["second"] = collect(kc, kc.execute(code), args.timeout)
+        for cell in scenario["cells"]:
+            report["runs"].append(run_cell(km, kc, cell))
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

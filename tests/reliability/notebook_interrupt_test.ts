@@ -1,20 +1,16 @@
 /**
- * Interrupt in a notebook while RI trains. The Deno kernel (2.9.6) offers two interrupt modes,
- * and only one stops RI cleanly:
+ * Interrupt in a notebook, with the kernelspec `deno task kernel` installs
+ * (`interrupt_mode: "signal"`): Jupyter sends SIGINT to the kernel. Loading `mod.ts` in the
+ * kernel keeps a SIGINT listener for the kernel's lifetime, so Interrupt never ends the kernel:
+ * RI's trainer finishes its step, saves its state and throws `InterruptedError`; a training
+ * loop of lib/train (the zoo's) stops after its step the same way; any other cell goes on, and
+ * the kernel says that nothing of the kit was running. One kernel runs all the cells in turn,
+ * as a notebook would.
  *
- * - `interrupt_mode: "signal"`: Jupyter sends SIGINT to the kernel; RI's trainer takes it as
- *   Ctrl-C, finishes the step, saves its state and throws `InterruptedError`. The cell ends
- *   with that error at once, the kernel keeps running, and running the cell again resumes from
- *   the saved step. This test proves it, with a private copy of the project's kernelspec set to
- *   that mode.
- * - `interrupt_mode: "message"` (what `deno task kernel` installs): the kernel calls V8's
- *   TerminateExecution, which JavaScript cannot observe; a cell that awaits (RI yields at every
- *   step) never settles, and the kernel answers again only once V8's garbage collector drops
- *   the orphaned promise (24 s in one trial, not within 20 s in another). The state on disk is
- *   the last checkpoint, complete; but the kernel's recovery time cannot be tested reliably.
- *   See docs/RELIABILITY.md.
+ * (Deno's other mode, `message`, terminates V8's execution, which no JavaScript observes: an
+ * awaiting cell never ends and nothing is saved. docs/RELIABILITY.md has the measurements.)
  */
-import { equal, ok as assert } from "node:assert/strict";
+import { equal, match, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { installKernelspec } from "../../tasks/kernel.ts";
 import { initEngine } from "../../lib/engine/backend.ts";
@@ -25,19 +21,24 @@ const REPO = new URL("../../", import.meta.url);
 const DRIVER = new URL("./kernel_interrupt.py", import.meta.url).pathname;
 const STEPS = 24;
 
-/** The notebook cell: adapt mnist with RI on the mf4 zoo, checkpointing every 4 steps. */
-function cell(statePath: string): string {
-  const lib = (path: string) => JSON.stringify(new URL(path, REPO).href);
+/** Cell 1: the kit, as every notebook loads it. */
+const LOAD = `
+import * as ri from ${JSON.stringify(new URL("mod.ts", REPO).href)};
+import * as tf from "@tensorflow/tfjs";
+await ri.initEngine({ backend: "wasm" });
+"loaded";
+`;
+
+/** A cell that awaits without any loop of the kit. */
+const SLEEP = `await new Promise((resolve) => setTimeout(resolve, 4000)); "slept";`;
+
+/** Adapts mnist with RI on the mf4 zoo, checkpointing every 4 steps. */
+function riCell(statePath: string): string {
   return `
-import { initEngine } from ${lib("lib/engine/backend.ts")};
-import { loadZoo } from ${lib("lib/zoo/zoo.ts")};
-import { auxSource } from ${lib("lib/data/auxiliary.ts")};
-import { adaptExpert } from ${lib("lib/ri/adapt.ts")};
-await initEngine({ backend: "wasm" });
-const zoo = await loadZoo({ suite: "mf4", seed: 0, progress: "off" });
-const aux = await (await auxSource("shapes", { channels: 1, size: 28 }, 0)).images(0, 64);
+const zoo = await ri.loadZoo({ suite: "mf4", seed: 0, progress: "off" });
+const aux = await (await ri.auxSource("shapes", { channels: 1, size: 28 }, 0)).images(0, 64);
 let first = 0;
-const result = await adaptExpert(
+const result = await ri.adaptExpert(
   { task: "mnist", config: zoo.config.model, base: zoo.base, expert: await zoo.expert("mnist"),
     heads: zoo.heads, aux, norm: zoo.config.norm },
   { steps: ${STEPS}, batch: 16, lr: 1e-4, weightDecay: 1e-4, alpha: 1, distance: "kl", seed: 0,
@@ -50,32 +51,69 @@ console.log("resumed from " + result.resumedFrom);
 `;
 }
 
+/** A long lib/train fitLoop (what builds a zoo's base and experts) on a toy set. */
+function fitCell(marker: string): string {
+  return `
+const n = 64;
+const set = { count: n, channels: 1, size: 1, classes: ["a", "b"],
+  pixels: Float32Array.from({ length: n }, (_, i) => i % 2),
+  labels: Int32Array.from({ length: n }, (_, i) => i % 2) };
+const w = tf.variable(tf.zeros([1, 2])), b = tf.variable(tf.zeros([2]));
+const loss = (x, y) => ri.crossEntropy(x.reshape([-1, 1]).matMul(w).add(b), y);
+try {
+  await ri.fitLoop({ w, b }, set, loss, { epochs: 100000, batchSize: 4, lr: 0.1, weightDecay: 0,
+    seed: 0, norm: { mean: 0, std: 1 }, reportEvery: 1, title: "toy fit",
+    onProgress: (done) => { if (done === 5) Deno.writeTextFileSync(${
+    JSON.stringify(marker)
+  }, ""); } });
+} finally {
+  tf.dispose([w, b]);
+}
+`;
+}
+
 interface CellRun {
   status: string;
   ename: string | null;
   evalue: string | null;
   stream: string;
+  result?: string;
+  alive?: boolean;
+  seconds_to_idle?: number;
+  state_step_after_interrupt?: number;
 }
 
 Deno.test({
-  name: "Interrupt in a notebook (interrupt_mode signal) stops RI after its step: state kept, " +
-    "kernel alive, the cell run again resumes",
+  name: "Interrupt in a notebook (the project's kernelspec) stops RI and training loops after " +
+    "their step with state kept, leaves other cells running, and never ends the kernel",
   sanitizeResources: false,
   async fn() {
     await initEngine({ backend: "wasm" });
     (await loadZoo({ suite: "mf4", seed: 0, progress: "off" })).dispose(); // shared cache
     await using dir = await tempDir();
     const dataHome = join(dir.path, "jupyter-data");
-    const { dir: specDir, spec } = await installKernelspec({ dataHome });
-    await Deno.writeTextFile(
-      join(specDir, "kernel.json"),
-      JSON.stringify({ ...spec, interrupt_mode: "signal" }),
-    );
+    const { spec } = await installKernelspec({ dataHome });
+    equal(spec.interrupt_mode, "signal");
     const statePath = join(dir.path, "state.safetensors");
-    const cellFile = join(dir.path, "cell.ts");
-    await Deno.writeTextFile(cellFile, cell(statePath));
+    const marker = join(dir.path, "fit-started");
+    const scenario = join(dir.path, "scenario.json");
+    await Deno.writeTextFile(
+      scenario,
+      JSON.stringify({
+        cwd: REPO.pathname,
+        cells: [
+          { code: LOAD },
+          { code: SLEEP, after: 1.5 },
+          { code: riCell(statePath), state: statePath, min_step: 4 },
+          { code: "6 * 7" },
+          { code: riCell(statePath) },
+          { code: fitCell(marker), exists: marker },
+          { code: "6 * 7" },
+        ],
+      }),
+    );
     const out = await new Deno.Command(PYTHON, {
-      args: [DRIVER, cellFile, statePath, "--cwd", REPO.pathname, "--min-step", "4"],
+      args: [DRIVER, scenario],
       env: { JUPYTER_PATH: `${dataHome}/jupyter`, PYDEVD_DISABLE_FILE_VALIDATION: "1" },
       stdout: "piped",
       stderr: "piped",
@@ -84,27 +122,42 @@ Deno.test({
     assert(out.success, `driver failed:\n${new TextDecoder().decode(out.stderr)}\n${stdout}`);
     const report = JSON.parse(stdout.split("\n").pop()!) as {
       interrupt_mode: string;
-      first: CellRun;
-      second: CellRun;
-      alive: boolean;
-      answer: string | null;
-      state_step_after_interrupt: number;
+      runs: CellRun[];
     };
     equal(report.interrupt_mode, "signal");
-    const { first, second } = report;
-    equal(first.ename, "InterruptedError", JSON.stringify(first));
-    const match = first.evalue?.match(
+    const [load, sleep, first, answer, second, fit, last] = report.runs;
+    const show = (run: CellRun) => JSON.stringify(run);
+    equal(load.status, "ok", show(load));
+
+    // Nothing of the kit running: the cell goes on to its end, the kernel says so.
+    equal(sleep.status, "ok", show(sleep));
+    equal(sleep.result, '"slept"', show(sleep));
+    match(sleep.stream, /Interrupt: no training loop of this kit is running/);
+    assert(sleep.alive, "the kernel died");
+
+    // RI: stops after its step, that very step saved; the kernel still runs code.
+    equal(first.ename, "InterruptedError", show(first));
+    const stopped = first.evalue?.match(
       /^RI mnist: interrupted after step (\d+) of 24; state saved to (.+): run the same command again to resume$/,
     );
-    assert(match, first.evalue ?? "no error");
-    const step = Number(match[1]);
-    equal(match[2], statePath);
+    assert(stopped, first.evalue ?? "no error");
+    const step = Number(stopped[1]);
+    equal(stopped[2], statePath);
     assert(step >= 4 && step < STEPS, `stopped at ${step}`);
-    equal(report.state_step_after_interrupt, step); // the very step, saved
-    assert(report.alive, "the kernel died");
-    equal(report.answer, "42"); // and still runs code
-    equal(second.status, "ok", JSON.stringify(second));
+    equal(first.state_step_after_interrupt, step);
+    match(first.stream, /Interrupt: stopping after this step/);
+    assert(first.alive, "the kernel died");
+    equal(answer.result, "42");
+
+    // The same cell again resumes from the saved step and runs to the end.
+    equal(second.status, "ok", show(second));
     assert(second.stream.includes(`first step ${step + 1}\n`), second.stream);
     assert(second.stream.includes(`resumed from ${step}\n`), second.stream);
+
+    // A lib/train loop stops the same way (it keeps no state of its own).
+    equal(fit.ename, "InterruptedError", show(fit));
+    match(fit.evalue ?? "", /^toy fit: interrupted after step \d+ of 1600000; this run's weights/);
+    assert(fit.alive, "the kernel died");
+    equal(last.result, "42");
   },
 });
