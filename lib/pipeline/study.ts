@@ -33,6 +33,7 @@ import { type Evaluation, MergeBench } from "./bench.ts";
 import { StudyResults, type StudyRow } from "./results.ts";
 import { writeStudyReport } from "./report.ts";
 import { checkStudyTasks, openStudyModels, type StudyModels } from "./models.ts";
+import { InterruptedError, watchInterrupt } from "../train/interrupt.ts";
 
 /** Options of {@linkcode runStudy}. */
 export interface StudyOptions {
@@ -138,12 +139,19 @@ export async function runStudy(
     const rows: StudyRow[] = [];
     const variants = config.ri === "both" ? [false, true] : [config.ri === "on"];
     await timed("merge + evaluate", async () => {
-      const bar = progress("merging", methods.length * variants.length, { mode });
+      const total = methods.length * variants.length;
+      const bar = progress("merging", total, { mode });
+      // In a notebook Interrupt stops between rows (each row is on disk once done).
+      using interrupt = watchInterrupt({ terminal: false });
       for (const ri of variants) {
         const taus = ri ? adapted! : bench.taus;
         for (const method of methods) {
           rows.push(await mergeRow(bench, method, ri, taus, paths));
           bar.tick();
+          if (await interrupt.requested()) {
+            const kept = `the rows done are kept in ${paths.dir}: run the same study to resume`;
+            throw new InterruptedError("merging", rows.length, total, undefined, kept);
+          }
         }
       }
       await bar.done();

@@ -72,6 +72,17 @@ try {
 `;
 }
 
+const METHODS = "task_arithmetic,ties,tsv_m,iso_c,iso_cts";
+
+/** A study without RI (merges only) on mf4, writing under `out`. */
+function studyCell(out: string): string {
+  return `
+const config = ri.resolveStudyConfig({ suite: "mf4", ri: "off", methods: "${METHODS}",
+  name: "study", out: ${JSON.stringify(out)} });
+await ri.runStudy(config, { progress: "off", log: () => {} });
+`;
+}
+
 interface CellRun {
   status: string;
   ename: string | null;
@@ -96,6 +107,8 @@ Deno.test({
     equal(spec.interrupt_mode, "signal");
     const statePath = join(dir.path, "state.safetensors");
     const marker = join(dir.path, "fit-started");
+    const runs = join(dir.path, "runs");
+    const rows = join(runs, "study", "rows");
     const scenario = join(dir.path, "scenario.json");
     await Deno.writeTextFile(
       scenario,
@@ -108,6 +121,7 @@ Deno.test({
           { code: "6 * 7" },
           { code: riCell(statePath) },
           { code: fitCell(marker), exists: marker },
+          { code: studyCell(runs), exists: join(rows, "task_arithmetic.json") },
           { code: "6 * 7" },
         ],
       }),
@@ -125,7 +139,7 @@ Deno.test({
       runs: CellRun[];
     };
     equal(report.interrupt_mode, "signal");
-    const [load, sleep, first, answer, second, fit, last] = report.runs;
+    const [load, sleep, first, answer, second, fit, study, last] = report.runs;
     const show = (run: CellRun) => JSON.stringify(run);
     equal(load.status, "ok", show(load));
 
@@ -158,6 +172,16 @@ Deno.test({
     equal(fit.ename, "InterruptedError", show(fit));
     match(fit.evalue ?? "", /^toy fit: interrupted after step \d+ of 1600000; this run's weights/);
     assert(fit.alive, "the kernel died");
+
+    // A study's merge stage stops after its current row; the rows done stay on disk.
+    equal(study.ename, "InterruptedError", show(study));
+    const merged = study.evalue?.match(
+      /^merging: interrupted after step (\d+) of 5; the rows done/,
+    );
+    assert(merged, study.evalue ?? "no error");
+    const done = [...Deno.readDirSync(rows)].filter((e) => e.name.endsWith(".json"));
+    equal(done.length, Number(merged[1]));
+    assert(done.length < 5, `${done.length} rows`);
     equal(last.result, "42");
   },
 });
