@@ -4,8 +4,8 @@ Usage: /usr/bin/python3 kernel_interrupt.py SCENARIO_JSON
 
 SCENARIO_JSON holds {"cwd": DIR, "cells": [CELL, ...]}; each CELL is {"code": TEXT} plus,
 for a cell to interrupt, either "state": PATH and "min_step": N (interrupt once the training
-state file PATH holds step >= N), "exists": PATH (once that file exists) or "after": SECONDS. The kernel is the `deno` one found on
-JUPYTER_PATH, started in DIR; the kernel manager's interrupt follows the kernelspec's
+state file PATH holds step >= N) or "exists": PATH (once that file exists). The kernel is
+the `deno` one found on JUPYTER_PATH, started in DIR; the kernel manager's interrupt follows the kernelspec's
 interrupt_mode. Prints one JSON object: {"interrupt_mode": ..., "runs": [RUN, ...]} where each
 RUN holds the cell's status ("ok"/"error"/"timeout"), error name and value, stream text and
 result, and for an interrupted cell the seconds from interrupt to idle, the state file's step
@@ -68,17 +68,15 @@ def run_cell(km, kc, cell):
     """Runs one cell, interrupting it when the cell asks for it."""
     msg_id = kc.execute(cell["code"])
     timeout = cell.get("timeout", 120)
-    if not {"state", "exists", "after"} & cell.keys():
+    if not {"state", "exists"} & cell.keys():
         return collect(kc, msg_id, timeout)
     end = time.time() + timeout
     if "state" in cell:
         while state_step(cell["state"]) < cell.get("min_step", 1) and time.time() < end:
             time.sleep(0.05)
-    elif "exists" in cell:
+    else:
         while not os.path.exists(cell["exists"]) and time.time() < end:
             time.sleep(0.05)
-    else:
-        time.sleep(cell["after"])
     km.interrupt_kernel()
     sent = time.time()
     run = collect(kc, msg_id, 30)

@@ -29,8 +29,12 @@ await ri.initEngine({ backend: "wasm" });
 "loaded";
 `;
 
-/** A cell that awaits without any loop of the kit. */
-const SLEEP = `await new Promise((resolve) => setTimeout(resolve, 4000)); "slept";`;
+/** A cell that awaits without any loop of the kit; `marker` says it has started. */
+function sleepCell(marker: string): string {
+  return `Deno.writeTextFileSync(${JSON.stringify(marker)}, "");
+await new Promise((resolve) => setTimeout(resolve, 4000));
+"slept";`;
+}
 
 /** Adapts mnist with RI on the mf4 zoo, checkpointing every 4 steps. */
 function riCell(statePath: string): string {
@@ -107,6 +111,7 @@ Deno.test({
     equal(spec.interrupt_mode, "signal");
     const statePath = join(dir.path, "state.safetensors");
     const marker = join(dir.path, "fit-started");
+    const asleep = join(dir.path, "sleep-started");
     const runs = join(dir.path, "runs");
     const rows = join(runs, "study", "rows");
     const scenario = join(dir.path, "scenario.json");
@@ -116,7 +121,7 @@ Deno.test({
         cwd: REPO.pathname,
         cells: [
           { code: LOAD },
-          { code: SLEEP, after: 1.5 },
+          { code: sleepCell(asleep), exists: asleep },
           { code: riCell(statePath), state: statePath, min_step: 4 },
           { code: "6 * 7" },
           { code: riCell(statePath) },
