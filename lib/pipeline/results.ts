@@ -102,6 +102,8 @@ export class StudyResults {
     const find = (m: string, ri: boolean, distill = false) =>
       this.data.rows.find((r) => r.method === m && r.ri === ri && !!r.distill === distill);
     const cell = (r: StudyRow | undefined, key: "avg_acc" | "norm_acc") => r ? pct(r[key]) : "";
+    // The Merge + Distill_Aux column only when the study ran that baseline.
+    const distilled = this.data.rows.some((r) => r.distill);
     const rows = methods.map((m) => {
       const off = find(m, false), on = find(m, true), dist = find(m, false, true);
       const gain = off && on ? (100 * (on.avg_acc - off.avg_acc)).toFixed(1) : "";
@@ -114,7 +116,7 @@ export class StudyResults {
         cell(on, "norm_acc"),
         off ? off.xi.toFixed(3) : "",
         on ? on.xi.toFixed(3) : "",
-        cell(dist, "avg_acc"),
+        ...(distilled ? [cell(dist, "avg_acc")] : []),
       ];
     });
     const mean = (r: Record<string, number>) =>
@@ -132,7 +134,7 @@ export class StudyResults {
         "norm +RI",
         "ξ",
         "ξ +RI",
-        "acc +distill",
+        ...(distilled ? ["acc +distill"] : []),
       ],
       rows,
     });
