@@ -167,11 +167,19 @@ export function randomModel(
 const MERGE_TASK = new URL("../../tasks/merge.ts", import.meta.url).pathname;
 
 /** Runs `deno task merge ARGS` in a child process (progress bars off). */
-export async function runMergeTask(
+export function runMergeTask(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runTaskScript(MERGE_TASK, args);
+}
+
+/** Runs a task script (`tasks/NAME.ts`) with ARGS in a child process (progress bars off). */
+export async function runTaskScript(
+  script: string,
   args: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MERGE_TASK, ...args],
+    args: ["run", "-A", script, ...args],
     env: { RI_PROGRESS: "off" },
     stdout: "piped",
     stderr: "piped",

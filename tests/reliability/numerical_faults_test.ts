@@ -6,7 +6,7 @@
 import { deepStrictEqual, equal, ok as assert, rejects, throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
-import { VIT_TINY, type ViTConfig } from "../../lib/models/config.ts";
+import { MICRO_VIT } from "../helpers/small_models.ts";
 import { initHostParams } from "../../lib/models/params.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
 import { Rng } from "../../lib/data/random.ts";
@@ -21,14 +21,7 @@ import { defaultZooConfig, type ZooConfig, zooDirectory } from "../../lib/zoo/co
 import { loadZoo } from "../../lib/zoo/zoo.ts";
 import { checkRunFolder } from "./run_folder.ts";
 
-const CONFIG: ViTConfig = {
-  ...VIT_TINY,
-  width: 16,
-  layers: 1,
-  heads: 2,
-  mlpDim: 32,
-  projectionDim: 16,
-};
+const CONFIG = MICRO_VIT;
 
 /**
  * A small training job whose loss is cross-entropy to fixed targets until step `faultAt`, then

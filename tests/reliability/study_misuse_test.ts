@@ -11,6 +11,7 @@ import { join } from "node:path";
 import pngjs from "pngjs";
 import { tempDir } from "../helpers/python.ts";
 import { digests } from "./files.ts";
+import { runTaskScript } from "../merge/fixtures.ts";
 
 const TASKS = {
   merge: new URL("../../tasks/merge.ts", import.meta.url).pathname,
@@ -164,17 +165,6 @@ async function makeInputs(dir: string): Promise<void> {
   await Deno.writeTextFile(join(dir, "a_file"), "a regular file\n");
 }
 
-async function runTask(script: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
-    env: { RI_PROGRESS: "off" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
 Deno.test("study commands misused: one clear error, exit 1, nothing written, inputs intact", async (t) => {
   await using dir = await tempDir();
   const inputs = join(dir.path, "in"), out = join(dir.path, "out");
@@ -194,7 +184,7 @@ Deno.test("study commands misused: one clear error, exit 1, nothing written, inp
           ? ["--expert", "mnist"]
           : [];
         const args = [...SMALL, "--out", out, ...expert, ...c.args].map(fill);
-        const run = await runTask(TASKS[command], args);
+        const run = await runTaskScript(TASKS[command], args);
         equal(run.code, 1, `exit ${run.code} for: ${c.title}\n${run.stdout}\n${run.stderr}`);
         const errors = run.stderr.split("\n").filter((l) => l.startsWith("error:"));
         equal(errors.length, 1, `expected one error line:\n${run.stderr}`);

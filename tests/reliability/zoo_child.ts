@@ -5,11 +5,12 @@
  * @module
  */
 import { initEngine } from "../../lib/engine/backend.ts";
-import { defaultZooConfig, type ZooConfig } from "../../lib/zoo/config.ts";
+import type { ZooConfig } from "../../lib/zoo/config.ts";
+import { smallZooConfig } from "../helpers/small_models.ts";
 import { loadZoo } from "../../lib/zoo/zoo.ts";
 
 /**
- * mf4 cut down to a few seconds of building: the stages and files are those of any zoo.
+ * The zoo the child builds: {@linkcode smallZooConfig} with seed 5.
  *
  * @example
  * ```ts
@@ -18,15 +19,7 @@ import { loadZoo } from "../../lib/zoo/zoo.ts";
  * ```
  */
 export function smallZoo(): ZooConfig {
-  const c = defaultZooConfig("mf4", 5);
-  return {
-    ...c,
-    model: { ...c.model, width: 32, layers: 2, heads: 2, mlpDim: 64, projectionDim: 32 },
-    splits: { train: 128, val: 16, test: 64 },
-    pretrain: { ...c.pretrain, perSource: 256, epochs: 1, batchSize: 64 },
-    heads: { ...c.heads, steps: 30 },
-    experts: { ...c.experts, epochs: 1, batchSize: 32 },
-  };
+  return smallZooConfig(5);
 }
 
 if (import.meta.main) {

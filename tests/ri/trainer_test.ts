@@ -1,21 +1,14 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
-import { VIT_TINY, type ViTConfig } from "../../lib/models/config.ts";
+import { MICRO_VIT } from "../helpers/small_models.ts";
 import { type HostParams, initHostParams } from "../../lib/models/params.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
 import { Rng } from "../../lib/data/random.ts";
 import { adaptExpert, type RiInputs, type RiSettings } from "../../lib/ri/adapt.ts";
 import { tempDir } from "../helpers/python.ts";
 
-const CONFIG: ViTConfig = {
-  ...VIT_TINY,
-  width: 16,
-  layers: 1,
-  heads: 2,
-  mlpDim: 32,
-  projectionDim: 16,
-};
+const CONFIG = MICRO_VIT;
 
 /** A random θ0, an expert nearby, three random heads and 64 random auxiliary images. */
 function setup(): RiInputs {

@@ -1,27 +1,8 @@
 import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  configHash,
-  defaultZooConfig,
-  initEngine,
-  loadZoo,
-  type ZooConfig,
-  zooDirectory,
-} from "../../mod.ts";
+import { configHash, initEngine, loadZoo, zooDirectory } from "../../mod.ts";
 import { tempDir } from "../helpers/python.ts";
-
-/** mf4 cut down to seconds: the build logic is the same, only the sizes shrink. */
-function smallConfig(seed: number): ZooConfig {
-  const c = defaultZooConfig("mf4", seed);
-  return {
-    ...c,
-    model: { ...c.model, width: 32, layers: 2, heads: 2, mlpDim: 64, projectionDim: 32 },
-    splits: { train: 128, val: 16, test: 64 },
-    pretrain: { ...c.pretrain, perSource: 256, epochs: 1, batchSize: 64 },
-    heads: { ...c.heads, steps: 30 },
-    experts: { ...c.experts, epochs: 1, batchSize: 32 },
-  };
-}
+import { smallZooConfig } from "../helpers/small_models.ts";
 
 async function bytes(path: string): Promise<Uint8Array> {
   return await Deno.readFile(path);
@@ -32,7 +13,7 @@ Deno.test("a zoo rebuilt from the same seed, or resumed after an interruption, i
   await using a = await tempDir();
   await using b = await tempDir();
   const before = tf.memory().numTensors;
-  const config = smallConfig(3);
+  const config = smallZooConfig(3);
   const first = await loadZoo({ config, root: a.path, progress: "off" });
   const files = [
     "base.safetensors",
@@ -64,7 +45,7 @@ Deno.test("a zoo rebuilt from the same seed, or resumed after an interruption, i
 Deno.test("a zoo exposes its models, heads, data and properties", async () => {
   await initEngine({ backend: "wasm" });
   await using dir = await tempDir();
-  const config = smallConfig(4);
+  const config = smallZooConfig(4);
   const zoo = await loadZoo({ config, root: dir.path, progress: "off" });
   deepStrictEqual(zoo.taskNames, ["mnist", "fashion", "mnist_rot90", "fashion_inv"]);
   equal(zoo.dir, await zooDirectory(config, dir.path));
@@ -95,7 +76,7 @@ Deno.test("a zoo exposes its models, heads, data and properties", async () => {
   zoo.dispose();
   mf8.dispose();
   await rejects(
-    loadZoo({ config: smallConfig(5), root: dir.path, progress: "off", build: false }),
+    loadZoo({ config: smallZooConfig(5), root: dir.path, progress: "off", build: false }),
     /base.safetensors is missing/,
   );
 });
