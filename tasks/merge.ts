@@ -24,7 +24,7 @@ import { parseParamArgs } from "../lib/merge/params.ts";
 import { describeMethod, describeRegistry, getMethod } from "../lib/merge/registry.ts";
 import { linalgInfo } from "../lib/linalg/openblas.ts";
 import { type Progress, progress } from "../lib/display/progress.ts";
-import { ensureRunPackages } from "./system_packages.ts";
+import { runTask } from "./run_task.ts";
 
 const USAGE = `usage:
   deno task merge [STUDY FLAGS]      run the RI study (every method, with and without RI)
@@ -185,14 +185,4 @@ async function study(args: string[]): Promise<number> {
 }
 
 // Guarded so that `deno test --doc` can load this file without running it.
-if (import.meta.main) {
-  try {
-    await ensureRunPackages();
-    Deno.exit(await main(Deno.args));
-  } catch (err) {
-    // Ctrl-C during RI saves the state and stops: not an error, exit status 130 (128 + SIGINT).
-    const stopped = (err as Error).name === "InterruptedError";
-    console.error(`${stopped ? "stopped" : "error"}: ${(err as Error).message}`);
-    Deno.exit(stopped ? 130 : 1);
-  }
-}
+if (import.meta.main) await runTask(main);

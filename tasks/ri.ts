@@ -12,8 +12,7 @@
  */
 import { parseStudyArgs, studyFlags } from "../lib/pipeline/cli.ts";
 import { adaptExperts, runPaths } from "../lib/pipeline/study.ts";
-import { InterruptedError } from "../lib/train/interrupt.ts";
-import { ensureRunPackages } from "./system_packages.ts";
+import { runTask } from "./run_task.ts";
 
 const USAGE = `usage: deno task ri --expert NAME[,NAME...] [--config FILE] [flags]
 flags: ${studyFlags().map((f) => `--${f}`).join(" ")}`;
@@ -32,14 +31,4 @@ async function main(args: string[]): Promise<number> {
 }
 
 // Guarded so that `deno test --doc` can load this file without running it.
-if (import.meta.main) {
-  try {
-    await ensureRunPackages();
-    Deno.exit(await main(Deno.args));
-  } catch (err) {
-    // Ctrl-C during RI saves the state and stops: not an error, exit status 130 (128 + SIGINT).
-    const stopped = err instanceof InterruptedError;
-    console.error(`${stopped ? "stopped" : "error"}: ${(err as Error).message}`);
-    Deno.exit(stopped ? 130 : 1);
-  }
-}
+if (import.meta.main) await runTask(main);

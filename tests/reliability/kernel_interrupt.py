@@ -6,8 +6,9 @@ SCENARIO_JSON holds {"cwd": DIR, "cells": [CELL, ...]}; each CELL is {"code": TE
 for a cell to interrupt, either "state": PATH and "min_step": N (interrupt once the training
 state file PATH holds step >= N) or "exists": PATH (once that file exists). The kernel is
 the `deno` one found on JUPYTER_PATH, started in DIR; the kernel manager's interrupt follows
-the kernelspec's interrupt_mode. Prints one JSON object: {"interrupt_mode": ..., "runs": [RUN, ...]} where each
-RUN holds the cell's status ("ok"/"error"/"timeout"), error name and value, stream text and
+the kernelspec's interrupt_mode. Prints one JSON object:
+{"interrupt_mode": ..., "runs": [RUN, ...]} where each RUN holds the cell's status
+("ok"/"error"/"timeout"), error name and value, stream text and
 result, and for an interrupted cell the seconds from interrupt to idle, the state file's step
 then, and whether the kernel process was alive.
 """
