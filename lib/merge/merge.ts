@@ -8,7 +8,15 @@
 import type { HostTensor } from "../tensor/host.ts";
 import { MemorySource, type TensorSource } from "../tensor/source.ts";
 import { scaleInPlace } from "./elementwise.ts";
-import type { MergeMethod, Params, ProgressCallback, TensorMerger } from "./method.ts";
+import type {
+  DataUse,
+  MergeData,
+  MergeMethod,
+  Params,
+  ProgressCallback,
+  TensorMerger,
+} from "./method.ts";
+import { checkMergeData, describeDataUse } from "./data.ts";
 import { numberParam, resolveParams } from "./params.ts";
 import { getMethod } from "./registry.ts";
 import { checkTasks, readTaskTensors, ScaledTask } from "./stream.ts";
@@ -29,6 +37,11 @@ export interface MergeOptions {
   taskScales?: readonly number[];
   /** Receives progress of every pass (whole-model passes first, then "merge"). */
   progress?: ProgressCallback;
+  /**
+   * The model, heads and data that data-using methods read (`needs: "data"`); ignored by
+   * data-free methods. Its heads are in the order of the task vectors.
+   */
+  data?: MergeData;
 }
 
 /** What a merge did: the method, its effective hyperparameters and facts found on the way. */
@@ -43,6 +56,8 @@ export interface MergeSummary {
   taskScales?: number[];
   /** Facts the method recorded (thresholds, counts). */
   notes: Record<string, unknown>;
+  /** The data a data-using method read (absent for data-free methods). */
+  data?: DataUse;
 }
 
 /**
@@ -139,6 +154,7 @@ export class PreparedMerge implements TensorSource {
       tasks: this.#tasks.map((t) => t.label),
       ...(this.taskScales ? { taskScales: [...this.taskScales] } : {}),
       notes: { ...this.#merger.notes },
+      ...(this.#merger.dataUse ? { data: this.#merger.dataUse } : {}),
     };
   }
 }
@@ -164,8 +180,10 @@ export async function prepareMerge(
 ): Promise<PreparedMerge> {
   const { method: m, params } = resolveMerge(method, options);
   checkTasks(taskVectors);
+  checkMergeData(m, params, taskVectors.length, options.data);
   const tasks = applyTaskScales(taskVectors, options.taskScales);
-  const merger = await m.prepare({ tasks, params, progress: options.progress });
+  const data = m.needs === "data" ? options.data : undefined;
+  const merger = await m.prepare({ tasks, params, progress: options.progress, data });
   return new PreparedMerge(m, params, tasks, merger, options.taskScales, options.progress);
 }
 
@@ -201,6 +219,7 @@ export function mergeSummaryTable(
     ["tasks", summary.tasks.join(", ")],
   ];
   if (summary.taskScales) rows.push(["task weights", summary.taskScales.join(", ")]);
+  if (summary.data) rows.push(["data read", describeDataUse(summary.data)]);
   for (const [k, v] of Object.entries(summary.notes)) rows.push([k, cellOf(v)]);
   rows.push(...extra.map(([k, v]) => [k, v]));
   return table({ columns: ["", "value"], rows, title: `Merge: ${summary.method}`, digits: 4 });

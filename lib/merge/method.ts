@@ -8,9 +8,21 @@
  * by streaming over the task vectors, and then merges each tensor from that tensor's T values
  * alone, so memory stays near (T + 2) × the largest tensor.
  *
+ * A data-using method (AdaMerging, RegMean, Fisher merging) declares `needs: "data"` and the
+ * data source it reads ({@linkcode MergeMethod.dataSource}); its {@linkcode PrepareContext}
+ * then carries a {@linkcode MergeData}: θ0 and the model geometry, the tasks' heads (in the
+ * order of the task vectors) and the named data sources of {@linkcode DATA_SOURCES}. It says
+ * what it read in {@linkcode TensorMerger.dataUse}, which the driver records with the result,
+ * so that no table mixes data assumptions without saying so.
+ *
  * @module
  */
 import type { TensorSource } from "../tensor/source.ts";
+import type { ViTConfig } from "../models/config.ts";
+import type { Head } from "../models/head.ts";
+import type { HostParams } from "../models/params.ts";
+import type { PixelNorm } from "../data/batches.ts";
+import type { ImageSet } from "../data/dataset.ts";
 
 /** A hyperparameter value: numbers, enumerated strings or flags. */
 export type ParamValue = number | string | boolean;
@@ -79,6 +91,65 @@ export interface TensorMerger {
   ): Float32Array | Promise<Float32Array>;
   /** Facts found while preparing (thresholds, counts) to record with the result. */
   readonly notes?: Readonly<Record<string, unknown>>;
+  /** What a data-using method read (absent for data-free methods). */
+  readonly dataUse?: DataUse;
+}
+
+/**
+ * The data sources a study offers data-using methods, per task:
+ * - `test_inputs`: the task's test images without their labels (test-time adaptation, as
+ *   AdaMerging does);
+ * - `train`: the task's training images with their labels (RegMean's and Fisher merging's
+ *   statistics; the labels are there for methods that read them);
+ * - `aux`: the study's task-agnostic auxiliary images without labels, the data RI reads (the
+ *   same set for every task).
+ */
+export type DataSourceName = "test_inputs" | "train" | "aux";
+
+/** Every data source, with what it holds. */
+export const DATA_SOURCES: Readonly<Record<DataSourceName, string>> = Object.freeze({
+  test_inputs: "the task's test inputs, without labels",
+  train: "the task's training inputs and labels",
+  aux: "the study's task-agnostic auxiliary inputs (RI's data), without labels",
+});
+
+/** The model a data-using method runs: θ0, its geometry, the heads and the pixel normalisation. */
+export interface MergeModel {
+  /** Backbone geometry. */
+  readonly config: ViTConfig;
+  /** θ0 (the task vectors are differences from it). */
+  readonly base: HostParams;
+  /** One frozen head per task, in the order of the task vectors. */
+  readonly heads: readonly Head[];
+  /** Pixel normalisation the model expects (none for CLIP-preprocessed pictures). */
+  readonly norm?: PixelNorm;
+}
+
+/** What a data-using method reads besides the task vectors. */
+export interface MergeData {
+  /** θ0, geometry, heads. */
+  readonly model: MergeModel;
+  /** The sources this context can give (others throw). */
+  readonly sources: readonly DataSourceName[];
+  /**
+   * Task `task`'s images of `source` (index into the task vectors and heads). `test_inputs`
+   * and `aux` come without labels. Throws, naming the source, when it is not available.
+   */
+  images(source: DataSourceName, task: number): Promise<ImageSet>;
+  /** A short description of a source's origin (e.g. the auxiliary source `shapes`). */
+  describe?(source: DataSourceName): string;
+}
+
+/** What data one merge read: recorded with the merge and in study results. */
+export interface DataUse {
+  /** The source. */
+  readonly source: DataSourceName;
+  /** Images read per task (the largest count when tasks differ). */
+  readonly perTask: number;
+  /** Whether the method read labels. */
+  readonly labels: boolean;
+  /** Where the source came from, when the context says (e.g. `aux shapes`). */
+  readonly origin?: string;
 }
 
 /** Everything {@linkcode MergeMethod.prepare} receives. */
@@ -89,6 +160,8 @@ export interface PrepareContext {
   readonly params: Params;
   /** Reports the progress of whole-model passes. */
   readonly progress?: ProgressCallback;
+  /** The model, heads and data: given to methods with `needs: "data"` (and only to them). */
+  readonly data?: MergeData;
 }
 
 /** Where a method comes from and how to cite it. */
@@ -113,6 +186,13 @@ export interface MergeMethod extends MethodReference {
   readonly tensorRule: string;
   /** True when the method calls host linear algebra (SVD, matrix products: `lib/linalg`). */
   readonly usesLinalg?: boolean;
+  /**
+   * `data` when the method reads the model, the heads and data (see {@linkcode MergeData});
+   * absent for data-free methods, which read only the task vectors.
+   */
+  readonly needs?: "data";
+  /** The data source a data-using method reads under `params`. */
+  dataSource?(params: Params): DataSourceName;
   /** Where the published code searches α on validation data, if it does. */
   readonly scalingSearch?: { readonly grid: readonly number[]; readonly source: string };
   /** The treatment of one tensor under `params`. */

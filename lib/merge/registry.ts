@@ -7,8 +7,8 @@
 import { average } from "./average.ts";
 import { consensusTaskArithmetic, consensusTies } from "./consensus.ts";
 import { dareTaskArithmetic, dareTies } from "./dare.ts";
-import type { MergeMethod } from "./method.ts";
-import { rangeText } from "./params.ts";
+import { DATA_SOURCES, type DataSourceName, type MergeMethod } from "./method.ts";
+import { rangeText, resolveParams } from "./params.ts";
 import { taskArithmetic } from "./task_arithmetic.ts";
 import { ties } from "./ties.ts";
 import { tsvM } from "./tsv_m.ts";
@@ -16,7 +16,10 @@ import { isoC } from "./iso_c.ts";
 import { isoCts } from "./iso_cts.ts";
 import { wudi } from "./wudi.ts";
 
-/** Every registered method, in the order the literature introduced them. */
+/**
+ * Every registered method: the data-free ones in the order the literature introduced them, then
+ * the data-using ones (`needs: "data"`), which read the model, heads and data.
+ */
 export const MERGE_METHODS: readonly MergeMethod[] = [
   average,
   taskArithmetic,
@@ -82,6 +85,14 @@ export function describeMethod(method: string | MergeMethod): string {
     `  code: ${m.code}`,
     `  tensors: ${m.tensorRule}`,
   ];
+  if (m.needs === "data" && m.dataSource) {
+    const source: DataSourceName = m.dataSource(resolveParams(m));
+    lines.push(
+      `  data: reads the model, the heads and, by default, ${source} (${
+        DATA_SOURCES[source]
+      }); runs in a study (deno task merge --methods ${m.name}), not on checkpoints alone`,
+    );
+  }
   for (const p of m.params) {
     lines.push(`  --param ${p.name}=${p.default}  (${p.type} in ${rangeText(p)}) ${p.meaning}`);
     lines.push(`      default from: ${p.source}`);

@@ -1,0 +1,108 @@
+/**
+ * Data for data-using merge methods: checking that a {@linkcode MergeData} context fits the
+ * task vectors, describing what a merge read ({@linkcode DataUse}) in one line, and the seeded
+ * choice of which images a method reads, so that a test can give a reference implementation
+ * exactly the same images.
+ *
+ * @module
+ */
+import { Rng } from "../data/random.ts";
+import {
+  DATA_SOURCES,
+  type DataSourceName,
+  type DataUse,
+  type MergeData,
+  type MergeMethod,
+  type Params,
+} from "./method.ts";
+
+/**
+ * The data source `method` reads under `params`, or undefined for a data-free method.
+ *
+ * @example
+ * ```ts
+ * import { dataSourceOf } from "./data.ts";
+ * import { getMethod } from "./registry.ts";
+ * dataSourceOf(getMethod("ties"), {}); // undefined
+ * ```
+ */
+export function dataSourceOf(method: MergeMethod, params: Params): DataSourceName | undefined {
+  if (method.needs !== "data") return undefined;
+  if (!method.dataSource) {
+    throw new Error(`method "${method.name}" needs data but names no data source`);
+  }
+  return method.dataSource(params);
+}
+
+/**
+ * Checks that a data-using method has a data context that fits `tasks` task vectors: one head
+ * per task and the source it reads. The errors name the method and what is missing.
+ *
+ * @example
+ * ```ts
+ * import { checkMergeData } from "./data.ts";
+ * import { getMethod } from "./registry.ts";
+ * checkMergeData(getMethod("ties"), {}, 3, undefined); // data-free: nothing to check
+ * ```
+ */
+export function checkMergeData(
+  method: MergeMethod,
+  params: Params,
+  tasks: number,
+  data: MergeData | undefined,
+): void {
+  const source = dataSourceOf(method, params);
+  if (source === undefined) return;
+  if (!data) {
+    throw new Error(
+      `method "${method.name}" reads data (${DATA_SOURCES[source]}) through the model and ` +
+        `heads: run it in a study (deno task merge --methods ${method.name}) or pass the data ` +
+        `context (options.data)`,
+    );
+  }
+  if (data.model.heads.length !== tasks) {
+    throw new Error(
+      `method "${method.name}": ${data.model.heads.length} heads for ${tasks} task vectors ` +
+        `(one head per task, in the same order)`,
+    );
+  }
+  if (!data.sources.includes(source)) {
+    throw new Error(
+      `method "${method.name}" reads ${source} (${DATA_SOURCES[source]}), which these models ` +
+        `do not offer (they offer ${data.sources.join(", ") || "no data"})`,
+    );
+  }
+}
+
+/**
+ * One line saying what a merge read, e.g. `test_inputs 256/task, no labels`.
+ *
+ * @example
+ * ```ts
+ * import { describeDataUse } from "./data.ts";
+ * describeDataUse({ source: "train", perTask: 256, labels: false }); // "train inputs 256/task, no labels"
+ * ```
+ */
+export function describeDataUse(use: DataUse | undefined): string {
+  if (!use) return "none";
+  const what = use.source === "train" ? "train inputs" : use.source;
+  const origin = use.origin ? ` (${use.origin})` : "";
+  return `${what}${origin} ${use.perTask}/task, ${use.labels ? "with labels" : "no labels"}`;
+}
+
+/**
+ * The positions of the images a method reads from a set of `count` images: all of them in
+ * order when `want` is 0 or at least `count`, else the first `want` of a permutation seeded by
+ * `seed` and `label`.
+ *
+ * @example
+ * ```ts
+ * import { pickImages } from "./data.ts";
+ * pickImages(4, 0, 1, "x"); // Int32Array [0, 1, 2, 3]
+ * pickImages(10, 3, 1, "x").length; // 3
+ * ```
+ */
+export function pickImages(count: number, want: number, seed: number, label: string): Int32Array {
+  if (want <= 0 || want >= count) return Int32Array.from({ length: count }, (_, i) => i);
+  return new Rng(seed, label).permutation(count).slice(0, want);
+}
