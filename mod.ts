@@ -24,12 +24,25 @@ export {
 } from "./lib/engine/kernels.ts";
 export * from "./lib/io/atomic.ts";
 export * from "./lib/io/checkpoint.ts";
+export * from "./lib/io/errors.ts";
+export * from "./lib/io/find.ts";
+export * from "./lib/io/open.ts";
+export {
+  type CheckpointTensorInfo,
+  openSafetensors,
+  SafetensorsCheckpoint,
+} from "./lib/io/safetensors_checkpoint.ts";
 export * from "./lib/io/dtype.ts";
 export * from "./lib/io/safetensors.ts";
 export * from "./lib/io/write_checkpoint.ts";
 export * from "./lib/io/zip_store.ts";
 export * from "./lib/io/pickle.ts";
-export * from "./lib/io/torch_zip.ts";
+export {
+  ShardedTorchCheckpoint,
+  type ShardedTorchTensorInfo,
+  TorchCheckpoint,
+  type TorchTensorInfo,
+} from "./lib/io/torch_zip.ts";
 export {
   blasThreads,
   type LinalgInfo,

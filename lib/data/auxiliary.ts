@@ -12,7 +12,8 @@ import { type ImageSet } from "./dataset.ts";
 import { decodeImage, toModelImage } from "./images.ts";
 import { Rng } from "./random.ts";
 import { drawShapesImage } from "./shapes.ts";
-import { CheckpointError, SafetensorsReader } from "../io/safetensors.ts";
+import { SafetensorsReader } from "../io/safetensors.ts";
+import { CheckpointError } from "../io/errors.ts";
 import { decodeToFloat32, DTYPE_SIZES } from "../io/dtype.ts";
 import { resizeSquare } from "./images.ts";
 

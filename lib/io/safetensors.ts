@@ -12,8 +12,10 @@
  */
 import { decodeToFloat32, type DType, DTYPE_SIZES, encodeFromFloat32, isDType } from "./dtype.ts";
 import type { WritableDType } from "./dtype.ts";
-import { firstNonFinite, numel, shapeText } from "../tensor/host.ts";
+import { numel, shapeText } from "../tensor/host.ts";
 import { tempPathBeside } from "./atomic.ts";
+import { CheckpointError } from "./errors.ts";
+import { assertFinite, type ReadOptions } from "./checkpoint.ts";
 
 /** Largest header accepted (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -30,27 +32,6 @@ export interface TensorInfo {
   readonly start: number;
   /** Byte length. */
   readonly byteLength: number;
-}
-
-/** Options for reading a tensor. */
-export interface ReadOptions {
-  /** Accept NaN and ±Infinity values instead of failing (default false). */
-  allowNonFinite?: boolean;
-}
-
-/** An error about a checkpoint file, naming the file and, where known, the tensor. */
-export class CheckpointError extends Error {
-  /**
-   * Builds the error; the message reads `FILE: tensor "NAME": PROBLEM`.
-   *
-   * @param file path of the file at fault
-   * @param tensor tensor name, or undefined for file-level problems
-   * @param problem what is wrong and what was expected
-   */
-  constructor(readonly file: string, readonly tensor: string | undefined, problem: string) {
-    super(`${file}${tensor === undefined ? "" : `: tensor "${tensor}"`}: ${problem}`);
-    this.name = "CheckpointError";
-  }
 }
 
 /**
@@ -157,16 +138,7 @@ export class SafetensorsReader {
   async read(name: string, options: ReadOptions = {}): Promise<Float32Array> {
     const info = this.info(name);
     const data = decodeToFloat32(await this.readBytes(name), info.dtype);
-    if (!options.allowNonFinite) {
-      const bad = firstNonFinite(data);
-      if (bad >= 0) {
-        throw new CheckpointError(
-          this.path,
-          name,
-          `value ${data[bad]} at flat index ${bad} (expected finite weights)`,
-        );
-      }
-    }
+    if (!options.allowNonFinite) assertFinite(this.path, name, data);
     return data;
   }
 

@@ -12,8 +12,15 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join } from "node:path";
-import { CheckpointError, type ReadOptions } from "./safetensors.ts";
+import { CheckpointError } from "./errors.ts";
+import { Checkpoint, type CheckpointFormat, type OpenCheckpointOptions } from "./checkpoint.ts";
+import {
+  assertShardsExist,
+  checkShardAgainstIndex,
+  readShardIndex,
+  type ShardIndex,
+  shardPath,
+} from "./hf_index.ts";
 import { decodeToFloat32, type DType, DTYPE_SIZES } from "./dtype.ts";
 import { StoredZip } from "./zip_store.ts";
 import {
@@ -24,8 +31,7 @@ import {
   type PickleValue,
   readPickle,
 } from "./pickle.ts";
-import type { TensorSource } from "../tensor/source.ts";
-import { firstNonFinite, numel, shapeText } from "../tensor/host.ts";
+import { numel, shapeText } from "../tensor/host.ts";
 
 /** The storage types a tensor may be pickled with, and the dtype each holds. */
 export const TORCH_STORAGE_DTYPES: Readonly<Record<string, DType>> = Object.freeze({
@@ -94,80 +100,41 @@ export interface TorchTensorInfo {
 }
 
 /**
- * A PyTorch ZIP checkpoint opened for lazy reading (see {@linkcode openTorchCheckpoint}).
+ * A PyTorch ZIP checkpoint opened for lazy reading (see {@linkcode openTorchCheckpoint}, or
+ * `openCheckpoint` for any format).
  *
  * @example
  * ```ts ignore
- * import { openTorchCheckpoint } from "../../mod.ts";
+ * import { openTorchCheckpoint } from "./torch_zip.ts";
  * using ckpt = await openTorchCheckpoint("open_clip_vit_b32.pt");
  * console.log(ckpt.names().length, ckpt.shape("visual.proj"), ckpt.dtype("visual.proj"));
  * ```
  */
-export class TorchCheckpoint implements TensorSource, Disposable {
+export class TorchCheckpoint extends Checkpoint<TorchTensorInfo> {
+  /** Always `"pytorch"`. */
+  readonly format: CheckpointFormat = "pytorch";
+  /** PyTorch files store no string metadata: always `{}`. */
+  readonly metadata: Readonly<Record<string, string>> = Object.freeze({});
   readonly #zip: StoredZip;
-  readonly #tensors: Map<string, TorchTensorInfo>;
 
   /** Use {@linkcode openTorchCheckpoint}; this wraps an archive already validated. */
   constructor(
-    /** The file's path. */
-    readonly path: string,
+    path: string,
     zip: StoredZip,
     tensors: Map<string, TorchTensorInfo>,
+    options: OpenCheckpointOptions = {},
   ) {
+    super(path, tensors, options);
     this.#zip = zip;
-    this.#tensors = tensors;
   }
 
-  /** The path, for messages. */
-  get label(): string {
-    return this.path;
+  /** The one file: the archive. */
+  get files(): readonly string[] {
+    return [this.path];
   }
 
-  /** Tensor names in the pickle's order. */
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  /** True when the checkpoint holds `name`. */
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  /** Dtype, shape, strides and storage of `name`; throws when absent. */
-  info(name: string): TorchTensorInfo {
-    const info = this.#tensors.get(name);
-    if (!info) throw new CheckpointError(this.path, name, "no such tensor in this checkpoint");
-    return info;
-  }
-
-  /** Shape of `name`. */
-  shape(name: string): readonly number[] {
-    return this.info(name).shape;
-  }
-
-  /** Stored dtype of `name`. */
-  dtype(name: string): DType {
-    return this.info(name).dtype;
-  }
-
-  /** Reads one tensor as float32 (row-major), failing on NaN or ±Infinity unless allowed. */
-  async read(name: string, options: ReadOptions = {}): Promise<Float32Array> {
-    const info = this.info(name);
-    const data = await this.#values(info);
-    if (!options.allowNonFinite) {
-      const bad = firstNonFinite(data);
-      if (bad >= 0) {
-        throw new CheckpointError(
-          this.path,
-          name,
-          `value ${data[bad]} at flat index ${bad} (expected finite weights)`,
-        );
-      }
-    }
-    return data;
-  }
-
-  async #values(info: TorchTensorInfo): Promise<Float32Array> {
+  /** Reads the storage bytes `info`'s view covers, as float32 in row-major order. */
+  protected async readValues(info: TorchTensorInfo): Promise<Float32Array> {
     const n = numel(info.shape);
     const item = DTYPE_SIZES[info.dtype];
     if (n === 0) return new Float32Array(0);
@@ -182,11 +149,6 @@ export class TorchCheckpoint implements TensorSource, Disposable {
   close(): void {
     this.#zip.close();
   }
-
-  /** Closes the archive (`using` support). */
-  [Symbol.dispose](): void {
-    this.close();
-  }
 }
 
 /**
@@ -198,12 +160,15 @@ export class TorchCheckpoint implements TensorSource, Disposable {
  *
  * @example
  * ```ts ignore
- * import { openTorchCheckpoint } from "../../mod.ts";
+ * import { openTorchCheckpoint } from "./torch_zip.ts";
  * using ckpt = await openTorchCheckpoint("pytorch_model.bin");
  * const w = await ckpt.read("vision_model.embeddings.class_embedding");
  * ```
  */
-export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint> {
+export async function openTorchCheckpoint(
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<TorchCheckpoint> {
   await refuseNonZip(path);
   const zip = await StoredZip.open(path);
   try {
@@ -219,24 +184,11 @@ export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint
     }
     const tensors = new Map<string, TorchTensorInfo>();
     collectTensors(path, root, value, "", tensors, new Walk(path, pickle.length));
-    return new TorchCheckpoint(path, zip, tensors);
+    return new TorchCheckpoint(path, zip, tensors, options);
   } catch (err) {
     zip.close();
     throw err;
   }
-}
-
-/**
- * True when `path`'s name marks a PyTorch checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`).
- *
- * @example
- * ```ts
- * import { isTorchCheckpointPath } from "./torch_zip.ts";
- * isTorchCheckpointPath("pytorch_model.bin"); // true
- * ```
- */
-export function isTorchCheckpointPath(path: string): boolean {
-  return /\.(pt|pth|bin|ckpt)$/i.test(path);
 }
 
 /** Legacy (pre-1.6) torch.save files start with a pickle, not a ZIP signature. */
@@ -459,6 +411,12 @@ function gather(
   return out;
 }
 
+/** Where one tensor of a sharded PyTorch checkpoint lives: its shard and place in it. */
+export interface ShardedTorchTensorInfo extends TorchTensorInfo {
+  /** The shard holding it. */
+  readonly shard: TorchCheckpoint;
+}
+
 /**
  * A sharded PyTorch checkpoint: Hugging Face's `pytorch_model.bin.index.json`
  * (`{"weight_map": {tensor: shard file}}`) over `.bin` shards, each opened with
@@ -466,69 +424,49 @@ function gather(
  *
  * @example
  * ```ts ignore
- * import { openTorchSharded } from "../../mod.ts";
+ * import { openTorchSharded } from "./torch_zip.ts";
  * using ckpt = await openTorchSharded("clip-vit-large/pytorch_model.bin.index.json");
  * console.log(ckpt.names().length);
  * ```
  */
-export class ShardedTorchCheckpoint implements TensorSource, Disposable {
-  readonly #where: Map<string, TorchCheckpoint>;
+export class ShardedTorchCheckpoint extends Checkpoint<ShardedTorchTensorInfo> {
+  /** Always `"pytorch"`. */
+  readonly format: CheckpointFormat = "pytorch";
+  /** PyTorch files store no string metadata: always `{}`. */
+  readonly metadata: Readonly<Record<string, string>> = Object.freeze({});
 
   /** Use {@linkcode openTorchSharded}; this wraps shards already checked against the index. */
   constructor(
-    /** The index file. */
-    readonly path: string,
+    path: string,
     /** The shards, in index order. */
     readonly shards: readonly TorchCheckpoint[],
+    options: OpenCheckpointOptions = {},
   ) {
-    this.#where = new Map();
-    for (const shard of shards) for (const name of shard.names()) this.#where.set(name, shard);
+    const tensors = new Map<string, ShardedTorchTensorInfo>();
+    for (const shard of shards) {
+      for (const name of shard.names()) tensors.set(name, { ...shard.info(name), shard });
+    }
+    super(path, tensors, options);
   }
 
-  /** The index file's path, for messages. */
-  get label(): string {
-    return this.path;
+  /** The shard files, in index order. */
+  get files(): readonly string[] {
+    return this.shards.map((s) => s.path);
   }
 
-  /** Tensor names, shard by shard. */
-  names(): string[] {
-    return [...this.#where.keys()];
+  /** The shard holding `info`. */
+  protected override fileOf(info: ShardedTorchTensorInfo): string {
+    return info.shard.path;
   }
 
-  /** True when a shard holds `name`. */
-  has(name: string): boolean {
-    return this.#where.has(name);
-  }
-
-  /** Shape of `name`. */
-  shape(name: string): readonly number[] {
-    return this.#shard(name).shape(name);
-  }
-
-  /** Stored dtype of `name`. */
-  dtype(name: string): DType {
-    return this.#shard(name).dtype(name);
-  }
-
-  /** Reads one tensor as float32 from its shard. */
-  read(name: string, options: ReadOptions = {}): Promise<Float32Array> {
-    return this.#shard(name).read(name, options);
-  }
-
-  #shard(name: string): TorchCheckpoint {
-    const shard = this.#where.get(name);
-    if (!shard) throw new CheckpointError(this.path, name, "no such tensor in this checkpoint");
-    return shard;
+  /** Reads `info` from its shard (the finiteness check is the caller's). */
+  protected readValues(info: ShardedTorchTensorInfo): Promise<Float32Array> {
+    return info.shard.read(info.name, { allowNonFinite: true });
   }
 
   /** Closes every shard. */
   close(): void {
     for (const s of this.shards) s.close();
-  }
-
-  /** Closes every shard (`using` support). */
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
@@ -538,45 +476,42 @@ export class ShardedTorchCheckpoint implements TensorSource, Disposable {
  *
  * @example
  * ```ts ignore
- * import { openTorchSharded } from "../../mod.ts";
+ * import { openTorchSharded } from "./torch_zip.ts";
  * using ckpt = await openTorchSharded("pytorch_model.bin.index.json");
  * ```
  */
-export async function openTorchSharded(indexPath: string): Promise<ShardedTorchCheckpoint> {
-  const fail = (problem: string, tensor?: string) =>
-    new CheckpointError(indexPath, tensor, problem);
-  let map: unknown;
-  try {
-    map = JSON.parse(await Deno.readTextFile(indexPath)).weight_map;
-  } catch (err) {
-    throw fail(`not a readable JSON index (${(err as Error).message})`);
-  }
-  if (typeof map !== "object" || map === null || Array.isArray(map)) {
-    throw fail(`expected {"weight_map": {tensor: shard file}}`);
-  }
-  const byShard = new Map<string, string[]>();
-  for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== "string" || shard === "" || isAbsolute(shard)) {
-      throw fail(`weight_map value ${JSON.stringify(shard)} is not a relative file name`, name);
-    }
-    byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
-  }
+export async function openTorchSharded(
+  indexPath: string,
+  options: OpenCheckpointOptions = {},
+): Promise<ShardedTorchCheckpoint> {
+  return await openTorchShards(await readShardIndex(indexPath), options);
+}
+
+/**
+ * Opens the shards of a parsed index (the index says they are PyTorch files).
+ *
+ * @example
+ * ```ts ignore
+ * import { openTorchShards } from "./torch_zip.ts";
+ * import { readShardIndex } from "./hf_index.ts";
+ * using ckpt = await openTorchShards(await readShardIndex("pytorch_model.bin.index.json"));
+ * ```
+ */
+export async function openTorchShards(
+  index: ShardIndex,
+  options: OpenCheckpointOptions = {},
+): Promise<ShardedTorchCheckpoint> {
+  await assertShardsExist(index);
   const shards: TorchCheckpoint[] = [];
   try {
-    for (const [file, names] of byShard) {
-      const shard = await openTorchCheckpoint(join(dirname(indexPath), file));
+    for (const file of index.shards.keys()) {
+      const shard = await openTorchCheckpoint(shardPath(index, file), options);
       shards.push(shard);
-      const listed = new Set(names);
-      for (const name of names) {
-        if (!shard.has(name)) throw fail(`the index puts it in "${file}", which lacks it`, name);
-      }
-      for (const name of shard.names()) {
-        if (!listed.has(name)) throw fail(`found in "${file}" but not listed there`, name);
-      }
+      checkShardAgainstIndex(index, file, shard.path, shard.names());
     }
   } catch (err) {
     shards.forEach((s) => s.close());
     throw err;
   }
-  return new ShardedTorchCheckpoint(indexPath, shards);
+  return new ShardedTorchCheckpoint(index.path, shards, options);
 }

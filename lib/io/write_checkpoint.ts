@@ -8,10 +8,11 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { CheckpointError, SafetensorsWriter, type TensorSpec } from "./safetensors.ts";
+import { SafetensorsWriter, type TensorSpec } from "./safetensors.ts";
+import { CheckpointError } from "./errors.ts";
 import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
-import { INDEX_SUFFIX } from "./checkpoint.ts";
+import { INDEX_SUFFIX } from "./find.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 

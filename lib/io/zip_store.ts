@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { CheckpointError } from "./safetensors.ts";
+import { CheckpointError } from "./errors.ts";
 
 /** One member of a stored (uncompressed) ZIP archive. */
 export interface ZipMember {

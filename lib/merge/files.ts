@@ -7,7 +7,8 @@
  * @module
  */
 import { basename, dirname, resolve } from "node:path";
-import { Checkpoint, INDEX_SUFFIX } from "../io/checkpoint.ts";
+import { Checkpoint } from "../io/checkpoint.ts";
+import { INDEX_SUFFIX } from "../io/find.ts";
 import type { DType, WritableDType } from "../io/dtype.ts";
 import { writeCheckpoint } from "../io/write_checkpoint.ts";
 import { type ExpertPaths, openTaskVectors } from "../taskvec/set.ts";
@@ -92,7 +93,7 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
   const experts = set.vectors.map((v) => v instanceof TaskVector ? v.expert : v);
   await assertOutputIsNoInput(options.out, [base, ...experts]);
   const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
-  const carried = base.names().filter((name) => !floats.includes(name));
+  const carried = base.names().filter((name) => !FLOAT_DTYPES.includes(base.dtype(name)));
   const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
   if (options.checkBase ?? true) {
     await checkCommonBase(subset(base, floats), experts.map((e) => subset(e, floats)));

@@ -14,12 +14,12 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { checkpointStem, openCheckpoint } from "../io/checkpoint.ts";
+import type { Checkpoint } from "../io/checkpoint.ts";
+import { openCheckpoint } from "../io/open.ts";
+import type { ExpertPaths } from "../io/find.ts";
 import { TaskVectorSet } from "../taskvec/set.ts";
-import { TaskVector } from "../taskvec/task_vector.ts";
 import type { DType } from "../io/dtype.ts";
-import { CheckpointError } from "../io/safetensors.ts";
-import { isTorchCheckpointPath, openTorchCheckpoint, openTorchSharded } from "../io/torch_zip.ts";
+import { CheckpointError } from "../io/errors.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { sameShape, shapeText } from "../tensor/host.ts";
 import {
@@ -40,14 +40,6 @@ import {
   type Recipe,
   recipeShape,
 } from "./clip_layouts.ts";
-
-/** The stored tensors a view reads from: a safetensors checkpoint or a PyTorch one. */
-export interface StoredTensors extends TensorSource, Disposable {
-  /** Stored dtype of a tensor. */
-  dtype(name: string): DType;
-  /** Releases file handles. */
-  close(): void;
-}
 
 /** Options of {@linkcode openClipVision}. */
 export interface OpenClipVisionOptions {
@@ -100,7 +92,7 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
   /** Use {@linkcode openClipVision}; this wraps recipes already checked against `config`. */
   constructor(
     /** The stored tensors. */
-    readonly stored: StoredTensors,
+    readonly stored: Checkpoint,
     /** How the file stores the tower. */
     readonly layout: ClipLayout,
     /** The ViT configuration. */
@@ -115,6 +107,11 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
   /** The checkpoint's path. */
   get label(): string {
     return this.stored.label;
+  }
+
+  /** The files the tower is read from. */
+  get files(): readonly string[] {
+    return this.stored.files;
   }
 
   /** The ViT's parameter names, in the model's order. */
@@ -202,7 +199,7 @@ export async function openClipVision(
   path: string,
   options: OpenClipVisionOptions = {},
 ): Promise<ClipVisionCheckpoint> {
-  const stored = await openStored(path);
+  const stored = await openCheckpoint(path);
   try {
     const match = detectClipLayout(stored.names(), stored.label);
     const width = patchWidth(stored, match.layout, match.prefix);
@@ -229,41 +226,6 @@ export async function openClipVision(
     throw err;
   }
 }
-
-/**
- * Opens the stored tensors behind `path`: safetensors (file, sharded index, or a directory
- * holding them, as {@linkcode openCheckpoint} finds them), else PyTorch (a `.pt`/`.bin` file,
- * a `*.bin.index.json`, or a directory holding `pytorch_model.bin[.index.json]` and no
- * safetensors).
- *
- * @example
- * ```ts
- * import { openStored, writeSafetensors } from "../../mod.ts";
- * const dir = await Deno.makeTempDir();
- * await writeSafetensors(`${dir}/model.safetensors`, [{ name: "w", shape: [1], data: new Float32Array(1) }]);
- * using stored = await openStored(dir);
- * console.log(stored.names()); // ["w"]
- * ```
- */
-export async function openStored(path: string): Promise<StoredTensors> {
-  let target = path;
-  const info = await Deno.stat(path).catch(() => undefined);
-  if (info?.isDirectory) {
-    const names = new Set<string>();
-    for await (const e of Deno.readDir(path)) names.add(e.name);
-    const hasSafetensors = [...names].some((n) =>
-      n.endsWith(".safetensors") || n.endsWith(".safetensors.index.json")
-    );
-    if (!hasSafetensors && names.has(TORCH_INDEX)) target = join(path, TORCH_INDEX);
-    else if (!hasSafetensors && names.has(TORCH_FILE)) target = join(path, TORCH_FILE);
-  }
-  if (target.endsWith(".bin.index.json")) return await openTorchSharded(target);
-  if (isTorchCheckpointPath(target)) return await openTorchCheckpoint(target);
-  return await openCheckpoint(target);
-}
-
-const TORCH_FILE = "pytorch_model.bin";
-const TORCH_INDEX = "pytorch_model.bin.index.json";
 
 /**
  * Reads a whole CLIP vision tower into host memory (for building the tfjs model).
@@ -326,40 +288,19 @@ export async function openClipTaskVectors(
   experts: readonly string[] | Readonly<Record<string, string>>,
   options: OpenClipVisionOptions = {},
 ): Promise<TaskVectorSet> {
-  const paths = Array.isArray(experts)
-    ? Object.fromEntries((experts as readonly string[]).map((p) => [taskName(p), p]))
-    : { ...experts as Record<string, string> };
-  if (Array.isArray(experts) && Object.keys(paths).length !== experts.length) {
-    throw new Error(`two experts have the same task name: ${experts.join(", ")}`);
-  }
-  const opened: ClipVisionCheckpoint[] = [];
-  try {
-    const theta0 = await openClipVision(base, options);
-    opened.push(theta0);
-    const vectors: TaskVector[] = [];
-    for (const [task, path] of Object.entries(paths)) {
-      const expert = await openClipVision(path, {
-        ...options,
-        config: theta0.config,
-        projectionFrom: theta0,
-      });
-      opened.push(expert);
-      vectors.push(new TaskVector(task, theta0, expert));
-    }
-    return new TaskVectorSet(Object.keys(paths), vectors, theta0, opened);
-  } catch (err) {
-    for (const c of opened) c.close();
-    throw err;
-  }
-}
-
-/** A task's name from its checkpoint path: the file or directory name without extensions. */
-function taskName(path: string): string {
-  return checkpointStem(path).replace(/\.(pt|pth|bin|ckpt)$/i, "");
+  return await TaskVectorSet.open(base, experts as ExpertPaths, {
+    open: (path, theta0) =>
+      openClipVision(
+        path,
+        theta0 instanceof ClipVisionCheckpoint
+          ? { ...options, config: theta0.config, projectionFrom: theta0 }
+          : options,
+      ),
+  });
 }
 
 /** The token width, from the patch embedding (needed to split open_clip's q/k/v). */
-function patchWidth(stored: StoredTensors, layout: ClipLayout, prefix: string): number {
+function patchWidth(stored: Checkpoint, layout: ClipLayout, prefix: string): number {
   const name = layout === "hf"
     ? `${prefix}${VISION_PREFIX}embeddings.patch_embedding.weight`
     : `${prefix}conv1.weight`;
@@ -373,7 +314,7 @@ function patchWidth(stored: StoredTensors, layout: ClipLayout, prefix: string): 
 /** Overrides > `vit_config` metadata > Hugging Face config.json > shapes (see the module doc). */
 async function resolveConfig(
   path: string,
-  stored: StoredTensors,
+  stored: Checkpoint,
   shapes: Map<string, number[]>,
   options: OpenClipVisionOptions,
 ): Promise<ViTConfig> {
@@ -474,7 +415,7 @@ export function parseHfConfig(text: string, file: string): Partial<ViTConfig> {
 
 /** Every parameter present with its shape, and no stored vision tensor left unused. */
 function checkRecipes(
-  stored: StoredTensors,
+  stored: Checkpoint,
   recipes: Map<string, Recipe>,
   shapes: Map<string, number[]>,
   config: ViTConfig,

@@ -20,7 +20,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { CheckpointError, SafetensorsReader } from "../io/safetensors.ts";
+import { SafetensorsReader } from "../io/safetensors.ts";
+import { CheckpointError } from "../io/errors.ts";
 import { shapeText } from "../tensor/host.ts";
 import { disposeHead, type Head, makeHead } from "./head.ts";
 

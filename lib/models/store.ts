@@ -8,7 +8,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { CheckpointError, SafetensorsReader, writeSafetensors } from "../io/safetensors.ts";
+import { SafetensorsReader, writeSafetensors } from "../io/safetensors.ts";
+import { CheckpointError } from "../io/errors.ts";
 import { parameterShapes, PROJECTION_NAME, validateConfig, VISION_PREFIX } from "./config.ts";
 import type { Activation, ViTConfig } from "./config.ts";
 import type { HostParams } from "./params.ts";

@@ -5,16 +5,9 @@
  *
  * @module
  */
-import { join } from "node:path";
-import {
-  type Checkpoint,
-  checkpointStem,
-  INDEX_FILE_NAME,
-  listCheckpoints,
-  openCheckpoint,
-  SINGLE_FILE_NAME,
-} from "../io/checkpoint.ts";
 import type { OpenCheckpointOptions } from "../io/checkpoint.ts";
+import { expertCheckpoints, type ExpertPaths } from "../io/find.ts";
+import { openCheckpoint } from "../io/open.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { stack } from "../display/figure.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
@@ -28,11 +21,22 @@ import {
   taskVectorStats,
 } from "./stats.ts";
 
+export type { ExpertPaths };
+
 /**
- * Experts to open: a directory of expert checkpoints (see `listCheckpoints`), a list of
- * checkpoint paths (tasks named after the files), or task names mapped to paths.
+ * Opens one model for {@linkcode TaskVectorSet.open}: the base (called without `base`), then
+ * each expert (called with the opened base, whose configuration it may need).
  */
-export type ExpertPaths = string | readonly string[] | Readonly<Record<string, string>>;
+export type ModelOpener = (
+  path: string,
+  base?: TensorSource,
+) => Promise<TensorSource & { close(): void }>;
+
+/** Options of {@linkcode TaskVectorSet.open}. */
+export interface OpenTaskVectorsOptions extends OpenCheckpointOptions {
+  /** How to open the base and each expert (default: `openCheckpoint`, any format). */
+  open?: ModelOpener;
+}
 
 /**
  * Task vectors τᵢ by task name, over a common base θ0 when they were built from one.
@@ -84,16 +88,17 @@ export class TaskVectorSet implements Disposable {
   static async open(
     base: string,
     experts: ExpertPaths,
-    options: OpenCheckpointOptions = {},
+    options: OpenTaskVectorsOptions = {},
   ): Promise<TaskVectorSet> {
-    const paths = await expertPaths(base, experts);
-    const opened: Checkpoint[] = [];
+    const paths = await expertCheckpoints(base, experts);
+    const open = options.open ?? ((path: string) => openCheckpoint(path, options));
+    const opened: { close(): void }[] = [];
     try {
-      const theta0 = await openCheckpoint(base, options);
+      const theta0 = await open(base);
       opened.push(theta0);
       const vectors: TaskVector[] = [];
       for (const [task, path] of Object.entries(paths)) {
-        const expert = await openCheckpoint(path, options);
+        const expert = await open(path, theta0);
         opened.push(expert);
         vectors.push(new TaskVector(task, theta0, expert));
       }
@@ -187,40 +192,7 @@ export class TaskVectorSet implements Disposable {
 export function openTaskVectors(
   base: string,
   experts: ExpertPaths,
-  options: OpenCheckpointOptions = {},
+  options: OpenTaskVectorsOptions = {},
 ): Promise<TaskVectorSet> {
   return TaskVectorSet.open(base, experts, options);
-}
-
-/** Task name → checkpoint path, from any {@linkcode ExpertPaths} form. */
-async function expertPaths(base: string, experts: ExpertPaths): Promise<Record<string, string>> {
-  if (typeof experts === "string") {
-    const info = await Deno.stat(experts).catch(() => undefined);
-    if (info?.isDirectory && !(await holdsOneCheckpoint(experts))) {
-      const found = await listCheckpoints(experts, [base]);
-      if (Object.keys(found).length === 0) {
-        throw new Error(`${experts}: no expert checkpoints in this directory`);
-      }
-      return found;
-    }
-    return { [checkpointStem(experts)]: experts };
-  }
-  if (!Array.isArray(experts)) return { ...(experts as Record<string, string>) };
-  const out: Record<string, string> = {};
-  for (const path of experts as readonly string[]) {
-    const task = checkpointStem(path);
-    if (Object.hasOwn(out, task)) {
-      throw new Error(`task "${task}" named twice: ${out[task]} and ${path}`);
-    }
-    out[task] = path;
-  }
-  return out;
-}
-
-/** A directory that is itself one (Hugging Face style) checkpoint rather than a set of experts. */
-async function holdsOneCheckpoint(dir: string): Promise<boolean> {
-  for (const name of [SINGLE_FILE_NAME, INDEX_FILE_NAME]) {
-    if (await Deno.stat(join(dir, name)).then(() => true, () => false)) return true;
-  }
-  return false;
 }

@@ -1,6 +1,10 @@
 import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/strict";
-import { CheckpointError, SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
-import { listCheckpoints, openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
+import { listCheckpoints } from "../../lib/io/find.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
+import type { OpenCheckpointOptions } from "../../lib/io/checkpoint.ts";
+import { SafetensorsCheckpoint } from "../../lib/io/safetensors_checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
 import type { HostTensor } from "../../lib/tensor/host.ts";
@@ -14,6 +18,16 @@ function toySource(count: number, rows = 2): MemorySource {
     tensors[`layer.${i}.weight`] = { shape: [rows, 4], data };
   }
   return new MemorySource("toy", tensors);
+}
+
+/** openCheckpoint, checking that it picked the safetensors reader. */
+async function openSt(
+  path: string,
+  options?: OpenCheckpointOptions,
+): Promise<SafetensorsCheckpoint> {
+  const ckpt = await openCheckpoint(path, options);
+  assert(ckpt instanceof SafetensorsCheckpoint, `${path} opened as ${ckpt.constructor.name}`);
+  return ckpt;
 }
 
 async function assertSameTensors(a: TensorSource, b: TensorSource): Promise<void> {
@@ -48,7 +62,7 @@ Deno.test("checkpoint: a single file round-trips with its metadata", async () =>
     files: [`${dir.path}/m.safetensors`],
     totalBytes: 3 * 8 * 4,
   });
-  using ckpt = await openCheckpoint(out.path);
+  using ckpt = await openSt(out.path);
   deepStrictEqual(ckpt.metadata, { format: "pt", task: "mnist" });
   equal(ckpt.indexMetadata, undefined);
   equal(ckpt.byteSize, 96);
@@ -60,9 +74,9 @@ Deno.test("checkpoint: a single file round-trips with its metadata", async () =>
 Deno.test("checkpoint: the source's metadata is kept when none is given", async () => {
   await using dir = await tempDir();
   await writeCheckpoint(`${dir.path}/a.safetensors`, toySource(1), { metadata: { k: "v" } });
-  using a = await openCheckpoint(`${dir.path}/a.safetensors`);
+  using a = await openSt(`${dir.path}/a.safetensors`);
   await writeCheckpoint(`${dir.path}/b.safetensors`, a, { dtype: "F16" });
-  using b = await openCheckpoint(`${dir.path}/b.safetensors`);
+  using b = await openSt(`${dir.path}/b.safetensors`);
   deepStrictEqual(b.metadata, { k: "v" });
   equal(b.dtype("layer.0.weight"), "F16");
   await assertSameTensors(a, b); // small integers are exact in F16
@@ -90,7 +104,7 @@ Deno.test("checkpoint: output over maxShardBytes is sharded with an index", asyn
     using file = await SafetensorsReader.open(`${dir.path}/${shard}`);
     deepStrictEqual(file.metadata, { a: "b" });
   }
-  using ckpt = await openCheckpoint(dir.path);
+  using ckpt = await openSt(dir.path);
   deepStrictEqual(ckpt.files, shards.map((s) => `${dir.path}/${s}`));
   deepStrictEqual(ckpt.indexMetadata, { a: "b", total_size: 160 });
   deepStrictEqual(ckpt.metadata, { a: "b" });
@@ -111,7 +125,7 @@ Deno.test("checkpoint: a tensor larger than maxShardBytes gets a shard of its ow
     "x-00002-of-00003.safetensors",
     "x-00003-of-00003.safetensors",
   ]);
-  using ckpt = await openCheckpoint(`${dir.path}/x.safetensors.index.json`);
+  using ckpt = await openSt(`${dir.path}/x.safetensors.index.json`);
   await assertSameTensors(src, ckpt);
 });
 
@@ -122,7 +136,7 @@ Deno.test("checkpoint: an index path forces the sharded layout even for one shar
     "one-00001-of-00001.safetensors",
     "one.safetensors.index.json",
   ]);
-  using ckpt = await openCheckpoint(out.path);
+  using ckpt = await openSt(out.path);
   await assertSameTensors(toySource(2), ckpt);
 });
 
@@ -130,7 +144,7 @@ Deno.test("checkpoint: shards are opened lazily through a bounded set of handles
   await using dir = await tempDir();
   const src = toySource(8);
   await writeCheckpoint(dir.path, src, { maxShardBytes: 32 }); // one tensor per shard
-  using ckpt = await openCheckpoint(dir.path, { maxOpenFiles: 2 });
+  using ckpt = await openSt(dir.path, { maxOpenFiles: 2 });
   equal(ckpt.files.length, 8);
   assert(ckpt.openFiles <= 2);
   const order = [5, 0, 7, 5, 2, 2, 6, 1, 3, 4, 0];
@@ -201,7 +215,7 @@ Deno.test("checkpoint: rewriting a directory removes the other layout's files", 
     "model.safetensors.index.json",
     "notes.safetensors",
   ]);
-  using ckpt = await openCheckpoint(dir.path);
+  using ckpt = await openSt(dir.path);
   await assertSameTensors(toySource(3), ckpt);
 });
 
@@ -238,9 +252,9 @@ Deno.test("checkpoint: non-finite values and dtype overflow are refused when wri
   ]);
   await writeCheckpoint(path, big, { dtype: "BF16" }); // in range for BF16
   await writeCheckpoint(path, nan, { allowNonFinite: true });
-  using strict = await openCheckpoint(path);
+  using strict = await openSt(path);
   await failsWith(strict.read("w"), [path, 'tensor "w"', "NaN"]);
-  using lenient = await openCheckpoint(path, { allowNonFinite: true });
+  using lenient = await openSt(path, { allowNonFinite: true });
   assert(Number.isNaN((await lenient.read("w"))[1]));
 });
 
@@ -248,12 +262,12 @@ Deno.test("checkpoint: a directory resolves to its one checkpoint or says what i
   await using dir = await tempDir();
   await failsWith(openCheckpoint(dir.path), [dir.path, "found none"]);
   await writeCheckpoint(`${dir.path}/mnist.safetensors`, toySource(1));
-  using one = await openCheckpoint(dir.path);
+  using one = await openSt(dir.path);
   equal(one.path, `${dir.path}/mnist.safetensors`);
   await writeCheckpoint(`${dir.path}/svhn.safetensors`, toySource(1));
   await failsWith(openCheckpoint(dir.path), [dir.path, "mnist.safetensors, svhn.safetensors"]);
   await writeCheckpoint(dir.path, toySource(2));
-  using model = await openCheckpoint(dir.path);
+  using model = await openSt(dir.path);
   equal(model.path, `${dir.path}/model.safetensors`);
   await failsWith(openCheckpoint(`${dir.path}/nothing`), [`${dir.path}/nothing`, "cannot open"]);
 });
@@ -299,7 +313,7 @@ Deno.test("checkpoint: an index is checked against its shards", async () => {
   await Deno.writeTextFile(indexPath, JSON.stringify({ metadata: {} }));
   await failsWith(openCheckpoint(indexPath), [indexPath, "no weight_map"]);
   await Deno.writeTextFile(indexPath, JSON.stringify(good));
-  using ckpt = await openCheckpoint(indexPath);
+  using ckpt = await openSt(indexPath);
   await assertSameTensors(toySource(4), ckpt);
 });
 
@@ -314,7 +328,7 @@ Deno.test("checkpoint: a broken shard is named in the error", async () => {
 Deno.test("checkpoint: unknown tensors are named", async () => {
   await using dir = await tempDir();
   await writeCheckpoint(dir.path, toySource(1));
-  using ckpt = await openCheckpoint(dir.path);
+  using ckpt = await openSt(dir.path);
   assert(!ckpt.has("nope"));
   await failsWith(Promise.resolve().then(() => ckpt.shape("nope")), [
     `${dir.path}/model.safetensors`,

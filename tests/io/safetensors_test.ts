@@ -1,6 +1,6 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openSafetensors } from "../../lib/io/safetensors_checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
@@ -197,7 +197,7 @@ Deno.test("PyTorch interop in both directions (one Python process)", async (t) =
   });
 
   await t.step("a sharded checkpoint in the Hugging Face layout reads here", async () => {
-    using ckpt = await openCheckpoint(`${dir.path}/hf`);
+    using ckpt = await openSafetensors(`${dir.path}/hf/model.safetensors.index.json`);
     deepStrictEqual(ckpt.names(), ["embed.weight", "head.weight", "layer.0.bias"]);
     deepStrictEqual(ckpt.indexMetadata, { total_size: 136 });
     deepStrictEqual(ckpt.metadata, { format: "pt" });

@@ -1,5 +1,6 @@
 import { ok as assert, rejects } from "node:assert/strict";
-import { CheckpointError, SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
 import { tempDir } from "../helpers/python.ts";
 import { f32Bytes, writeRaw } from "./raw_file.ts";
 

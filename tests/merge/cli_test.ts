@@ -3,7 +3,7 @@
  * compared with θ0 + α·M computed in PyTorch from the same files (tests/merge/reference.py).
  */
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 import { maxAbsDiff, runMergeTask, tinyVitLayout } from "./fixtures.ts";
 

@@ -3,7 +3,7 @@ import { merge, prepareMerge } from "../../lib/merge/merge.ts";
 import type { MergeProgress } from "../../lib/merge/method.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
 import { readTaskTensors } from "../../lib/merge/stream.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { TaskVector } from "../../lib/taskvec/task_vector.ts";
 

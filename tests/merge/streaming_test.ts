@@ -6,7 +6,7 @@
  * (RI_MERGE_BENCH=1), not in CI.
  */
 import { equal, ok as assert } from "node:assert/strict";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { numel } from "../../lib/tensor/host.ts";
 import { tempDir } from "../helpers/python.ts";

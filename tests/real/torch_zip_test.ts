@@ -1,8 +1,21 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
-import { CheckpointError, openTorchCheckpoint, SafetensorsReader, StoredZip } from "../../mod.ts";
+import {
+  CheckpointError,
+  openCheckpoint,
+  SafetensorsReader,
+  StoredZip,
+  TorchCheckpoint,
+} from "../../mod.ts";
 import { tempDir } from "../helpers/python.ts";
 import { assertSameValues } from "./arrays.ts";
 import { runScript } from "./fixtures.ts";
+
+/** openCheckpoint, checking that it picked the PyTorch reader (by the bytes, not the name). */
+async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint> {
+  const ckpt = await openCheckpoint(path);
+  assert(ckpt instanceof TorchCheckpoint, `${path} opened as ${ckpt.constructor.name}`);
+  return ckpt;
+}
 
 /** Writes the torch.save files once for all tests of this file. */
 async function files(): Promise<{ path: string } & AsyncDisposable> {

@@ -9,7 +9,7 @@ import { deepStrictEqual, equal, notEqual, ok as assert } from "node:assert/stri
 import { join } from "node:path";
 import { tempDir } from "../helpers/python.ts";
 import { randomModel, runMergeTask, tinyVitLayout, writeSource } from "../merge/fixtures.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { MemorySource, toMemory } from "../../lib/tensor/source.ts";
 import { digests, filesUnder } from "./files.ts";
 

@@ -5,8 +5,9 @@
  * exception: they are valid (other writers do not align) and must read correctly.
  */
 import { ok as assert, rejects } from "node:assert/strict";
-import { CheckpointError, SafetensorsReader } from "../../lib/io/safetensors.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { tempDir } from "../helpers/python.ts";
 import { buildFile, checkFile, overwrite, type RawTensor, seedFiles } from "./safetensors_fuzz.ts";
 import { judge, specDecode } from "./safetensors_oracle.ts";

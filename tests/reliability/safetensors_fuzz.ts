@@ -11,7 +11,8 @@
  *
  * @module
  */
-import { CheckpointError, SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
 import { Rng } from "../../lib/data/random.ts";
 import { judge, SPEC_DTYPES, specDecode, type SpecTensor } from "./safetensors_oracle.ts";
 import type { AllocationProbe } from "./alloc_probe.ts";

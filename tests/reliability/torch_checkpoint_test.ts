@@ -6,7 +6,7 @@
  * of a real `torch.save` file end in a CheckpointError or a clean read.
  */
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
-import { CheckpointError } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
 import { openTorchCheckpoint } from "../../lib/io/torch_zip.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 import { fuzzInWorker } from "./fuzz_runner.ts";
@@ -77,7 +77,7 @@ Deno.test("torch reader: a dict stored under two keys opens; mutated files never
   const [file, twice] = [`${dir.path}/sd.pt`, `${dir.path}/twice.pt`];
   await runPython(SAVE, [file, twice]);
   using shared = await openTorchCheckpoint(twice);
-  deepStrictEqual(shared.names().sort(), [
+  deepStrictEqual([...shared.names()].sort(), [
     ...["b", "ids", "n.x", "t", "w"].map((n) => `ema.${n}`),
     ...["b", "ids", "n.x", "t", "w"].map((n) => `model.${n}`),
   ]);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { CheckpointError } from "../../lib/io/safetensors.ts";
+import { CheckpointError } from "../../lib/io/errors.ts";
 import { openTorchCheckpoint } from "../../lib/io/torch_zip.ts";
 import { Rng } from "../../lib/data/random.ts";
 import type { AllocationProbe } from "./alloc_probe.ts";

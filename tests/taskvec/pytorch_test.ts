@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok as assert } from "node:assert/strict";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { openTaskVectors } from "../../lib/taskvec/set.ts";
 import { runPython, tempDir } from "../helpers/python.ts";

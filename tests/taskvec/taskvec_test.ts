@@ -1,6 +1,6 @@
 import { deepStrictEqual, equal, ok as assert, rejects, throws } from "node:assert/strict";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
-import { openCheckpoint } from "../../lib/io/checkpoint.ts";
+import { openCheckpoint } from "../../lib/io/open.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
 import type { HostTensor } from "../../lib/tensor/host.ts";
 import {
