@@ -1,12 +1,99 @@
 /**
- * Resolving Interference (RI) for model merging: checkpoint I/O, task vectors, merge methods,
- * the interference measure ξ, RI adaptation and evaluation, as values that show themselves in
- * Deno's Jupyter kernel.
+ * Resolving Interference (RI) for model merging: checkpoints and task vectors, the merge
+ * methods, the interference measure ξ, RI adaptation, and the evaluation that ties them
+ * together, as values that show themselves in Deno's Jupyter kernel.
+ *
+ * The names below are grouped by the stage of the work they belong to, in the order a
+ * notebook meets them. Everything else in `lib/` is an implementation detail: import it from
+ * its module when you need it (the tests and benchmarks do), but it may change without notice.
+ *
+ * ## 1. Engine
+ *
+ * Start every notebook with {@linkcode initEngine}: it picks the tfjs backend (WebGPU when a
+ * hardware adapter is present, else wasm with OpenBLAS kernels) and says what it found.
+ *
+ * ```ts ignore
+ * import { describeEngine, initEngine } from "@ri-merge/ri";
+ * console.log(describeEngine(await initEngine()));
+ * ```
+ *
+ * ## 2. Checkpoints and tensors (I/O)
+ *
+ * {@linkcode openCheckpoint} opens a checkpoint file or folder as a {@linkcode TensorSource}:
+ * named tensors read one at a time, so nothing has to fit in memory. Models held in memory are
+ * {@linkcode MemorySource}s; {@linkcode writeCheckpoint} writes any source atomically.
+ *
+ * ```ts ignore
+ * import { openCheckpoint } from "@ri-merge/ri";
+ * using base = await openCheckpoint("ckpts/base.safetensors");
+ * console.log(base.names().length, base.metadata);
+ * ```
+ *
+ * ## 3. Task vectors
+ *
+ * A task vector τᵢ = θᵢ − θ0 is what fine-tuning added to the pretrained weights.
+ * {@linkcode openTaskVectors} builds them lazily from a base and experts on disk; a
+ * {@linkcode TaskVectorSet} shows its norms and cosine similarities and applies
+ * θ0 + Σ λᵢ·τᵢ.
+ *
+ * ```ts ignore
+ * import { openTaskVectors } from "@ri-merge/ri";
+ * using set = await openTaskVectors("ckpts/base.safetensors", "ckpts/experts");
+ * const { norms, cosine } = await set.stats();
+ * ```
+ *
+ * ## 4. Merging
+ *
+ * {@linkcode merge} runs a registered method on task vectors in memory and returns α·M;
+ * {@linkcode mergeCheckpoints} streams θ0 + α·M from checkpoint files to disk. Methods are
+ * named by their registry key (`"ties"`, `"tsv_m"`, …): {@linkcode MERGE_METHODS} lists
+ * them, {@linkcode getMethod} returns one, {@linkcode describeMethod} says where each default
+ * came from. `docs/METHODS.md` describes every method.
+ *
+ * ```ts ignore
+ * import { merge, openTaskVectors } from "@ri-merge/ri";
+ * using set = await openTaskVectors("ckpts/base.safetensors", "ckpts/experts");
+ * const m = await merge("ties", set.vectors, { params: { k: 20 } });
+ * ```
+ *
+ * ## 5. Interference
+ *
+ * ξ(θ_M) = Σᵢ E_{x∼Dᵢ} KL(pᵢ(x; θᵢ) ‖ pᵢ(x; θ_M)) ({@linkcode interference}) and the pairwise
+ * matrix I[i][j] = E_x d(pⱼ(x; θ0), pⱼ(x; θ0 + τᵢ)) ({@linkcode pairwiseInterference}).
+ *
+ * ## 6. Resolving Interference
+ *
+ * {@linkcode adaptExpert} adapts one expert on unlabeled auxiliary images
+ * ({@linkcode auxSource}) so that it keeps its own task's outputs and leaves the other tasks'
+ * outputs as θ0 gave them; {@linkcode adaptExperts} does every expert of a study.
+ *
+ * ## 7. Evaluation and the study
+ *
+ * {@linkcode loadZoo} builds or loads the built-in benchmark (θ0, heads, experts);
+ * {@linkcode MergeBench} merges and scores any task vectors on it (accuracy, normalised
+ * accuracy, ξ); {@linkcode runStudy} runs the whole study `deno task merge` runs, resumably.
+ *
+ * ```ts ignore
+ * import { loadZoo, MergeBench, resolveStudyConfig, runStudy } from "@ri-merge/ri";
+ * const results = await runStudy(resolveStudyConfig({ suite: "mf4", steps: 50 }));
+ * const bench = await MergeBench.open(await loadZoo({ suite: "mf4" }));
+ * const merged = await bench.merge("tsv_m", bench.taus);
+ * console.log(await bench.evaluate(merged.theta, "tsv_m"));
+ * ```
+ *
+ * ## 8. Display
+ *
+ * Every value above shows itself in a notebook. {@linkcode display} shows anything,
+ * {@linkcode plotlyLibrary} puts plotly.js on the page once, and {@linkcode heatmap},
+ * {@linkcode bars}, {@linkcode lines}, {@linkcode table} and {@linkcode stack} draw figures of
+ * your own.
  *
  * @example
  * ```ts
- * import { describeEngine, initEngine } from "./mod.ts";
- * console.log(describeEngine(await initEngine({ backend: "wasm" })));
+ * import { getMethod, methodNames } from "./mod.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(methodNames().includes("ties"), true);
+ * equal(getMethod("ties").title, "TIES-Merging");
  * ```
  *
  * @module
@@ -14,123 +101,202 @@
 import { inKernel } from "./lib/display/jupyter.ts";
 import { installKernelInterrupts } from "./lib/train/interrupt.ts";
 
-export * from "./lib/engine/backend.ts";
+// 1. Engine
 export {
-  fastKernelCounts,
-  fastKernelsActive,
-  type FastKernelsInfo,
-  registerFastKernels,
-  unregisterFastKernels,
-} from "./lib/engine/kernels.ts";
-export * from "./lib/io/atomic.ts";
-export * from "./lib/io/checkpoint.ts";
-export * from "./lib/io/errors.ts";
-export * from "./lib/io/find.ts";
-export * from "./lib/io/open.ts";
+  BACKEND_NAMES,
+  type BackendName,
+  describeEngine,
+  type EngineInfo,
+  initEngine,
+} from "./lib/engine/backend.ts";
+export { type LinalgInfo, linalgInfo } from "./lib/linalg/openblas.ts";
+export type { Tensor, Tensor2D } from "./lib/models/tf_types.ts";
+
+// 2. Checkpoints and tensors (I/O). The io rework (issue #17) owns this group.
+export type { HostTensor } from "./lib/tensor/host.ts";
+export { MemorySource, type TensorSource } from "./lib/tensor/source.ts";
 export {
-  type CheckpointTensorInfo,
-  openSafetensors,
-  SafetensorsCheckpoint,
-} from "./lib/io/safetensors_checkpoint.ts";
-export * from "./lib/io/dtype.ts";
-export * from "./lib/io/safetensors.ts";
-export * from "./lib/io/write_checkpoint.ts";
-export * from "./lib/io/zip_store.ts";
-export * from "./lib/io/pickle.ts";
+  Checkpoint,
+  type CheckpointFormat,
+  type OpenCheckpointOptions,
+  type ReadOptions,
+  type StoredTensorInfo,
+} from "./lib/io/checkpoint.ts";
+export { openCheckpoint } from "./lib/io/open.ts";
+export { CheckpointError } from "./lib/io/errors.ts";
+export { type DType, DTYPE_SIZES, WRITABLE_DTYPES, type WritableDType } from "./lib/io/dtype.ts";
 export {
-  ShardedTorchCheckpoint,
-  type ShardedTorchTensorInfo,
-  TorchCheckpoint,
-  type TorchTensorInfo,
-} from "./lib/io/torch_zip.ts";
+  writeCheckpoint,
+  type WriteCheckpointOptions,
+  type WrittenCheckpoint,
+} from "./lib/io/write_checkpoint.ts";
 export {
-  blasThreads,
-  type LinalgInfo,
-  linalgInfo,
-  setLinalgFallback,
-} from "./lib/linalg/openblas.ts";
-export { matmul, type MatmulOptions } from "./lib/linalg/matmul.ts";
-export { polarFactor, svd, type SvdResult } from "./lib/linalg/svd.ts";
-export * from "./lib/tensor/host.ts";
-export * from "./lib/tensor/source.ts";
-export * from "./lib/taskvec/base_check.ts";
-export * from "./lib/taskvec/set.ts";
-export * from "./lib/taskvec/stats.ts";
-export * from "./lib/taskvec/task_vector.ts";
-export * from "./lib/taskvec/weighted_sum.ts";
-export * from "./lib/display/mod.ts";
-export * from "./lib/data/random.ts";
-export * from "./lib/models/tf_types.ts";
-export * from "./lib/models/config.ts";
-export * from "./lib/models/vit.ts";
-export * from "./lib/models/params.ts";
-export * from "./lib/models/head.ts";
-export * from "./lib/models/store.ts";
-export * from "./lib/models/ops.ts";
-export * from "./lib/models/clip_layouts.ts";
-export * from "./lib/models/clip_checkpoint.ts";
-export * from "./lib/models/heads_file.ts";
-export * from "./lib/models/clip_experts.ts";
-export * from "./lib/merge/method.ts";
-export * from "./lib/merge/params.ts";
-export * from "./lib/merge/registry.ts";
-export * from "./lib/merge/merge.ts";
-export * from "./lib/merge/files.ts";
-export * from "./lib/merge/rules.ts";
-export * from "./lib/merge/select.ts";
-export * from "./lib/merge/stream.ts";
-export * from "./lib/merge/average.ts";
-export * from "./lib/merge/task_arithmetic.ts";
-export * from "./lib/merge/ties.ts";
-export * from "./lib/merge/dare.ts";
-export * from "./lib/merge/consensus.ts";
-export * from "./lib/data/sources.ts";
-export * from "./lib/data/transforms.ts";
-export * from "./lib/data/tasks.ts";
-export * from "./lib/data/dataset.ts";
-export * from "./lib/data/batches.ts";
-export * from "./lib/data/shapes.ts";
-export * from "./lib/data/images.ts";
-export * from "./lib/data/auxiliary.ts";
-export * from "./lib/data/clip_preprocess.ts";
-export * from "./lib/data/image_folder.ts";
-export * from "./lib/data/jpeg_color.ts";
-export * from "./lib/merge/spectral.ts";
-export * from "./lib/merge/tsv_m.ts";
-export * from "./lib/merge/iso_c.ts";
-export * from "./lib/merge/iso_cts.ts";
-export * from "./lib/merge/wudi.ts";
-export * from "./lib/train/adamw.ts";
-export * from "./lib/train/schedule.ts";
-export * from "./lib/train/losses.ts";
-export * from "./lib/train/step.ts";
-export * from "./lib/train/evaluate.ts";
-export * from "./lib/train/fit.ts";
-export * from "./lib/train/finite.ts";
-export * from "./lib/train/interrupt.ts";
-export * from "./lib/zoo/config.ts";
-export * from "./lib/zoo/properties.ts";
-export * from "./lib/zoo/zoo.ts";
-export * from "./lib/interference/distance.ts";
-export * from "./lib/interference/predict.ts";
-export * from "./lib/interference/measure.ts";
-export * from "./lib/ri/loss.ts";
-export * from "./lib/ri/curve.ts";
-export * from "./lib/ri/state.ts";
-export * from "./lib/ri/trainer.ts";
-export * from "./lib/ri/adapt.ts";
-export * from "./lib/ri/distill.ts";
-export * from "./lib/pipeline/config.ts";
-export * from "./lib/pipeline/cli.ts";
-export * from "./lib/pipeline/evaluate.ts";
-export * from "./lib/pipeline/bench.ts";
-export * from "./lib/pipeline/results.ts";
-export * from "./lib/pipeline/report.ts";
-export * from "./lib/pipeline/study.ts";
-export * from "./lib/pipeline/sweep.ts";
-export * from "./lib/pipeline/reproduce.ts";
-export * from "./lib/pipeline/models.ts";
-export * from "./lib/pipeline/real.ts";
+  type ClipVisionCheckpoint,
+  loadClipVision,
+  openClipTaskVectors,
+  openClipVision,
+  type OpenClipVisionOptions,
+} from "./lib/models/clip_checkpoint.ts";
+export type { ClipLayout } from "./lib/models/clip_layouts.ts";
+export { readHeadsFile, type ReadHeadsOptions } from "./lib/models/heads_file.ts";
+export {
+  type ClipImageFolder,
+  clipImageFolder,
+  clipLabelledFolder,
+  type FolderBatch,
+  type ImageFolderOptions,
+} from "./lib/data/image_folder.ts";
+export type { ClipPreprocessOptions } from "./lib/data/clip_preprocess.ts";
+
+// 3. Task vectors
+export { applyTaskVectors, TaskVector } from "./lib/taskvec/task_vector.ts";
+export {
+  type ExpertPaths,
+  type ModelOpener,
+  openTaskVectors,
+  type OpenTaskVectorsOptions,
+  TaskVectorSet,
+} from "./lib/taskvec/set.ts";
+export {
+  CosineSimilarity,
+  type PassOptions,
+  TaskVectorNorms,
+  type TaskVectorStats,
+} from "./lib/taskvec/stats.ts";
+export { type LeafReader, WeightedSum, type WeightedTerm } from "./lib/taskvec/weighted_sum.ts";
+
+// 4. Merging. Methods are reached through the registry, by name.
+export {
+  merge,
+  MergedTaskVector,
+  type MergeOptions,
+  type MergeSummary,
+  PreparedMerge,
+  prepareMerge,
+} from "./lib/merge/merge.ts";
+export {
+  type MergeCheckpointOptions,
+  mergeCheckpoints,
+  type MergedCheckpoint,
+} from "./lib/merge/files.ts";
+export {
+  describeMethod,
+  describeRegistry,
+  getMethod,
+  MERGE_METHODS,
+  methodNames,
+} from "./lib/merge/registry.ts";
+export type {
+  DataSourceName,
+  DataUse,
+  MergeData,
+  MergeMethod,
+  MergeModel,
+  MergeProgress,
+  MethodReference,
+  Params,
+  ParamSpec,
+  ParamValue,
+  PrepareContext,
+  ProgressCallback,
+  TensorMerger,
+  Treatment,
+} from "./lib/merge/method.ts";
+
+// 5. Interference
+export { type DistanceName, DISTANCES } from "./lib/interference/distance.ts";
+export {
+  Interference,
+  interference,
+  InterferenceMatrix,
+  type MeasuredOn,
+  pairwiseInterference,
+} from "./lib/interference/measure.ts";
+export type { HeadLogits } from "./lib/interference/predict.ts";
+
+// 6. Resolving Interference
+export { adaptExpert, modelLogits, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
+export type { TrainOptions, TrainResult, TrainSettings } from "./lib/ri/trainer.ts";
+export { LossCurve, type LossCurveData, type LossPoint } from "./lib/ri/curve.ts";
+export { type AuxGeometry, type AuxSource, auxSource } from "./lib/data/auxiliary.ts";
+
+// 7. Evaluation and the study: the built-in benchmark (or real checkpoints), merges scored on
+// it, the whole study.
+export { type BuildTimes, loadZoo, type LoadZooOptions, Zoo, ZooContents } from "./lib/zoo/zoo.ts";
+export type { StageConfig, ZooConfig } from "./lib/zoo/config.ts";
+export type { ZooProperties } from "./lib/zoo/properties.ts";
+export type { StudyModels } from "./lib/pipeline/models.ts";
+export type { RealModels } from "./lib/pipeline/real.ts";
+export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
+export { Evaluation, MergeBench, MergedModel } from "./lib/pipeline/bench.ts";
+export { resolveStudyConfig, type RiMode, type StudyConfig } from "./lib/pipeline/config.ts";
+export {
+  adaptExperts,
+  auxiliarySet,
+  riSettings,
+  type RunPaths,
+  runPaths,
+  runStudy,
+  type StudyOptions,
+} from "./lib/pipeline/study.ts";
+export { type StudyData, StudyResults, type StudyRow } from "./lib/pipeline/results.ts";
+export {
+  ScalingSweep,
+  scalingSweep,
+  type ScalingSweepData,
+  sweepFigure,
+} from "./lib/pipeline/sweep.ts";
+export { type LoadedModel, loadModel } from "./lib/models/store.ts";
+export type { HostParams } from "./lib/models/params.ts";
+export type { ParamMap } from "./lib/models/vit.ts";
+export type { Activation, ViTConfig } from "./lib/models/config.ts";
+export type { Head } from "./lib/models/head.ts";
+export type { PixelNorm } from "./lib/data/batches.ts";
+export type { ImageSet, SplitSizes, TaskSplits } from "./lib/data/dataset.ts";
+export { type LabelMap, type SuiteName, SUITES, type TaskSpec } from "./lib/data/tasks.ts";
+export type { SourceName } from "./lib/data/sources.ts";
+export { type TransformName, TRANSFORMS } from "./lib/data/transforms.ts";
+
+// 8. Display. The display rework (issue #15) owns this group.
+export {
+  bars,
+  display,
+  Figure,
+  heatmap,
+  JUPYTER_DISPLAY,
+  lines,
+  plotlyLibrary,
+  progress,
+  sharedColorRange,
+  stack,
+  table,
+} from "./lib/display/mod.ts";
+export type {
+  BarSeries,
+  BarsOptions,
+  BarsSpec,
+  ColorRange,
+  ColorScaleName,
+  DisplayOptions,
+  FigureSpec,
+  HeatmapOptions,
+  HeatmapSpec,
+  HtmlOptions,
+  LibraryMode,
+  LineSeries,
+  LinesOptions,
+  LinesSpec,
+  Metrics,
+  MimeBundle,
+  PlotlyFigure,
+  Progress,
+  ProgressMode,
+  ProgressOptions,
+  StackSpec,
+  TableCell,
+  TableOptions,
+  TableSpec,
+} from "./lib/display/mod.ts";
 
 // In a notebook, Interrupt (SIGINT under the project's kernelspec) must stop this kit's
 // training loops between steps and never end the kernel.

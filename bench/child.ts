@@ -8,7 +8,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { blasThreads, initEngine } from "../mod.ts";
+import { initEngine } from "../mod.ts";
+import { blasThreads } from "../lib/linalg/openblas.ts";
 import type { ModelSpec } from "./data.ts";
 import { peakMemoryMiB } from "./machine.ts";
 import { evaluate, mergeWorkload, riStep, type SideResult, vitTrain } from "./workloads.ts";

@@ -7,18 +7,11 @@
  *
  * @module
  */
-import {
-  batchOrder,
-  CLIP_VIT_B32,
-  initHostParams,
-  mergeCheckpoints,
-  parameterShapes,
-  Rng,
-  type TensorSource,
-  VIT_TINY,
-  type ViTConfig,
-  writeCheckpoint,
-} from "../mod.ts";
+import { mergeCheckpoints, type TensorSource, type ViTConfig, writeCheckpoint } from "../mod.ts";
+import { batchOrder } from "../lib/data/batches.ts";
+import { Rng } from "../lib/data/random.ts";
+import { CLIP_VIT_B32, parameterShapes, VIT_TINY } from "../lib/models/config.ts";
+import { initHostParams } from "../lib/models/params.ts";
 import { numel } from "../lib/tensor/host.ts";
 
 /** Sizes of the model workloads (shared with the PyTorch side through `spec.json`). */

@@ -10,7 +10,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { initEngine, registerFastKernels, unregisterFastKernels } from "../mod.ts";
+import { initEngine } from "../mod.ts";
+import { registerFastKernels, unregisterFastKernels } from "../lib/engine/kernels.ts";
 import { vitStep } from "./vit_step.ts";
 
 await initEngine({ backend: "wasm" });

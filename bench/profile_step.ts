@@ -16,7 +16,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
-import { initEngine, registerFastKernels, unregisterFastKernels } from "../mod.ts";
+import { initEngine } from "../mod.ts";
+import { registerFastKernels, unregisterFastKernels } from "../lib/engine/kernels.ts";
 import { vitStep } from "./vit_step.ts";
 
 /** Kinds of kernels, for the summary. */

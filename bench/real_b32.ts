@@ -18,14 +18,8 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   applyTaskVectors,
-  CLIP_VIT_B32,
   clipImageFolder,
   describeEngine,
-  disposeHead,
-  disposeParams,
-  headLogits,
-  hostToParams,
-  imageFeatures,
   initEngine,
   loadClipVision,
   openClipTaskVectors,
@@ -33,6 +27,10 @@ import {
   readHeadsFile,
   writeCheckpoint,
 } from "../mod.ts";
+import { CLIP_VIT_B32 } from "../lib/models/config.ts";
+import { disposeHead, headLogits } from "../lib/models/head.ts";
+import { disposeParams, hostToParams } from "../lib/models/params.ts";
+import { imageFeatures } from "../lib/models/vit.ts";
 import { resolveStudyConfig } from "../lib/pipeline/config.ts";
 import { runStudy } from "../lib/pipeline/study.ts";
 import { runScript, SET_CLASSES, writeClipSet } from "../tests/real/fixtures.ts";

@@ -6,7 +6,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { disposeParams, imageFeatures, initParams, VIT_TINY } from "../mod.ts";
+import { VIT_TINY } from "../lib/models/config.ts";
+import { disposeParams, initParams } from "../lib/models/params.ts";
+import { imageFeatures } from "../lib/models/vit.ts";
 
 /** A prepared training step; `dispose` frees its tensors. */
 export interface VitStep {

@@ -18,25 +18,22 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
-  accuracy,
-  AdamW,
-  crossEntropy,
-  disposeParams,
   type Head,
-  headLogits,
   type HostParams,
-  hostToParams,
-  imageFeatures,
   type ImageSet,
-  makeHead,
   mergeCheckpoints,
   openCheckpoint,
   openTaskVectors,
-  toVariables,
-  trainStep,
   type ViTConfig,
   writeCheckpoint,
 } from "../mod.ts";
+import { headLogits, makeHead } from "../lib/models/head.ts";
+import { disposeParams, hostToParams, toVariables } from "../lib/models/params.ts";
+import { imageFeatures } from "../lib/models/vit.ts";
+import { AdamW } from "../lib/train/adamw.ts";
+import { accuracy } from "../lib/train/evaluate.ts";
+import { crossEntropy } from "../lib/train/losses.ts";
+import { trainStep } from "../lib/train/step.ts";
 import { readTaskTensors } from "../lib/merge/stream.ts";
 import { riLoss } from "../lib/ri/loss.ts";
 import { type TrainJob, trainTaskVector } from "../lib/ri/trainer.ts";

@@ -72,7 +72,7 @@ function generated(
  *
  * @example
  * ```ts
- * import { noiseSource } from "../../mod.ts";
+ * import { noiseSource } from "./auxiliary.ts";
  * const noise = noiseSource({ channels: 1, size: 28 }, 0);
  * const set = await noise.images(0, 8);
  * console.log(set.count, set.pixels.length); // 8 6272
@@ -92,7 +92,7 @@ export function noiseSource(geometry: AuxGeometry, seed: number, std = 0.25): Au
  *
  * @example
  * ```ts
- * import { shapesSource } from "../../mod.ts";
+ * import { shapesSource } from "./auxiliary.ts";
  * const set = await shapesSource({ channels: 1, size: 28 }, 0).images(0, 4);
  * ```
  */
@@ -113,7 +113,7 @@ const IMAGE_FILE = /\.(png|jpe?g)$/i;
  * @example
  * ```ts
  * import pngjs from "pngjs";
- * import { folderSource } from "../../mod.ts";
+ * import { folderSource } from "./auxiliary.ts";
  * const dir = await Deno.makeTempDir();
  * const png = new pngjs.PNG({ width: 8, height: 8 });
  * await Deno.writeFile(`${dir}/a.png`, pngjs.PNG.sync.write(png));
@@ -165,7 +165,8 @@ export async function folderSource(path: string, geometry: AuxGeometry): Promise
  *
  * @example
  * ```ts
- * import { safetensorsImageSource, writeSafetensors } from "../../mod.ts";
+ * import { safetensorsImageSource } from "./auxiliary.ts";
+ * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [{ name: "images", shape: [2, 4, 4], data: new Float32Array(32) }]);
  * const src = await safetensorsImageSource(path, { channels: 1, size: 28 });

@@ -47,7 +47,7 @@ export interface BatchOptions {
  *
  * @example
  * ```ts
- * import { batchOrder } from "../../mod.ts";
+ * import { batchOrder } from "./batches.ts";
  * batchOrder(5, { batchSize: 2 }); // Int32Array [0, 1, 2, 3, 4]
  * ```
  */
@@ -61,7 +61,7 @@ export function batchOrder(count: number, options: BatchOptions): Int32Array {
  *
  * @example
  * ```ts
- * import { batches } from "../../mod.ts";
+ * import { batches } from "./batches.ts";
  * const set = { count: 5, channels: 1, size: 2, pixels: new Float32Array(20).fill(1),
  *   labels: new Int32Array([0, 1, 0, 1, 0]), classes: ["a", "b"] };
  * for (const { x, y } of batches(set, { batchSize: 2, seed: 1 })) console.log(x.shape, y.shape);

@@ -65,7 +65,8 @@ const orders = new Map<string, Int32Array>();
  *
  * @example
  * ```ts
- * import { loadSource, sourceOrder } from "../../mod.ts";
+ * import { sourceOrder } from "./dataset.ts";
+ * import { loadSource } from "./sources.ts";
  * const order = sourceOrder(await loadSource("mnist"), 0);
  * console.log(order.length); // 70000
  * ```
@@ -116,7 +117,8 @@ function checkSizes(sizes: SplitSizes): void {
  *
  * @example
  * ```ts
- * import { taskByName, taskSplits } from "../../mod.ts";
+ * import { taskSplits } from "./dataset.ts";
+ * import { taskByName } from "./tasks.ts";
  * const s = await taskSplits(taskByName("mnist_parity"), { train: 100, val: 10, test: 20 }, 0);
  * console.log(s.train.count, s.train.classes); // 100 ["even", "odd"]
  * ```
@@ -145,7 +147,9 @@ export async function taskSplits(
  *
  * @example
  * ```ts
- * import { loadSource, sourceOrder, taskByName, taskIndices } from "../../mod.ts";
+ * import { sourceOrder, taskIndices } from "./dataset.ts";
+ * import { loadSource } from "./sources.ts";
+ * import { taskByName } from "./tasks.ts";
  * const order = sourceOrder(await loadSource("mnist"), 0);
  * const idx = taskIndices(taskByName("mnist"), { train: 10, val: 5, test: 5 }, order);
  * console.log(idx.train.length); // 10
@@ -179,7 +183,7 @@ export function taskIndices(
  *
  * @example
  * ```ts
- * import { pretrainSplits } from "../../mod.ts";
+ * import { pretrainSplits } from "./dataset.ts";
  * const { train, val } = await pretrainSplits(100, 10, 0);
  * console.log(train.count, val.count, train.classes.length); // 200 20 20
  * ```
@@ -219,7 +223,7 @@ export async function pretrainSplits(
  *
  * @example
  * ```ts
- * import { concatSets } from "../../mod.ts";
+ * import { concatSets } from "./dataset.ts";
  * const a = { count: 1, channels: 1, size: 1, pixels: new Float32Array([0.5]),
  *   labels: new Int32Array([1]), classes: ["a", "b"] };
  * concatSets([a, a]).count; // 2
@@ -259,7 +263,7 @@ export function concatSets(sets: readonly ImageSet[]): ImageSet {
  *
  * @example
  * ```ts
- * import { subset } from "../../mod.ts";
+ * import { subset } from "./dataset.ts";
  * const s = { count: 2, channels: 1, size: 1, pixels: new Float32Array([0.1, 0.9]),
  *   labels: new Int32Array([0, 1]), classes: ["a", "b"] };
  * subset(s, [1]).pixels; // Float32Array [0.9]

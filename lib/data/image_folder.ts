@@ -143,7 +143,7 @@ export class ClipImageFolder implements AuxSource {
  * @example
  * ```ts
  * import pngjs from "pngjs";
- * import { decodePicture } from "../../mod.ts";
+ * import { decodePicture } from "./image_folder.ts";
  * const png = pngjs.PNG.sync.write(new pngjs.PNG({ width: 3, height: 2 }));
  * decodePicture(new Uint8Array(png), "a.png").width; // 3
  * ```

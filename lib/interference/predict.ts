@@ -44,7 +44,9 @@ export interface PredictOptions {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { initParams, makeHead, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { makeHead } from "../models/head.ts";
+ * import { initParams } from "../models/params.ts";
  * import { predictLogits } from "./predict.ts";
  * const params = initParams(VIT_TINY, 0);
  * const head = makeHead("t", ["a", "b"], tf.randomNormal([2, 64]) as tf.Tensor2D, 20);

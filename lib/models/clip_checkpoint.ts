@@ -64,7 +64,8 @@ export interface OpenClipVisionOptions {
  *
  * @example
  * ```ts
- * import { openClipVision, writeSafetensors } from "../../mod.ts";
+ * import { openClipVision } from "../../mod.ts";
+ * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * // A 1-layer open_clip-layout tower: width 64 (one 64-dim head), 2×2 patches of 4×4 pixels.
  * const t = (name: string, shape: number[]) => ({ name, shape,
@@ -188,7 +189,10 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
  *
  * @example
  * ```ts
- * import { initHostParams, openClipVision, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { openClipVision } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using tower = await openClipVision(path);
@@ -232,7 +236,10 @@ export async function openClipVision(
  *
  * @example
  * ```ts
- * import { initHostParams, loadClipVision, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { loadClipVision } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const { config, host } = await loadClipVision(path);
@@ -252,7 +259,11 @@ export async function loadClipVision(
  *
  * @example
  * ```ts
- * import { initHostParams, openClipVision, readTower, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { openClipVision } from "../../mod.ts";
+ * import { readTower } from "./clip_checkpoint.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using tower = await openClipVision(path);
@@ -275,7 +286,10 @@ export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams
  *
  * @example
  * ```ts
- * import { initHostParams, openClipTaskVectors, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { openClipTaskVectors } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const dir = await Deno.makeTempDir();
  * await saveModel(`${dir}/base.safetensors`, VIT_TINY, initHostParams(VIT_TINY, 0));
  * await saveModel(`${dir}/mnist.safetensors`, VIT_TINY, initHostParams(VIT_TINY, 1));

@@ -28,7 +28,7 @@ export interface Head {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { l2NormalizeRows } from "../../mod.ts";
+ * import { l2NormalizeRows } from "./head.ts";
  * l2NormalizeRows(tf.tensor2d([[3, 4]])).print(); // [[0.6, 0.8]]
  * ```
  */
@@ -45,7 +45,7 @@ export function l2NormalizeRows(x: Tensor2D): Tensor2D {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { makeHead } from "../../mod.ts";
+ * import { makeHead } from "./head.ts";
  * const head = makeHead("parity", ["even", "odd"], tf.tensor2d([[1, 0], [0, 2]]), 20);
  * head.weight.print(); // [[1, 0], [0, 1]]
  * ```
@@ -74,7 +74,7 @@ export function makeHead(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { headLogits, makeHead } from "../../mod.ts";
+ * import { headLogits, makeHead } from "./head.ts";
  * const head = makeHead("t", ["a", "b"], tf.tensor2d([[1, 0], [0, 1]]), 10);
  * headLogits(head, tf.tensor2d([[2, 0]])).print(); // [[10, 0]]
  * ```
@@ -97,7 +97,7 @@ export function headLogits(head: Head, features: Tensor2D): Tensor2D {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { disposeHead, makeHead } from "../../mod.ts";
+ * import { disposeHead, makeHead } from "./head.ts";
  * disposeHead(makeHead("t", ["a"], tf.ones([1, 4]), 1));
  * ```
  */

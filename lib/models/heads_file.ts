@@ -48,7 +48,8 @@ interface HeadEntry {
  *
  * @example
  * ```ts
- * import { readHeadsFile, writeSafetensors } from "../../mod.ts";
+ * import { readHeadsFile } from "../../mod.ts";
+ * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [
  *   { name: "mnist.weight", shape: [2, 3], data: new Float32Array([3, 0, 4, 0, 2, 0]) },

@@ -18,7 +18,7 @@ import type { Tensor, Tensor2D } from "./tf_types.ts";
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { linear } from "../../mod.ts";
+ * import { linear } from "./ops.ts";
  * linear(tf.tensor2d([[1, 1]]), tf.tensor2d([[1, 2], [3, 4]]), tf.tensor1d([0, 1])).print();
  * // [[3, 8]]
  * ```

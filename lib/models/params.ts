@@ -41,7 +41,8 @@ function initStd(name: string, config: ViTConfig): number {
  *
  * @example
  * ```ts
- * import { initHostParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
  * const host = initHostParams(VIT_TINY, 1);
  * host.get("vision_model.pre_layrnorm.weight")?.data[0]; // 1
  * ```
@@ -67,7 +68,8 @@ export function initHostParams(config: ViTConfig, seed: number): HostParams {
  *
  * @example
  * ```ts
- * import { initParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initParams } from "./params.ts";
  * const params = initParams(VIT_TINY, 1);
  * console.log(Object.keys(params).length); // 69
  * ```
@@ -81,7 +83,7 @@ export function initParams(config: ViTConfig, seed: number): ParamMap {
  *
  * @example
  * ```ts
- * import { hostToParams } from "../../mod.ts";
+ * import { hostToParams } from "./params.ts";
  * const p = hostToParams(new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]));
  * p.w.print();
  * ```
@@ -99,7 +101,7 @@ export function hostToParams(host: HostParams | Record<string, HostTensor>): Par
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { paramsToHost } from "../../mod.ts";
+ * import { paramsToHost } from "./params.ts";
  * const host = await paramsToHost({ w: tf.ones([2]) });
  * host.get("w")?.data; // Float32Array [1, 1]
  * ```
@@ -118,7 +120,8 @@ export async function paramsToHost(params: ParamMap): Promise<HostParams> {
  *
  * @example
  * ```ts
- * import { initParams, toVariables, disposeParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { disposeParams, initParams, toVariables } from "./params.ts";
  * const params = initParams(VIT_TINY, 0);
  * const vars = toVariables(params);
  * disposeParams(params);
@@ -139,7 +142,8 @@ export function toVariables(params: ParamMap, trainable = true): Record<string, 
  *
  * @example
  * ```ts
- * import { disposeParams, initParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { disposeParams, initParams } from "./params.ts";
  * disposeParams(initParams(VIT_TINY, 0));
  * ```
  */

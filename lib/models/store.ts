@@ -24,7 +24,10 @@ import { sameShape, shapeText } from "../tensor/host.ts";
  *
  * @example
  * ```ts
- * import { initHostParams, loadModel, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { loadModel } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const { config, params } = await loadModel(path);
@@ -73,7 +76,10 @@ export interface LoadedModel {
  *
  * @example
  * ```ts
- * import { initHostParams, loadModel, saveModel, VIT_TINY } from "../../mod.ts";
+ * import { loadModel } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const model = await loadModel(path);
@@ -140,7 +146,10 @@ export interface ShapeLookup {
  *
  * @example
  * ```ts
- * import { inferConfig, initHostParams, saveModel, SafetensorsReader, VIT_TINY } from "../../mod.ts";
+ * import { SafetensorsReader } from "../io/safetensors.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initHostParams } from "./params.ts";
+ * import { inferConfig, saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using file = await SafetensorsReader.open(path);
@@ -194,7 +203,8 @@ export function inferConfig(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { loadHeads, makeHead, saveHeads } from "../../mod.ts";
+ * import { makeHead } from "./head.ts";
+ * import { loadHeads, saveHeads } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveHeads(path, [makeHead("parity", ["even", "odd"], tf.eye(2, 4) as tf.Tensor2D, 20)]);
  * const [head] = await loadHeads(path);
@@ -222,7 +232,8 @@ export async function saveHeads(path: string, heads: readonly Head[]): Promise<v
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { loadHeads, makeHead, saveHeads } from "../../mod.ts";
+ * import { makeHead } from "./head.ts";
+ * import { loadHeads, saveHeads } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveHeads(path, [makeHead("t", ["a", "b"], tf.ones([2, 3]) as tf.Tensor2D, 10)]);
  * (await loadHeads(path))[0].weight.print();

@@ -28,7 +28,9 @@ const V = "vision_model.";
  *
  * @example
  * ```ts
- * import { checkParams, initParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initParams } from "./params.ts";
+ * import { checkParams } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * checkParams(params, VIT_TINY, "tiny");
  * ```
@@ -52,7 +54,9 @@ export function checkParams(params: ParamMap, config: ViTConfig, label = "parame
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { imageFeatures, initParams, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "./config.ts";
+ * import { initParams } from "./params.ts";
+ * import { imageFeatures } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * const f = imageFeatures(params, VIT_TINY, tf.zeros([2, 1, 28, 28]));
  * console.log(f.shape); // [2, 64]

@@ -115,11 +115,13 @@ displayWith(MergedModel.prototype, (m) => mergeSummaryTable(m.summary, [["‖α�
  * ```
  */
 export class MergeBench {
+  /** Heads and test images per task. */
+  readonly #suite: EvaluationSuite;
+
   private constructor(
     /** The zoo (or real checkpoints). */
     readonly zoo: StudyModels,
-    /** Heads and test images per task. */
-    readonly suite: EvaluationSuite,
+    suite: EvaluationSuite,
     /** Expert i's accuracy on task i. */
     readonly expertAccuracy: readonly number[],
     /** Expert i's logits on task i's test images under head i (ξ's reference). */
@@ -130,7 +132,9 @@ export class MergeBench {
     readonly experts: readonly HostParams[],
     /** The original task vectors τi = θi − θ0. */
     readonly taus: readonly HostParams[],
-  ) {}
+  ) {
+    this.#suite = suite;
+  }
 
   /** Evaluates the zoo's experts and θ0 once. */
   static async open(zoo: StudyModels): Promise<MergeBench> {
@@ -188,7 +192,7 @@ export class MergeBench {
     const heads = this.zoo.heads;
     const logits = async (params: HostParams): Promise<HeadLogits[]> => {
       if (aux) return await modelLogits(model, params, heads, aux, norm);
-      return (await evaluateOnTasks(this.suite, params)).map((e) => e.logits);
+      return (await evaluateOnTasks(this.#suite, params)).map((e) => e.logits);
     };
     const base = await logits(this.zoo.base);
     onModel?.(1, taus.length + 1);
@@ -202,7 +206,7 @@ export class MergeBench {
 
   /** Scores a backbone on every task: accuracy, normalised accuracy and ξ. */
   async evaluate(theta: HostParams, label?: string): Promise<Evaluation> {
-    const evals = await evaluateOnTasks(this.suite, theta);
+    const evals = await evaluateOnTasks(this.#suite, theta);
     const xi = interference(this.expertLogits, evals.map((e) => e.logits), "kl");
     const accuracy = evals.map((e) => e.accuracy);
     const normalised = accuracy.map((a, i) => a / this.expertAccuracy[i]);

@@ -44,7 +44,8 @@ function sampleTensors(base: TensorSource, count: number): string[] {
  *
  * @example
  * ```ts
- * import { baseDistances, MemorySource } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { baseDistances } from "./base_check.ts";
  * const m = (v: number[]) => new MemorySource("m", { w: { shape: [1, 2], data: new Float32Array(v) } });
  * const [d] = await baseDistances(m([3, 4]), [m([3, 4.5])]);
  * console.log(d.ratio); // 0.1
@@ -81,7 +82,8 @@ export async function baseDistances(
  *
  * @example
  * ```ts
- * import { checkCommonBase, MemorySource } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { checkCommonBase } from "./base_check.ts";
  * const m = (v: number[]) => new MemorySource("m", { w: { shape: [1, 2], data: new Float32Array(v) } });
  * await checkCommonBase(m([3, 4]), [m([3.1, 4])]); // fine: 2 % away
  * await checkCommonBase(m([3, 4]), [m([-4, 3])]).catch((e) => console.log(e.message));

@@ -141,7 +141,8 @@ export interface TaskVectorStats {
  *
  * @example
  * ```ts
- * import { MemorySource, taskVectorStats } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { taskVectorStats } from "./stats.ts";
  * const a = new MemorySource("a", { w: { shape: [2], data: new Float32Array([3, 4]) } });
  * const b = new MemorySource("b", { w: { shape: [2], data: new Float32Array([4, 3]) } });
  * const { norms, cosine } = await taskVectorStats(["a", "b"], [a, b]);

@@ -91,7 +91,8 @@ export class WeightedSum implements TensorSource {
  *
  * @example
  * ```ts
- * import { cachedReader, MemorySource } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { cachedReader } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([5]) } });
  * const read = cachedReader("w");
  * console.log((await read(a)) === (await read(a))); // true
@@ -127,7 +128,8 @@ function wrap(label: string): string {
  *
  * @example
  * ```ts
- * import { addSources, MemorySource } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { addSources } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([1]) } });
  * console.log(await addSources(a, a).read("w")); // Float32Array [2]
  * ```
@@ -141,7 +143,8 @@ export function addSources(a: TensorSource, b: TensorSource): WeightedSum {
  *
  * @example
  * ```ts
- * import { MemorySource, subtractSources } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { subtractSources } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } });
  * const b = new MemorySource("b", { w: { shape: [1], data: new Float32Array([1]) } });
  * console.log(await subtractSources(a, b).read("w")); // Float32Array [2]
@@ -156,7 +159,8 @@ export function subtractSources(a: TensorSource, b: TensorSource): WeightedSum {
  *
  * @example
  * ```ts
- * import { MemorySource, scaleSource } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { scaleSource } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } });
  * console.log(await scaleSource(a, 0.5).read("w")); // Float32Array [1.5]
  * ```

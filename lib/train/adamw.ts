@@ -39,7 +39,7 @@ export interface AdamWOptions {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { AdamW } from "../../mod.ts";
+ * import { AdamW } from "./adamw.ts";
  * const w = tf.variable(tf.tensor1d([1, -2]));
  * const opt = new AdamW({ w }, { weightDecay: 0.1 });
  * const grad = tf.tensor1d([0.5, 0.5]);

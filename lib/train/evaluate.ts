@@ -25,7 +25,10 @@ export interface FeedOptions {
  *
  * @example
  * ```ts
- * import { extractFeatures, initParams, noiseSource, VIT_TINY } from "../../mod.ts";
+ * import { noiseSource } from "../data/auxiliary.ts";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { initParams } from "../models/params.ts";
+ * import { extractFeatures } from "./evaluate.ts";
  * const set = await noiseSource({ channels: 1, size: 28 }, 0).images(0, 4);
  * const f = await extractFeatures(initParams(VIT_TINY, 0), VIT_TINY, set, { norm: { mean: 0.5, std: 0.5 } });
  * console.log(f.length); // 256
@@ -54,7 +57,12 @@ export async function extractFeatures(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { accuracy, initParams, makeHead, taskByName, taskSplits, VIT_TINY } from "../../mod.ts";
+ * import { taskSplits } from "../data/dataset.ts";
+ * import { taskByName } from "../data/tasks.ts";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { makeHead } from "../models/head.ts";
+ * import { initParams } from "../models/params.ts";
+ * import { accuracy } from "./evaluate.ts";
  * const { test } = await taskSplits(taskByName("mnist"), { train: 0, val: 0, test: 50 }, 0);
  * const head = makeHead("mnist", test.classes, tf.randomNormal([10, 64]), 20);
  * const acc = await accuracy(initParams(VIT_TINY, 0), VIT_TINY, head, test, { norm: { mean: 0.5, std: 0.5 } });

@@ -74,7 +74,8 @@ export interface FitOptions {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { fitLoop, crossEntropy } from "../../mod.ts";
+ * import { fitLoop } from "./fit.ts";
+ * import { crossEntropy } from "./losses.ts";
  * const set = { count: 8, channels: 1, size: 1, pixels: new Float32Array([0, 1, 0, 1, 0, 1, 0, 1]),
  *   labels: new Int32Array([0, 1, 0, 1, 0, 1, 0, 1]), classes: ["a", "b"] };
  * const w = tf.variable(tf.zeros([1, 2])), b = tf.variable(tf.zeros([2]));
@@ -159,7 +160,9 @@ export interface PretrainOptions extends FitOptions {
  *
  * @example
  * ```ts ignore
- * import { pretrainBase, pretrainSplits, VIT_TINY } from "../../mod.ts";
+ * import { pretrainSplits } from "../data/dataset.ts";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { pretrainBase } from "./fit.ts";
  * const { train } = await pretrainSplits(1000, 0, 0);
  * const base = await pretrainBase(VIT_TINY, train, { epochs: 1, batchSize: 64, lr: 2e-3,
  *   weightDecay: 0.05, seed: 0, norm: { mean: 0.5, std: 0.5 } });
@@ -215,7 +218,7 @@ export interface HeadFitOptions {
  *
  * @example
  * ```ts
- * import { fitHead } from "../../mod.ts";
+ * import { fitHead } from "./fit.ts";
  * const features = new Float32Array([1, 0, 0.9, 0.1, 0, 1, 0.1, 0.9]); // 4 × 2
  * const head = fitHead("toy", ["x", "y"], features, new Int32Array([0, 0, 1, 1]));
  * head.weight.print();

@@ -12,7 +12,7 @@ import type { Scalar, Tensor, Tensor1D, Tensor2D } from "../models/tf_types.ts";
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { crossEntropy } from "../../mod.ts";
+ * import { crossEntropy } from "./losses.ts";
  * crossEntropy(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32")).print(); // ln 2 ≈ 0.693
  * ```
  */
@@ -29,7 +29,7 @@ export function crossEntropy(logits: Tensor2D, labels: Tensor1D): Scalar {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { countCorrect } from "../../mod.ts";
+ * import { countCorrect } from "./losses.ts";
  * countCorrect(tf.tensor2d([[2, 1], [0, 3]]), tf.tensor1d([0, 0], "int32")).print(); // 1
  * ```
  */

@@ -16,7 +16,7 @@ import type { AdamW } from "./adamw.ts";
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { clipByGlobalNorm } from "../../mod.ts";
+ * import { clipByGlobalNorm } from "./step.ts";
  * const { grads, norm } = clipByGlobalNorm({ a: tf.tensor1d([3]), b: tf.tensor1d([4]) }, 1);
  * norm.print(); // 5
  * grads.a.print(); // ≈ [0.6]
@@ -52,7 +52,8 @@ export interface StepOptions {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { AdamW, trainStep } from "../../mod.ts";
+ * import { AdamW } from "./adamw.ts";
+ * import { trainStep } from "./step.ts";
  * const w = tf.variable(tf.scalar(3));
  * const opt = new AdamW({ w }, { weightDecay: 0 });
  * for (let i = 0; i < 100; i++) trainStep(() => w.square() as tf.Scalar, opt, { lr: 0.1 }).dispose();

@@ -7,14 +7,14 @@ import {
 } from "node:assert/strict";
 import pngjs from "pngjs";
 import jpeg from "jpeg-js";
+import { auxSource } from "../../mod.ts";
 import {
-  auxSource,
   folderSource,
   noiseSource,
   safetensorsImageSource,
   shapesSource,
-  writeSafetensors,
-} from "../../mod.ts";
+} from "../../lib/data/auxiliary.ts";
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 
 const GREY = { channels: 1, size: 28 };

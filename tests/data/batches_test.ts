@@ -1,6 +1,7 @@
 import { deepStrictEqual, equal, notDeepStrictEqual } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { batches, type ImageSet, initEngine } from "../../mod.ts";
+import { type ImageSet, initEngine } from "../../mod.ts";
+import { batches } from "../../lib/data/batches.ts";
 
 const set: ImageSet = {
   count: 10,

@@ -6,18 +6,16 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
+import { SUITES } from "../../mod.ts";
 import {
-  loadSource,
   PRETRAIN_REGION,
   pretrainSplits,
   sourceOrder,
-  SUITES,
-  suiteTasks,
-  taskByName,
   taskIndices,
-  TASKS,
   taskSplits,
-} from "../../mod.ts";
+} from "../../lib/data/dataset.ts";
+import { loadSource } from "../../lib/data/sources.ts";
+import { suiteTasks, taskByName, TASKS } from "../../lib/data/tasks.ts";
 
 const FULL = { train: 3000, val: 500, test: 1000 };
 

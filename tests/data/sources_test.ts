@@ -1,5 +1,5 @@
 import { deepStrictEqual, equal, throws } from "node:assert/strict";
-import { loadSource, parseIdx, parseImageJson } from "../../mod.ts";
+import { loadSource, parseIdx, parseImageJson } from "../../lib/data/sources.ts";
 
 Deno.test("MNIST: 60 000 + 10 000 images with the known first labels", async () => {
   const mnist = await loadSource("mnist");

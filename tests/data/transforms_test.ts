@@ -1,5 +1,8 @@
 import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
-import { applyTransforms, resizeSquare, Rng, type TransformName, TRANSFORMS } from "../../mod.ts";
+import { type TransformName, TRANSFORMS } from "../../mod.ts";
+import { resizeSquare } from "../../lib/data/images.ts";
+import { Rng } from "../../lib/data/random.ts";
+import { applyTransforms } from "../../lib/data/transforms.ts";
 import { runPython } from "../helpers/python.ts";
 
 const SIDE = 28;

@@ -6,22 +6,15 @@
  */
 import { ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  type BackendName,
-  disposeParams,
-  headLogits,
-  type HostParams,
-  imageFeatures,
-  initEngine,
-  makeHead,
-  parameterShapes,
-  Rng,
-  SafetensorsReader,
-  saveModel,
-  toVariables,
-  type ViTConfig,
-  writeSafetensors,
-} from "../../mod.ts";
+import { type BackendName, type HostParams, initEngine, type ViTConfig } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { Rng } from "../../lib/data/random.ts";
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { parameterShapes } from "../../lib/models/config.ts";
+import { headLogits, makeHead } from "../../lib/models/head.ts";
+import { disposeParams, toVariables } from "../../lib/models/params.ts";
+import { saveModel } from "../../lib/models/store.ts";
+import { imageFeatures } from "../../lib/models/vit.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 
 const REF = new URL("./clip_vision_ref.py", import.meta.url).pathname;

@@ -1,18 +1,11 @@
 import { deepStrictEqual, equal, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  disposeHead,
-  initEngine,
-  initHostParams,
-  loadHeads,
-  loadModel,
-  makeHead,
-  parameterShapes,
-  saveHeads,
-  saveModel,
-  type ViTConfig,
-  writeSafetensors,
-} from "../../mod.ts";
+import { initEngine, loadModel, type ViTConfig } from "../../mod.ts";
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { parameterShapes } from "../../lib/models/config.ts";
+import { disposeHead, makeHead } from "../../lib/models/head.ts";
+import { initHostParams } from "../../lib/models/params.ts";
+import { loadHeads, saveHeads, saveModel } from "../../lib/models/store.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 import { SMALL } from "./crosscheck.ts";
 

@@ -1,6 +1,9 @@
 import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { CLIP_VIT_B32, disposeParams, imageFeatures, initEngine, initParams } from "../../mod.ts";
+import { initEngine } from "../../mod.ts";
+import { CLIP_VIT_B32 } from "../../lib/models/config.ts";
+import { disposeParams, initParams } from "../../lib/models/params.ts";
+import { imageFeatures } from "../../lib/models/vit.ts";
 import { crossCheck, SMALL } from "./crosscheck.ts";
 
 Deno.test("ViT features, logits and gradients match PyTorch (quick-GELU)", async () => {

@@ -1,4 +1,4 @@
-import { probeGpuAdapter } from "../../mod.ts";
+import { probeGpuAdapter } from "../../lib/engine/backend.ts";
 import { crossCheck, SMALL } from "./crosscheck.ts";
 
 // On a CPU-only machine this runs on Mesa's software Vulkan (llvmpipe): slow, but it checks

@@ -1,6 +1,5 @@
 import { deepStrictEqual, equal, match, ok as assert, throws } from "node:assert/strict";
 import {
-  bundleOf,
   CosineSimilarity,
   MemorySource,
   merge,
@@ -10,6 +9,7 @@ import {
   TaskVectorNorms,
   TaskVectorSet,
 } from "../../mod.ts";
+import { bundleOf } from "../../lib/display/jupyter.ts";
 import type { FigureSpec, HeatmapSpec } from "../../lib/display/spec.ts";
 import type { StudyData, StudyRow } from "../../lib/pipeline/results.ts";
 import { LIBRARY_NOTE, storedNotebook } from "../../tasks/notebooks.ts";

@@ -1,5 +1,6 @@
 import { deepStrictEqual, rejects, throws } from "node:assert/strict";
-import { initEngine, loadClipVision, openClipExperts, resolveClipExpertsSpec } from "../../mod.ts";
+import { initEngine, loadClipVision } from "../../mod.ts";
+import { openClipExperts, resolveClipExpertsSpec } from "../../lib/models/clip_experts.ts";
 import { tempDir } from "../helpers/python.ts";
 import { runScript, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
 import { assertSameValues } from "./arrays.ts";

@@ -1,12 +1,8 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
-import {
-  CLIP_STD,
-  clipImageFolder,
-  clipLabelledFolder,
-  clipPreprocess,
-  decodePicture,
-  SafetensorsReader,
-} from "../../mod.ts";
+import { clipImageFolder, clipLabelledFolder } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { CLIP_STD, clipPreprocess } from "../../lib/data/clip_preprocess.ts";
+import { decodePicture } from "../../lib/data/image_folder.ts";
 import { tempDir } from "../helpers/python.ts";
 import { runScript } from "./fixtures.ts";
 

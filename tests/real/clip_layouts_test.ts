@@ -1,13 +1,9 @@
 import { deepStrictEqual, rejects } from "node:assert/strict";
-import {
-  initHostParams,
-  openClipVision,
-  parameterShapes,
-  parseHfConfig,
-  type TensorToWrite,
-  type ViTConfig,
-  writeSafetensors,
-} from "../../mod.ts";
+import { openClipVision, type ViTConfig } from "../../mod.ts";
+import { type TensorToWrite, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { parseHfConfig } from "../../lib/models/clip_checkpoint.ts";
+import { parameterShapes } from "../../lib/models/config.ts";
+import { initHostParams } from "../../lib/models/params.ts";
 import { tempDir } from "../helpers/python.ts";
 import { SMALL_CLIP } from "./fixtures.ts";
 

@@ -2,18 +2,17 @@ import { deepStrictEqual, ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import {
   clipImageFolder,
-  disposeParams,
-  hostToParams,
-  imageFeatures,
   initEngine,
   loadClipVision,
   openClipTaskVectors,
   openClipVision,
   prepareMerge,
-  Rng,
-  SafetensorsReader,
-  writeSafetensors,
 } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { Rng } from "../../lib/data/random.ts";
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { disposeParams, hostToParams } from "../../lib/models/params.ts";
+import { imageFeatures } from "../../lib/models/vit.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 import { assertSameValues, relError } from "./arrays.ts";
 import { clipSetJobs, referenceFeatures, runScript, SMALL_CLIP, writeClipSet } from "./fixtures.ts";

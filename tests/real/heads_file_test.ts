@@ -1,15 +1,10 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  disposeHead,
-  initEngine,
-  makeHead,
-  readHeadsFile,
-  SafetensorsReader,
-  saveHeads,
-  type TensorToWrite,
-  writeSafetensors,
-} from "../../mod.ts";
+import { initEngine, readHeadsFile } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { disposeHead, makeHead } from "../../lib/models/head.ts";
+import { saveHeads } from "../../lib/models/store.ts";
 import { runPython, tempDir } from "../helpers/python.ts";
 
 Deno.test("a heads file written in Python reads with its classes, scale and unit rows", async () => {

@@ -1,5 +1,5 @@
 import { deepStrictEqual, throws } from "node:assert/strict";
-import { PickleGlobal, type PickleRules, readPickle } from "../../mod.ts";
+import { PickleGlobal, type PickleRules, readPickle } from "../../lib/io/pickle.ts";
 import { runPython } from "../helpers/python.ts";
 
 const NOTHING: PickleRules = {

@@ -1,5 +1,5 @@
 import { deepStrictEqual, ok as assert } from "node:assert/strict";
-import { SafetensorsReader } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
 import { tempDir } from "../helpers/python.ts";
 import { assertSameValues } from "./arrays.ts";

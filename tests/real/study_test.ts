@@ -1,5 +1,6 @@
 import { deepStrictEqual, equal, ok as assert, rejects, throws } from "node:assert/strict";
-import { initEngine, SafetensorsReader } from "../../mod.ts";
+import { initEngine } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
 import { parseStudyArgs } from "../../lib/pipeline/cli.ts";
 import { openRealModels } from "../../lib/pipeline/real.ts";

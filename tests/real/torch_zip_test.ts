@@ -1,11 +1,8 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
-import {
-  CheckpointError,
-  openCheckpoint,
-  SafetensorsReader,
-  StoredZip,
-  TorchCheckpoint,
-} from "../../mod.ts";
+import { CheckpointError, openCheckpoint } from "../../mod.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { TorchCheckpoint } from "../../lib/io/torch_zip.ts";
+import { StoredZip } from "../../lib/io/zip_store.ts";
 import { tempDir } from "../helpers/python.ts";
 import { assertSameValues } from "./arrays.ts";
 import { runScript } from "./fixtures.ts";

@@ -25,6 +25,8 @@ const STEPS = 24;
 const LOAD = `
 import * as ri from ${JSON.stringify(new URL("mod.ts", REPO).href)};
 import * as tf from "@tensorflow/tfjs";
+import { crossEntropy } from ${JSON.stringify(new URL("lib/train/losses.ts", REPO).href)};
+import { fitLoop } from ${JSON.stringify(new URL("lib/train/fit.ts", REPO).href)};
 await ri.initEngine({ backend: "wasm" });
 "loaded";
 `;
@@ -63,9 +65,9 @@ const set = { count: n, channels: 1, size: 1, classes: ["a", "b"],
   pixels: Float32Array.from({ length: n }, (_, i) => i % 2),
   labels: Int32Array.from({ length: n }, (_, i) => i % 2) };
 const w = tf.variable(tf.zeros([1, 2])), b = tf.variable(tf.zeros([2]));
-const loss = (x, y) => ri.crossEntropy(x.reshape([-1, 1]).matMul(w).add(b), y);
+const loss = (x, y) => crossEntropy(x.reshape([-1, 1]).matMul(w).add(b), y);
 try {
-  await ri.fitLoop({ w, b }, set, loss, { epochs: 100000, batchSize: 4, lr: 0.1, weightDecay: 0,
+  await fitLoop({ w, b }, set, loss, { epochs: 100000, batchSize: 4, lr: 0.1, weightDecay: 0,
     seed: 0, norm: { mean: 0, std: 1 }, reportEvery: 1, title: "toy fit",
     onProgress: (done) => { if (done === 5) Deno.writeTextFileSync(${
     JSON.stringify(marker)

@@ -1,29 +1,18 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  accuracy,
-  AdamW,
-  batches,
-  crossEntropy,
-  disposeHead,
-  disposeParams,
-  extractFeatures,
-  finetuneExpert,
-  fitHead,
-  headLogits,
-  hostToParams,
-  imageFeatures,
-  initEngine,
-  initParams,
-  pretrainBase,
-  pretrainSplits,
-  Rng,
-  taskByName,
-  taskSplits,
-  toVariables,
-  trainStep,
-  type ViTConfig,
-} from "../../mod.ts";
+import { initEngine, type ViTConfig } from "../../mod.ts";
+import { batches } from "../../lib/data/batches.ts";
+import { pretrainSplits, taskSplits } from "../../lib/data/dataset.ts";
+import { Rng } from "../../lib/data/random.ts";
+import { taskByName } from "../../lib/data/tasks.ts";
+import { disposeHead, headLogits } from "../../lib/models/head.ts";
+import { disposeParams, hostToParams, initParams, toVariables } from "../../lib/models/params.ts";
+import { imageFeatures } from "../../lib/models/vit.ts";
+import { AdamW } from "../../lib/train/adamw.ts";
+import { accuracy, extractFeatures } from "../../lib/train/evaluate.ts";
+import { finetuneExpert, fitHead, pretrainBase } from "../../lib/train/fit.ts";
+import { crossEntropy } from "../../lib/train/losses.ts";
+import { trainStep } from "../../lib/train/step.ts";
 
 const TINY: ViTConfig = {
   imageSize: 28,

@@ -1,13 +1,10 @@
 import { deepStrictEqual, equal, ok as assert, throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import {
-  AdamW,
-  clipByGlobalNorm,
-  crossEntropy,
-  initEngine,
-  trainStep,
-  warmupCosine,
-} from "../../mod.ts";
+import { initEngine } from "../../mod.ts";
+import { AdamW } from "../../lib/train/adamw.ts";
+import { crossEntropy } from "../../lib/train/losses.ts";
+import { warmupCosine } from "../../lib/train/schedule.ts";
+import { clipByGlobalNorm, trainStep } from "../../lib/train/step.ts";
 import { runPython } from "../helpers/python.ts";
 
 Deno.test("AdamW with decoupled weight decay and clipping follows torch.optim.AdamW", async () => {

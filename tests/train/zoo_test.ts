@@ -1,6 +1,7 @@
 import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { configHash, initEngine, loadZoo, zooDirectory } from "../../mod.ts";
+import { initEngine, loadZoo } from "../../mod.ts";
+import { configHash, zooDirectory } from "../../lib/zoo/config.ts";
 import { tempDir } from "../helpers/python.ts";
 import { smallZooConfig } from "../helpers/small_models.ts";
 
