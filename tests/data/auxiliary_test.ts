@@ -15,7 +15,8 @@ import {
   shapesSource,
 } from "../../lib/data/auxiliary.ts";
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const GREY = { channels: 1, size: 28 };
 

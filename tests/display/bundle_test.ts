@@ -16,7 +16,7 @@ import {
   table,
   writeHtmlDocument,
 } from "../../lib/display/mod.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const LIBRARY = /<script data-ri-plotly="[\d.]+">/g;
 const fig = () =>

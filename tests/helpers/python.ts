@@ -34,21 +34,3 @@ export async function runPython(code: string, args: string[] = []): Promise<stri
   }
   return stdout;
 }
-
-/**
- * A fresh temporary directory, removed when the returned object is disposed.
- *
- * @example
- * ```ts
- * import { tempDir } from "./python.ts";
- * await using dir = await tempDir();
- * console.log(dir.path);
- * ```
- */
-export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
-  const path = await Deno.makeTempDir({ prefix: "ri-test-" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
-  };
-}

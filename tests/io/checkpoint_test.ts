@@ -8,7 +8,7 @@ import { SafetensorsCheckpoint } from "../../lib/io/safetensors_checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
 import type { HostTensor } from "../../lib/tensor/host.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /** A source of `count` tensors of shape [rows, 4]; tensor i holds i*100 + its flat index. */
 function toySource(count: number, rows = 2): MemorySource {

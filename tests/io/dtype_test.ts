@@ -1,7 +1,8 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { decodeToFloat32, encodeFromFloat32, halfToFloat } from "../../lib/io/dtype.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const ALL_PATTERNS = new Uint8Array(
   new Uint16Array(Array.from({ length: 65536 }, (_, i) => i)).buffer,

@@ -8,7 +8,8 @@ import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/stric
 import { openCheckpoint } from "../../lib/io/open.ts";
 import { SafetensorsCheckpoint } from "../../lib/io/safetensors_checkpoint.ts";
 import { ShardedTorchCheckpoint, TorchCheckpoint } from "../../lib/io/torch_zip.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { runMergeTask, tinyVitLayout } from "../merge/fixtures.ts";
 
 /** The same state dict in every format; `ref.safetensors` holds the values to expect. */

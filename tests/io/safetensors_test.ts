@@ -3,7 +3,8 @@ import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts
 import { openSafetensors } from "../../lib/io/safetensors_checkpoint.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("safetensors round-trips F32, F16, BF16 and F64 with metadata", async () => {
   await using dir = await tempDir();

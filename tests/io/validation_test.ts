@@ -1,7 +1,7 @@
 import { ok as assert, rejects } from "node:assert/strict";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { CheckpointError } from "../../lib/io/errors.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { f32Bytes, writeRaw } from "./raw_file.ts";
 
 /** Asserts that `work` fails with a CheckpointError whose message holds every fragment. */

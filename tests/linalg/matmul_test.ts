@@ -2,7 +2,8 @@ import { ok as assert, throws } from "node:assert/strict";
 import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { matmul } from "../../lib/linalg/matmul.ts";
 import { setLinalgFallback } from "../../lib/linalg/openblas.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { gaussianMatrix, maxAbsDiff } from "./random.ts";
 
 const CASES: [number, number, number][] = [[1, 1, 1], [37, 53, 29], [256, 300, 200]];

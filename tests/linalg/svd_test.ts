@@ -3,7 +3,8 @@ import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts
 import { matmul } from "../../lib/linalg/matmul.ts";
 import { linalgInfo, openBlas, setLinalgFallback } from "../../lib/linalg/openblas.ts";
 import { lapackSvd, polarFactor, svd, type SvdResult } from "../../lib/linalg/svd.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { gaussianMatrix, maxAbsDiff } from "./random.ts";
 
 /** Shapes up to the largest ViT-B/32 matrix (3072×768, and its transpose). */

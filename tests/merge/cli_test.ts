@@ -4,7 +4,8 @@
  */
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { openCheckpoint } from "../../lib/io/open.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { maxAbsDiff, runMergeTask, tinyVitLayout } from "./fixtures.ts";
 
 const TESTS = new URL(".", import.meta.url).pathname;

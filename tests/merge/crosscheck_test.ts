@@ -9,7 +9,7 @@ import { dareKeepMask } from "../../lib/merge/dare.ts";
 import { merge, type MergedTaskVector } from "../../lib/merge/merge.ts";
 import { MERGE_METHODS } from "../../lib/merge/registry.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import {
   maxAbsDiff,
   randomTaskVectors,

@@ -9,7 +9,7 @@ import { equal, ok as assert } from "node:assert/strict";
 import { openCheckpoint } from "../../lib/io/open.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { numel } from "../../lib/tensor/host.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { randomModel, runMergeTask, vitB32Layout } from "./fixtures.ts";
 
 const EXPERTS = 8;

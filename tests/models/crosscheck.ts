@@ -15,7 +15,8 @@ import { headLogits, makeHead } from "../../lib/models/head.ts";
 import { disposeParams, toVariables } from "../../lib/models/params.ts";
 import { saveModel } from "../../lib/models/store.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const REF = new URL("./clip_vision_ref.py", import.meta.url).pathname;
 

@@ -6,7 +6,8 @@ import { parameterShapes } from "../../lib/models/config.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
 import { initHostParams } from "../../lib/models/params.ts";
 import { loadHeads, saveHeads, saveModel } from "../../lib/models/store.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { SMALL } from "./crosscheck.ts";
 
 Deno.test("a saved model reads back bit for bit with its configuration", async () => {

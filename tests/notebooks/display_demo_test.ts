@@ -1,6 +1,6 @@
 import { deepStrictEqual, equal, match, ok as assert, rejects, throws } from "node:assert/strict";
 import { bars, heatmap, htmlDocument, lines, table } from "../../lib/display/mod.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { regionStats, renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, plotlyOf, saveShot } from "./figures.ts";
 import {

@@ -1,6 +1,6 @@
 import { deepStrictEqual, equal } from "node:assert/strict";
 import { installKernelspec, kernelspecDir } from "../../tasks/kernel.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("deno task kernel installs the kernelspec with NO_COLOR and signal interrupts", async () => {
   await using dir = await tempDir();

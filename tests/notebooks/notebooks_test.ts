@@ -1,7 +1,7 @@
 import { deepStrictEqual, equal, match, ok as assert } from "node:assert/strict";
 import { methodNames } from "../../lib/merge/registry.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, type Plotly, plotlyOf, saveShot } from "./figures.ts";
 import {

@@ -1,7 +1,7 @@
 import { deepStrictEqual, equal, rejects, throws } from "node:assert/strict";
 import { resolveStudyConfig, STUDY_DEFAULTS } from "../../lib/pipeline/config.ts";
 import { parseStudyArgs } from "../../lib/pipeline/cli.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("study defaults follow the paper where it fixes a value", () => {
   const c = resolveStudyConfig({});

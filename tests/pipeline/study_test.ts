@@ -2,7 +2,7 @@ import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
 import { runPaths, runStudy } from "../../lib/pipeline/study.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 // The mf4 zoo is built (or reused) in the shared cache; the run itself goes to a temp folder.
 Deno.test({

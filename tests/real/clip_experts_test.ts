@@ -1,7 +1,7 @@
 import { deepStrictEqual, rejects, throws } from "node:assert/strict";
 import { initEngine, loadClipVision } from "../../mod.ts";
 import { openClipExperts, resolveClipExpertsSpec } from "../../lib/models/clip_experts.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { runScript, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
 import { assertSameValues } from "./arrays.ts";
 

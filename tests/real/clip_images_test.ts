@@ -3,7 +3,7 @@ import { clipImageFolder, clipLabelledFolder } from "../../mod.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { CLIP_STD, clipPreprocess } from "../../lib/data/clip_preprocess.ts";
 import { decodePicture } from "../../lib/data/image_folder.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { runScript } from "./fixtures.ts";
 
 /** Largest |a − b| in 8-bit levels of the un-normalised value (per channel's std). */

@@ -4,7 +4,7 @@ import { type TensorToWrite, writeSafetensors } from "../../lib/io/safetensors.t
 import { parseHfConfig } from "../../lib/models/clip_checkpoint.ts";
 import { parameterShapes } from "../../lib/models/config.ts";
 import { initHostParams } from "../../lib/models/params.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { SMALL_CLIP } from "./fixtures.ts";
 
 const V = "vision_model.";

@@ -13,7 +13,8 @@ import { Rng } from "../../lib/data/random.ts";
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
 import { disposeParams, hostToParams } from "../../lib/models/params.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { assertSameValues, relError } from "./arrays.ts";
 import { clipSetJobs, referenceFeatures, runScript, SMALL_CLIP, writeClipSet } from "./fixtures.ts";
 

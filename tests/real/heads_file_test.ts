@@ -5,7 +5,8 @@ import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { type TensorToWrite, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
 import { saveHeads } from "../../lib/models/store.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 Deno.test("a heads file written in Python reads with its classes, scale and unit rows", async () => {
   await initEngine({ backend: "wasm" });

@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok as assert } from "node:assert/strict";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { assertSameValues } from "./arrays.ts";
 import { writeStudyFiles } from "./fixtures.ts";
 

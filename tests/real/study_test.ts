@@ -5,7 +5,7 @@ import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
 import { parseStudyArgs } from "../../lib/pipeline/cli.ts";
 import { openRealModels } from "../../lib/pipeline/real.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { clipSetJobs, referenceAccuracy, type RefJob, writeStudyFiles } from "./fixtures.ts";
 
 const MERGE = new URL("../../tasks/merge.ts", import.meta.url).pathname;

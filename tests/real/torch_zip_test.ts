@@ -3,7 +3,7 @@ import { CheckpointError, openCheckpoint } from "../../mod.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { TorchCheckpoint } from "../../lib/io/torch_zip.ts";
 import { StoredZip } from "../../lib/io/zip_store.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { assertSameValues } from "./arrays.ts";
 import { runScript } from "./fixtures.ts";
 

@@ -13,7 +13,7 @@ import {
 import { mergeCheckpoints } from "../../lib/merge/files.ts";
 import { Rng } from "../../lib/data/random.ts";
 import { randomModel, tinyVitLayout } from "../merge/fixtures.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { buildFile, type RawTensor } from "./safetensors_fuzz.ts";
 
 const LAYOUT = tinyVitLayout();

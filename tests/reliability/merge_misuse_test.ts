@@ -7,7 +7,7 @@
  */
 import { deepStrictEqual, equal, notEqual, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { randomModel, runMergeTask, tinyVitLayout, writeSource } from "../merge/fixtures.ts";
 import { openCheckpoint } from "../../lib/io/open.ts";
 import { MemorySource, toMemory } from "../../lib/tensor/source.ts";

@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { installKernelspec } from "../../tasks/kernel.ts";
 import { initEngine } from "../../lib/engine/backend.ts";
 import { loadZoo } from "../../lib/zoo/zoo.ts";
-import { PYTHON, tempDir } from "../helpers/python.ts";
+import { PYTHON } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const REPO = new URL("../../", import.meta.url);
 const DRIVER = new URL("./kernel_interrupt.py", import.meta.url).pathname;

@@ -13,7 +13,7 @@ import { Rng } from "../../lib/data/random.ts";
 import { type TrainJob, type TrainSettings, trainTaskVector } from "../../lib/ri/trainer.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { firstNonFinite } from "../../lib/tensor/host.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { fitLoop } from "../../lib/train/fit.ts";
 import { crossEntropy } from "../../lib/train/losses.ts";
 import { FiniteWatch, NonFiniteError } from "../../lib/train/finite.ts";

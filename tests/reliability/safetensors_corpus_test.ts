@@ -8,7 +8,7 @@ import { ok as assert, rejects } from "node:assert/strict";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { CheckpointError } from "../../lib/io/errors.ts";
 import { openCheckpoint } from "../../lib/io/open.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { buildFile, checkFile, overwrite, type RawTensor, seedFiles } from "./safetensors_fuzz.ts";
 import { judge, specDecode } from "./safetensors_oracle.ts";
 import { AllocationLimitError, installAllocationProbe } from "./alloc_probe.ts";

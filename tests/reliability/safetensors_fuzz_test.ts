@@ -7,7 +7,7 @@
  * RI_FUZZ_SEED and RI_FUZZ_CASES run other or more cases locally.
  */
 import { deepStrictEqual, ok as assert } from "node:assert/strict";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { fuzzInWorker } from "./fuzz_runner.ts";
 
 const SEED = Number(Deno.env.get("RI_FUZZ_SEED") ?? 20260314);

@@ -9,7 +9,7 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import pngjs from "pngjs";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { digests } from "./files.ts";
 import { runTaskScript } from "../merge/fixtures.ts";
 

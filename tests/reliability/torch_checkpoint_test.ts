@@ -8,7 +8,8 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import { CheckpointError } from "../../lib/io/errors.ts";
 import { openTorchCheckpoint } from "../../lib/io/torch_zip.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { fuzzInWorker } from "./fuzz_runner.ts";
 
 /** Puts each NAME.pkl into NAME.pt as `archive/data.pkl` of a stored ZIP, as torch.save does. */

@@ -6,7 +6,7 @@ import { type HostParams, initHostParams } from "../../lib/models/params.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
 import { Rng } from "../../lib/data/random.ts";
 import { adaptExpert, type RiInputs, type RiSettings } from "../../lib/ri/adapt.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const CONFIG = MICRO_VIT;
 

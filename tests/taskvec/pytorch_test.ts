@@ -2,7 +2,8 @@ import { deepStrictEqual, ok as assert } from "node:assert/strict";
 import { openCheckpoint } from "../../lib/io/open.ts";
 import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
 import { openTaskVectors } from "../../lib/taskvec/set.ts";
-import { runPython, tempDir } from "../helpers/python.ts";
+import { runPython } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 /**
  * PyTorch writes a base and three experts (one stored in BF16, one sharded by hand), computes

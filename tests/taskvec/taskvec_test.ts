@@ -12,7 +12,7 @@ import {
 import { applyTaskVectors, TaskVector } from "../../lib/taskvec/task_vector.ts";
 import { openTaskVectors, TaskVectorSet } from "../../lib/taskvec/set.ts";
 import { taskVectorStats } from "../../lib/taskvec/stats.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 
 const f32 = (values: number[]) => new Float32Array(values);
 

@@ -2,7 +2,7 @@ import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/stric
 import * as tf from "@tensorflow/tfjs";
 import { initEngine, loadZoo } from "../../mod.ts";
 import { configHash, zooDirectory } from "../../lib/zoo/config.ts";
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { smallZooConfig } from "../helpers/small_models.ts";
 
 async function bytes(path: string): Promise<Uint8Array> {
