@@ -34,7 +34,7 @@ import { AdamW } from "../lib/train/adamw.ts";
 import { accuracy } from "../lib/train/evaluate.ts";
 import { crossEntropy } from "../lib/train/losses.ts";
 import { trainStep } from "../lib/train/step.ts";
-import { readTaskTensors } from "../lib/merge/stream.ts";
+import { readTaskVectors } from "../lib/taskvec/task_vector.ts";
 import { riLoss } from "../lib/ri/loss.ts";
 import { type TrainJob, trainTaskVector } from "../lib/ri/trainer.ts";
 import type { MergeLayout, ModelSpec } from "./data.ts";
@@ -352,6 +352,6 @@ async function readOnly(base: string, experts: string[], out: string): Promise<v
     label: "read",
     names: () => theta0.names(),
     shape: (name) => theta0.shape(name),
-    read: async (name) => (await readTaskTensors(vectors, name))[0],
+    read: async (name) => (await readTaskVectors(vectors, name))[0],
   });
 }

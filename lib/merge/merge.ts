@@ -19,7 +19,9 @@ import type {
 import { checkMergeData, describeDataUse } from "./data.ts";
 import { numberParam, resolveParams } from "./params.ts";
 import { getMethod } from "./registry.ts";
-import { checkTasks, readTaskTensors, ScaledTask } from "./stream.ts";
+import { checkTasks } from "./stream.ts";
+import { readTaskVectors } from "../taskvec/task_vector.ts";
+import { scaleSource } from "../taskvec/weighted_sum.ts";
 // figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
 // streaming merge CLI never needs.
 import { type Figure, table } from "../display/figure.ts";
@@ -137,7 +139,7 @@ export class PreparedMerge implements TensorSource {
 
   /** α·M for tensor `name`, computed now from the T task tensors. */
   async read(name: string): Promise<Float32Array> {
-    const taus = await readTaskTensors(this.#tasks, name);
+    const taus = await readTaskVectors(this.#tasks, name);
     const merged = await this.#merger.tensor(name, this.shape(name), taus);
     scaleInPlace(merged, this.#alpha);
     const total = this.names().length;
@@ -195,7 +197,7 @@ function applyTaskScales(
   if (scales.length !== tasks.length) {
     throw new Error(`taskScales has ${scales.length} values for ${tasks.length} task vectors`);
   }
-  return tasks.map((t, i) => scales[i] === 1 ? t : new ScaledTask(t, scales[i]));
+  return tasks.map((t, i) => scales[i] === 1 ? t : scaleSource(t, scales[i]));
 }
 
 /**

@@ -21,7 +21,8 @@ import {
 import type { DistanceName } from "../interference/distance.ts";
 import { modelLogits } from "../ri/adapt.ts";
 import { bars, displayWith, type Figure, stack, table } from "../display/mod.ts";
-import { addTaskVector, evaluateOnTasks, type EvaluationSuite, subtractBase } from "./evaluate.ts";
+import { evaluateOnTasks, type EvaluationSuite } from "./evaluate.ts";
+import { addTaskVector, subtractBase } from "../taskvec/host.ts";
 
 /** A model's scores on the zoo's tasks. */
 export class Evaluation {
@@ -172,7 +173,7 @@ export class MergeBench {
   ): Promise<MergedModel> {
     const sources = taus.map((t, i) => new MemorySource(this.tasks[i], t));
     const merged = await merge(method, sources, options);
-    const tau: HostParams = new Map(merged.names().map((n) => [n, merged.get(n)]));
+    const tau = merged.tensors();
     return new MergedModel(addTaskVector(this.zoo.base, tau), tau, merged.summary);
   }
 

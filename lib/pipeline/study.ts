@@ -28,7 +28,7 @@ import type { LossCurveData } from "../ri/curve.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
 import type { StudyConfig } from "./config.ts";
-import { addTaskVector } from "./evaluate.ts";
+import { addTaskVector } from "../taskvec/host.ts";
 import { type Evaluation, MergeBench } from "./bench.ts";
 import { StudyResults, type StudyRow } from "./results.ts";
 import { writeStudyReport } from "./report.ts";

@@ -16,6 +16,7 @@ import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { DistanceName } from "../interference/distance.ts";
 import { type HeadLogits, predictLogits, softmaxRows } from "../interference/predict.ts";
+import { subtractBase } from "../taskvec/host.ts";
 import { riLoss } from "./loss.ts";
 import {
   type TrainOptions,
@@ -105,11 +106,7 @@ export async function adaptExpert(
   const targets = heads.map((h, j) =>
     softmaxRows(j === own ? ownLogits.logits : base[j].logits, h.classes.length)
   );
-  const init = new Map([...inputs.base].map(([name, b]) => {
-    const e = inputs.expert.get(name);
-    if (!e) throw new Error(`RI: expert ${task} has no tensor "${name}"`);
-    return [name, { shape: b.shape, data: e.data.map((v, i) => v - b.data[i]) }];
-  }));
+  const init = subtractBase(inputs.expert, inputs.base, `RI: expert ${task}`);
   const loss = (logits: tf.Tensor2D[], t: tf.Tensor2D[]) => riLoss(logits, t, own, settings);
   const { alpha, distance } = settings;
   return await trainTaskVector(

@@ -7,7 +7,7 @@
  */
 import type { TensorSource } from "../tensor/source.ts";
 import { assertSameLayout } from "../tensor/source.ts";
-import { cachedReader, WeightedSum } from "./weighted_sum.ts";
+import { readTaskVectors } from "./task_vector.ts";
 // figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
 // streaming merge CLI never needs.
 import { bars, type Figure, heatmap } from "../display/figure.ts";
@@ -164,7 +164,7 @@ export async function taskVectorStats(
   const gram = Array.from({ length: n }, () => new Array<number>(n).fill(0));
   const squares = Array.from({ length: n }, () => new Array<number>(names.length).fill(0));
   for (let k = 0; k < names.length; k++) {
-    const data = await readAll(vectors, names[k]);
+    const data = await readTaskVectors(vectors, names[k]);
     for (let i = 0; i < n; i++) {
       for (let j = i; j < n; j++) {
         const d = dot(data[i], data[j]);
@@ -188,16 +188,6 @@ export async function taskVectorStats(
     norms: new TaskVectorNorms([...tasks], [...names], perTensor, global),
     cosine: new CosineSimilarity([...tasks], matrix),
   };
-}
-
-/** One tensor of every vector, with shared leaf sources read once. */
-async function readAll(vectors: readonly TensorSource[], name: string): Promise<Float32Array[]> {
-  const read = cachedReader(name);
-  const out: Float32Array[] = [];
-  for (const v of vectors) {
-    out.push(v instanceof WeightedSum ? await v.evaluate(name, read) : await read(v));
-  }
-  return out;
 }
 
 /** ⟨a, b⟩ accumulated in float64 (four partial sums, for speed and a little accuracy). */

@@ -2,10 +2,22 @@
  * Task vectors τ = θ − θ0 (an expert's weights minus the pretrained base's), computed lazily
  * tensor by tensor, and the way back: θ0 + Σ λᵢ·τᵢ.
  *
+ * {@linkcode readTaskVectors} is the one way the library reads tensor `name` of T task vectors
+ * at once (merges, statistics and single reads all go through it), with as few live copies as
+ * possible: a {@linkcode TaskVector}'s expert tensor is read and the base's subtracted in place,
+ * the base tensor read once per name and shared by every task built on it, so a pass holds
+ * T + 1 arrays per tensor and makes no intermediate garbage (a streaming merge's peak memory
+ * stays near (T + 2) × the largest tensor). The differences are the correctly rounded float32
+ * θ − θ0, as in PyTorch. Checkpoints' NaN/±Infinity check runs on the differences, in the same
+ * pass as the subtraction, rather than as a scan of every input tensor: the inputs are read
+ * again the checked way only when a difference is not finite, which throws the checkpoint's own
+ * error (naming the file, the tensor and the value) unless it allows non-finite values.
+ *
  * @module
  */
+import { Checkpoint } from "../io/checkpoint.ts";
 import type { TensorSource } from "../tensor/source.ts";
-import { WeightedSum } from "./weighted_sum.ts";
+import { cachedReader, type LeafReader, WeightedSum } from "./weighted_sum.ts";
 
 /**
  * τ = θ − θ0 for one task, read lazily: each read reads the expert's and the base's tensor and
@@ -33,6 +45,102 @@ export class TaskVector extends WeightedSum {
   ) {
     super([{ source: expert, weight: 1 }, { source: base, weight: -1 }], `τ(${task})`);
   }
+
+  /** θ − θ0 for tensor `name` (a fresh array), through {@linkcode readTaskVectors}. */
+  override async read(name: string): Promise<Float32Array> {
+    return (await readTaskVectors([this], name))[0];
+  }
+}
+
+/**
+ * Reads tensor `name` of every task vector (fresh arrays, the caller's to keep or modify).
+ * A {@linkcode TaskVector}'s base tensor is read once for all the vectors built on it; a
+ * vector scaled by `scaleSource` (a one-term {@linkcode WeightedSum}) is read the same way and
+ * multiplied in place; leaves shared by other sums are read once.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { readTaskVectors, TaskVector } from "./task_vector.ts";
+ * import { scaleSource } from "./weighted_sum.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const m = (v: number) => new MemorySource("m", { w: { shape: [1], data: new Float32Array([v]) } });
+ * const base = m(1);
+ * const taus = [new TaskVector("a", base, m(3)), scaleSource(new TaskVector("b", base, m(0)), 2)];
+ * deepStrictEqual(await readTaskVectors(taus, "w"), [new Float32Array([2]), new Float32Array([-2])]);
+ * ```
+ */
+export async function readTaskVectors(
+  vectors: readonly TensorSource[],
+  name: string,
+): Promise<Float32Array[]> {
+  const bases = new Map<TensorSource, Float32Array>();
+  let leaves: LeafReader | undefined;
+  const out: Float32Array[] = [];
+  for (const vector of vectors) {
+    const scaled = isScaled(vector) ? vector.terms[0] : undefined;
+    const inner = scaled?.source ?? vector;
+    let data: Float32Array;
+    if (inner instanceof TaskVector) {
+      data = await difference(inner, name, bases);
+    } else if (inner instanceof WeightedSum) {
+      data = await inner.evaluate(name, leaves ??= cachedReader(name));
+    } else {
+      data = await inner.read(name);
+    }
+    const weight = scaled?.weight ?? 1;
+    if (weight !== 1) { for (let i = 0; i < data.length; i++) data[i] *= weight; }
+    out.push(data);
+  }
+  return out;
+}
+
+/** A one-term weighted sum w·s (what `scaleSource` builds), read as s then scaled in place. */
+function isScaled(source: TensorSource): source is WeightedSum {
+  return source instanceof WeightedSum && !(source instanceof TaskVector) &&
+    source.terms.length === 1;
+}
+
+/** θ − θ0 of one task vector, sharing base tensors through `bases`. */
+async function difference(
+  tau: TaskVector,
+  name: string,
+  bases: Map<TensorSource, Float32Array>,
+): Promise<Float32Array> {
+  const data = await readUnchecked(tau.expert, name);
+  let base = bases.get(tau.base);
+  if (!base) bases.set(tau.base, base = await readUnchecked(tau.base, name));
+  // A NaN or ±Infinity in either input makes the difference non-finite: read both again the
+  // checked way, which throws the checkpoint's usual error unless it allows them.
+  if (!subtractFinite(data, base)) {
+    await tau.expert.read(name);
+    await tau.base.read(name);
+  }
+  return data;
+}
+
+/**
+ * A checkpoint's tensor without the finiteness scan (the caller checks the values it derives);
+ * other sources as they read.
+ */
+function readUnchecked(source: TensorSource, name: string): Promise<Float32Array> {
+  return source instanceof Checkpoint
+    ? source.read(name, { allowNonFinite: true })
+    : source.read(name);
+}
+
+/**
+ * `data −= base` in place; false when a result is NaN or ±Infinity (before float32 rounding,
+ * as the inputs' own check would have found). One pass instead of a scan of each input.
+ */
+function subtractFinite(data: Float32Array, base: Float32Array): boolean {
+  let check = 0; // d − d is 0 for finite d and NaN otherwise; NaN sticks
+  for (let i = 0; i < data.length; i++) {
+    const d = data[i] - base[i];
+    data[i] = d;
+    check += d - d;
+  }
+  return check === 0;
 }
 
 /**

@@ -71,6 +71,21 @@ export class MemorySource implements TensorSource {
     return t;
   }
 
+  /**
+   * The tensors as a new map in insertion order (the tensors themselves are not copied).
+   *
+   * @example
+   * ```ts
+   * import { equal } from "node:assert/strict";
+   * import { MemorySource } from "./source.ts";
+   * const w = { shape: [1], data: new Float32Array([2]) };
+   * equal(new MemorySource("m", { w }).tensors().get("w"), w);
+   * ```
+   */
+  tensors(): Map<string, HostTensor> {
+    return new Map(this.#tensors);
+  }
+
   /** Number of tensors. */
   get size(): number {
     return this.#tensors.size;
