@@ -132,10 +132,14 @@ Deno.test("without plotly.js on the page a figure keeps its static picture", asy
   await rejects(renderPage(path, { expectPlots: 1, timeoutMs: 8000 }), /0 of 1 Plotly plots drawn/);
 });
 
+/** lib/display/jupyter.ts, for `inKernel` (not part of the public surface). */
+const JUPYTER = JSON.stringify(new URL("../../lib/display/jupyter.ts", import.meta.url).href);
+
 Deno.test("the harness keeps late outputs, updates displays by id and names failing cells", async () => {
   await using dir = await tempDir();
   const cells = [
-    `import { display, heatmap, inKernel } from "@ri-merge/ri";\nconsole.log("in kernel:", inKernel());`,
+    `import { display, heatmap } from "@ri-merge/ri";\nimport { inKernel } from ${JUPYTER};\n` +
+    `console.log("in kernel:", inKernel());`,
     // No pause at the end: the kernel often reports idle before these lines are sent.
     `for (let i = 0; i < 30; i++) console.log("line", i);`,
     `await display(heatmap({ values: [[1, 2]], columnLabels: ["a", "b"] }), { id: "h" });\n` +
