@@ -153,9 +153,12 @@ async function main(args: string[]): Promise<number> {
   });
   await printer.finish();
   const { summary } = result;
+  const written = result.perTask
+    ? `one model per task: ${result.perTask.map((t) => `${t.task} → ${t.path}`).join(", ")}`
+    : result.path;
   console.log(
     `merged ${summary.tasks.length} experts with ${summary.method} ` +
-      `${JSON.stringify(summary.params)} → ${result.path} (${result.dtype})`,
+      `${JSON.stringify(summary.params)} → ${written} (${result.dtype})`,
   );
   if (Object.keys(summary.notes).length > 0) console.log(`notes: ${JSON.stringify(summary.notes)}`);
   if (result.carried.length > 0) {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { Checkpoint } from "../io/checkpoint.ts";
 import { INDEX_SUFFIX } from "../io/find.ts";
 import type { DType, WritableDType } from "../io/dtype.ts";
@@ -22,11 +22,12 @@ import {
   prepareMerge,
   resolveMerge,
 } from "./merge.ts";
+import type { MergeMethod } from "./method.ts";
 
 /** What {@linkcode mergeCheckpoints} needs. */
 export interface MergeCheckpointOptions extends MergeOptions {
-  /** Registry name of the method. */
-  method: string;
+  /** Registry name of the method (or the method itself). */
+  method: string | MergeMethod;
   /** The pretrained checkpoint θ0 (file, directory or sharded index). */
   base: string;
   /** The experts: checkpoint paths (tasks named after the files), a directory, or name → path. */
@@ -58,6 +59,11 @@ export interface MergedCheckpoint {
   metadata: Record<string, string>;
   /** Tensors carried over from the base unmerged because they are not floating point. */
   carried: string[];
+  /**
+   * Methods that build one model per task: each task's checkpoint θ0 + α·M_t ({@linkcode
+   * perTaskOutput} names them); `path` is then the first task's and `files` holds them all.
+   */
+  perTask?: { task: string; path: string; files: string[] }[];
 }
 
 const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
@@ -86,34 +92,76 @@ const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
  * ```
  */
 export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise<MergedCheckpoint> {
-  resolveMerge(options.method, options); // bad method or parameters fail before any file is read
+  // A bad method or bad parameters fail before any file is read.
+  const { method } = resolveMerge(options.method, options);
   using set = await openTaskVectors(options.base, options.experts);
   const base = set.base;
   if (!(base instanceof Checkpoint)) throw new Error(`${options.base}: not opened as a checkpoint`);
   const experts = set.vectors.map((v) => v instanceof TaskVector ? v.expert : v);
-  await assertOutputIsNoInput(options.out, [base, ...experts]);
+  const perTask = method.output === "per-task";
+  const outs = perTask ? set.tasks.map((t) => perTaskOutput(options.out, t)) : [options.out];
+  for (const out of outs) await assertOutputIsNoInput(out, [base, ...experts]);
   const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
   const carried = base.names().filter((name) => !FLOAT_DTYPES.includes(base.dtype(name)));
   const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
   if (options.checkBase ?? true) {
     await checkCommonBase(subset(base, floats), experts.map((e) => subset(e, floats)));
   }
-  const merged = await prepareMerge(options.method, vectors, options);
+  const merged = await prepareMerge(options.method, vectors, {
+    ...options,
+    baseModel: subset(base, floats),
+  });
   const dtype = options.dtype ?? baseDtype(base, floats);
   const metadata = mergeMetadata(merged, options.base, set.tasks, expertLabels(set.vectors));
-  const written = await writeCheckpoint(options.out, mergedModel(base, merged), {
-    dtype,
-    metadata,
-    maxShardBytes: options.maxShardBytes,
-  });
+  const write = (out: string, source: TensorSource, extra: Record<string, string> = {}) =>
+    writeCheckpoint(out, mergedModel(base, source), {
+      dtype,
+      metadata: { ...metadata, ...extra },
+      maxShardBytes: options.maxShardBytes,
+    });
+  if (!perTask) {
+    const written = await write(options.out, merged);
+    return {
+      path: written.path,
+      files: written.files,
+      dtype,
+      summary: merged.summary,
+      metadata,
+      carried,
+    };
+  }
+  // One checkpoint per task; each recomputes the tensors it needs from the task vectors.
+  const tasks: { task: string; path: string; files: string[] }[] = [];
+  for (const [t, task] of set.tasks.entries()) {
+    const written = await write(outs[t], merged.task(t), { merge_task: task });
+    tasks.push({ task, path: written.path, files: written.files });
+  }
   return {
-    path: written.path,
-    files: written.files,
+    path: tasks[0].path,
+    files: tasks.flatMap((t) => t.files),
     dtype,
     summary: merged.summary,
     metadata,
     carried,
+    perTask: tasks,
   };
+}
+
+/**
+ * Where a per-task method's checkpoint for `task` goes, given `--out`: `x.safetensors` becomes
+ * `x.TASK.safetensors` (likewise a sharded index), and a directory gets a subdirectory `TASK`.
+ *
+ * @example
+ * ```ts
+ * import { perTaskOutput } from "./files.ts";
+ * perTaskOutput("out/emr.safetensors", "mnist"); // "out/emr.mnist.safetensors"
+ * perTaskOutput("out/emr", "mnist"); // "out/emr/mnist"
+ * ```
+ */
+export function perTaskOutput(out: string, task: string): string {
+  const suffix = [INDEX_SUFFIX, ".safetensors"].find((end) => out.endsWith(end));
+  if (suffix) return `${out.slice(0, -suffix.length)}.${task}${suffix}`;
+  return join(out, task);
 }
 
 /**
@@ -191,7 +239,7 @@ function subset(source: TensorSource, names: readonly string[]): TensorSource {
 }
 
 /** θ0 + α·M as a lazy source over all of θ0's tensors (unmerged ones are θ0's own values). */
-function mergedModel(base: TensorSource, merged: PreparedMerge): TensorSource {
+function mergedModel(base: TensorSource, merged: TensorSource): TensorSource {
   const mergedNames = new Set(merged.names());
   return {
     label: `θ0 + ${merged.label}`,

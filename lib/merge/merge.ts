@@ -18,10 +18,10 @@ import type {
 } from "./method.ts";
 import { checkMergeData, describeDataUse } from "./data.ts";
 import { numberParam, resolveParams } from "./params.ts";
-import { getMethod } from "./registry.ts";
+import { getMethod, taskCountText } from "./registry.ts";
 import { checkTasks } from "./stream.ts";
-import { readTaskVectors } from "../taskvec/task_vector.ts";
-import { scaleSource } from "../taskvec/weighted_sum.ts";
+import { readTaskVectors, TaskVector } from "../taskvec/task_vector.ts";
+import { scaleSource, WeightedSum } from "../taskvec/weighted_sum.ts";
 // figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
 // streaming merge CLI never needs.
 import { type Figure, table } from "../display/figure.ts";
@@ -44,6 +44,11 @@ export interface MergeOptions {
    * data-free methods. Its heads are in the order of the task vectors.
    */
   data?: MergeData;
+  /**
+   * θ0, for methods that read it ({@linkcode MergeMethod.needsBase}); by default the common
+   * base of the task vectors when they are {@linkcode TaskVector}s.
+   */
+  baseModel?: TensorSource;
 }
 
 /** What a merge did: the method, its effective hyperparameters and facts found on the way. */
@@ -102,9 +107,13 @@ export class PreparedMerge implements TensorSource {
   readonly #merger: TensorMerger;
   readonly #alpha: number;
   readonly #progress?: ProgressCallback;
+  readonly #base?: TensorSource;
   #done = 0;
 
-  /** Wraps a prepared merger over `tasks` (already weighted by `taskScales`, if any). */
+  /**
+   * Wraps a prepared merger over `tasks` (already weighted by `taskScales`, if any); `base` is
+   * θ0 for methods that read it.
+   */
   constructor(
     /** The method. */
     readonly method: MergeMethod,
@@ -115,16 +124,28 @@ export class PreparedMerge implements TensorSource {
     /** Per-task weights applied before merging, if any. */
     readonly taskScales?: readonly number[],
     progress?: ProgressCallback,
+    base?: TensorSource,
   ) {
     this.#tasks = tasks;
     this.#merger = merger;
     this.#alpha = numberParam(params, "scaling");
     this.#progress = progress;
+    this.#base = base;
+  }
+
+  /** True when the method builds one model per task ({@linkcode PreparedMerge.task}). */
+  get perTask(): boolean {
+    return this.method.output === "per-task";
+  }
+
+  /** Number of task vectors merged. */
+  get taskCount(): number {
+    return this.#tasks.length;
   }
 
   /** `method(τ1, …, τT)`. */
   get label(): string {
-    return `${this.method.name}(${this.#tasks.map((t) => t.label).join(", ")})`;
+    return `${this.method.name}(${this.#taskLabels()})`;
   }
 
   /** The task vectors' tensor names. */
@@ -137,10 +158,73 @@ export class PreparedMerge implements TensorSource {
     return this.#tasks[0].shape(name);
   }
 
-  /** α·M for tensor `name`, computed now from the T task tensors. */
+  /**
+   * α·M for tensor `name`, computed now from the T task tensors. Throws for methods that build
+   * one model per task (read {@linkcode PreparedMerge.task} instead).
+   */
   async read(name: string): Promise<Float32Array> {
+    if (this.perTask) throw new Error(perTaskMessage(this.method));
     const taus = await readTaskVectors(this.#tasks, name);
-    const merged = await this.#merger.tensor(name, this.shape(name), taus);
+    const base = await this.#base?.read(name);
+    const merged = await this.#merger.tensor(name, this.shape(name), taus, base);
+    return this.#finish(name, merged);
+  }
+
+  /**
+   * Task `task`'s reconstructed task vector α·M_t as a lazy source, for methods that build one
+   * model per task (`output: "per-task"`); for the others, the one merged α·M.
+   */
+  task(task: number): TensorSource {
+    if (!Number.isInteger(task) || task < 0 || task >= this.#tasks.length) {
+      throw new Error(`${this.label}: no task ${task} (${this.#tasks.length} task vectors)`);
+    }
+    if (!this.perTask) return this;
+    const merger = this.#merger;
+    if (!merger.taskTensor) {
+      throw new Error(`method "${this.method.name}" is per-task but its merger has no taskTensor`);
+    }
+    return {
+      label: `${this.method.name}[${this.#tasks[task].label}](${this.#taskLabels()})`,
+      names: () => this.names(),
+      shape: (name) => this.shape(name),
+      read: async (name) => {
+        const taus = await readTaskVectors(this.#tasks, name);
+        const base = await this.#base?.read(name);
+        return this.#finish(
+          name,
+          await merger.taskTensor!(task, name, this.shape(name), taus, base),
+        );
+      },
+    };
+  }
+
+  /**
+   * Every task's α·M_t for tensor `name` (one read of the task tensors for all of them), for
+   * methods that build one model per task.
+   */
+  async readTasks(name: string): Promise<Float32Array[]> {
+    const merger = this.#merger;
+    if (!this.perTask || !merger.taskTensor) {
+      throw new Error(`method "${this.method.name}" builds one merged model: read(name)`);
+    }
+    const taus = await readTaskVectors(this.#tasks, name);
+    const base = await this.#base?.read(name);
+    const shape = this.shape(name);
+    const out: Float32Array[] = [];
+    for (let t = 0; t < taus.length; t++) {
+      out.push(scaleInPlace(await merger.taskTensor(t, name, shape, taus, base), this.#alpha));
+    }
+    const total = this.names().length;
+    this.#done = this.#done % total + 1;
+    this.#progress?.({ phase: "merge", done: this.#done, total, tensor: name });
+    return out;
+  }
+
+  #taskLabels(): string {
+    return this.#tasks.map((t) => t.label).join(", ");
+  }
+
+  #finish(name: string, merged: Float32Array): Float32Array {
     scaleInPlace(merged, this.#alpha);
     const total = this.names().length;
     this.#done = this.#done % total + 1;
@@ -182,11 +266,61 @@ export async function prepareMerge(
 ): Promise<PreparedMerge> {
   const { method: m, params } = resolveMerge(method, options);
   checkTasks(taskVectors);
+  checkTaskCount(m, taskVectors.length);
   checkMergeData(m, params, taskVectors.length, options.data);
+  const base = m.needsBase ? baseOf(m, taskVectors, options.baseModel) : undefined;
   const tasks = applyTaskScales(taskVectors, options.taskScales);
   const data = m.needs === "data" ? options.data : undefined;
-  const merger = await m.prepare({ tasks, params, progress: options.progress, data });
-  return new PreparedMerge(m, params, tasks, merger, options.taskScales, options.progress);
+  const merger = await m.prepare({ tasks, params, progress: options.progress, data, base });
+  return new PreparedMerge(m, params, tasks, merger, options.taskScales, options.progress, base);
+}
+
+/**
+ * Fails, naming the method and what it accepts, when it cannot merge `count` task vectors
+ * (SLERP merges exactly two).
+ *
+ * @example
+ * ```ts
+ * import { checkTaskCount } from "./merge.ts";
+ * import { getMethod } from "./registry.ts";
+ * checkTaskCount(getMethod("ties"), 8); // fine
+ * ```
+ */
+export function checkTaskCount(method: MergeMethod, count: number): void {
+  const { min = 1, max = Infinity } = method.taskCount ?? {};
+  if (count >= min && count <= max) return;
+  throw new Error(
+    `method "${method.name}" merges ${taskCountText(method.taskCount ?? {})} task vectors, ` +
+      `not ${count}`,
+  );
+}
+
+/** The message for reading one merged model from a method that builds one per task. */
+function perTaskMessage(method: MergeMethod): string {
+  return `method "${method.name}" builds one model per task, not one merged model: read each ` +
+    `task's model (PreparedMerge.task(t), MergedTaskVector.perTask[t])`;
+}
+
+/** θ0 for a method that reads it: given, or the task vectors' common base. */
+function baseOf(
+  method: MergeMethod,
+  tasks: readonly TensorSource[],
+  given: TensorSource | undefined,
+): TensorSource {
+  if (given) {
+    checkTasks([tasks[0], given]);
+    return given;
+  }
+  const bases = new Set(
+    tasks.map((t) => t instanceof WeightedSum && t.terms.length === 1 ? t.terms[0].source : t)
+      .map((t) => t instanceof TaskVector ? t.base : undefined),
+  );
+  const [only] = bases;
+  if (bases.size === 1 && only !== undefined) return only;
+  throw new Error(
+    `method "${method.name}" reads θ0 itself: pass the base model (options.baseModel), or task ` +
+      `vectors built from checkpoints on one base`,
+  );
 }
 
 function applyTaskScales(
@@ -236,27 +370,74 @@ function cellOf(value: unknown): TableCell {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
-/** The merged task vector α·M held in memory, with what produced it. */
+/**
+ * The merged task vector α·M held in memory, with what produced it. A method that builds one
+ * model per task (`output: "per-task"`) gives one task vector α·M_t per task instead, in
+ * {@linkcode MergedTaskVector.perTask}; reading a tensor of the (absent) single α·M then throws.
+ */
 export class MergedTaskVector extends MemorySource {
-  /** Wraps merged tensors and the merge's summary. */
+  /**
+   * Wraps merged tensors and the merge's summary; `perTask` holds the per-task task vectors of
+   * a per-task method (then `tensors` is empty).
+   */
   constructor(
     tensors: Map<string, HostTensor>,
     /** Method, effective parameters, inputs, notes. */
     readonly summary: MergeSummary,
     label = `${summary.method}(${summary.tasks.join(", ")})`,
+    /** Per-task methods: task t's α·M_t, in task order. */
+    readonly perTask?: readonly MemorySource[],
   ) {
     super(label, tensors);
   }
 
-  /** The L2 norm of α·M over every tensor. */
+  /** Tensor names (per-task merges: throws, naming where the task vectors are). */
+  override names(): string[] {
+    this.#singleOnly();
+    return super.names();
+  }
+
+  /** The tensors by name (per-task merges: throws, naming where the task vectors are). */
+  override tensors(): Map<string, HostTensor> {
+    this.#singleOnly();
+    return super.tensors();
+  }
+
+  /** The stored tensor (per-task merges: throws, naming where the task vectors are). */
+  override get(name: string): HostTensor {
+    this.#singleOnly();
+    return super.get(name);
+  }
+
+  #singleOnly(): void {
+    if (this.perTask) {
+      throw new Error(
+        `${this.label}: method "${this.summary.method}" built one model per task: read ` +
+          `.perTask[t] (task t's α·M_t)`,
+      );
+    }
+  }
+
+  /** The L2 norm of α·M over every tensor (per-task merges: the mean over tasks of ‖α·M_t‖). */
   norm(): number {
-    let sum = 0;
-    for (const name of this.names()) for (const v of this.get(name).data) sum += v * v;
-    return Math.sqrt(sum);
+    const norm = (source: MemorySource) => {
+      let sum = 0;
+      for (const name of source.names()) for (const v of source.get(name).data) sum += v * v;
+      return Math.sqrt(sum);
+    };
+    if (!this.perTask) return norm(this);
+    return this.perTask.reduce((a, s) => a + norm(s), 0) / this.perTask.length;
   }
 
   /** The summary and the norm as a table. */
   figure(): Figure {
+    if (this.perTask) {
+      return mergeSummaryTable(this.summary, [
+        ["output", "one model per task"],
+        ["tensors", this.perTask[0].names().length],
+        ["mean over tasks of ‖α·M_t‖", this.norm()],
+      ]);
+    }
     return mergeSummaryTable(this.summary, [
       ["tensors", this.names().length],
       ["‖α·M‖", this.norm()],
@@ -301,6 +482,18 @@ export async function merge(
   options: MergeOptions = {},
 ): Promise<MergedTaskVector> {
   const prepared = await prepareMerge(method, taskVectors, options);
+  if (prepared.perTask) {
+    const perTask = Array.from({ length: prepared.taskCount }, () => new Map<string, HostTensor>());
+    for (const name of prepared.names()) {
+      const shape = prepared.shape(name);
+      (await prepared.readTasks(name)).forEach((data, t) => perTask[t].set(name, { shape, data }));
+    }
+    const labels = prepared.summary.tasks;
+    const sources = perTask.map((m, t) =>
+      new MemorySource(`${prepared.method.name}[${labels[t]}]`, m)
+    );
+    return new MergedTaskVector(new Map(), prepared.summary, prepared.label, sources);
+  }
   const tensors = new Map<string, HostTensor>();
   for (const name of prepared.names()) {
     tensors.set(name, { shape: prepared.shape(name), data: await prepared.read(name) });

@@ -24,8 +24,8 @@ import type { HostParams } from "../models/params.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 
-/** A hyperparameter value: numbers, enumerated strings or flags. */
-export type ParamValue = number | string | boolean;
+/** A hyperparameter value: numbers, enumerated strings, flags or lists of numbers. */
+export type ParamValue = number | string | boolean | readonly number[];
 
 /** Effective hyperparameters of one merge (every parameter of the method, validated). */
 export type Params = Readonly<Record<string, ParamValue>>;
@@ -34,8 +34,11 @@ export type Params = Readonly<Record<string, ParamValue>>;
 export interface ParamSpec {
   /** Name as written in `--param name=value`. */
   readonly name: string;
-  /** `number` (real), `integer`, `boolean`, or `choice` (one of {@linkcode ParamSpec.choices}). */
-  readonly type: "number" | "integer" | "boolean" | "choice";
+  /**
+   * `number` (real), `integer`, `boolean`, `choice` (one of {@linkcode ParamSpec.choices}), or
+   * `numbers` (a list of reals, written `a,b,c`; `min`/`max` bound each entry).
+   */
+  readonly type: "number" | "integer" | "boolean" | "choice" | "numbers";
   /** Default value. */
   readonly default: ParamValue;
   /** Where the default comes from (repository and file, or the reason for our choice). */
@@ -82,12 +85,26 @@ export type ProgressCallback = (progress: MergeProgress) => void;
 export interface TensorMerger {
   /**
    * The merged task vector for tensor `name` (before the global scaling α). `taus[t]` holds task
-   * t's values; a merger does not modify them, and returns a fresh array.
+   * t's values; a merger does not modify them, and returns a fresh array. `base` is θ0's values
+   * of the tensor, given only to methods with {@linkcode MergeMethod.needsBase}. Methods with
+   * `output: "per-task"` have no single merged vector: theirs throws (read `taskTensor`).
    */
   tensor(
     name: string,
     shape: readonly number[],
     taus: readonly Float32Array[],
+    base?: Float32Array,
+  ): Float32Array | Promise<Float32Array>;
+  /**
+   * Methods with `output: "per-task"`: task `task`'s reconstructed task vector M_t for tensor
+   * `name` (before α), from the same inputs as {@linkcode TensorMerger.tensor}.
+   */
+  taskTensor?(
+    task: number,
+    name: string,
+    shape: readonly number[],
+    taus: readonly Float32Array[],
+    base?: Float32Array,
   ): Float32Array | Promise<Float32Array>;
   /** Facts found while preparing (thresholds, counts) to record with the result. */
   readonly notes?: Readonly<Record<string, unknown>>;
@@ -162,6 +179,8 @@ export interface PrepareContext {
   readonly progress?: ProgressCallback;
   /** The model, heads and data: given to methods with `needs: "data"` (and only to them). */
   readonly data?: MergeData;
+  /** θ0 itself, given only to methods with {@linkcode MergeMethod.needsBase}. */
+  readonly base?: TensorSource;
 }
 
 /** Where a method comes from and how to cite it. */
@@ -193,6 +212,29 @@ export interface MergeMethod extends MethodReference {
   readonly needs?: "data";
   /** The data source a data-using method reads under `params`. */
   dataSource?(params: Params): DataSourceName;
+  /**
+   * What the method produces: `merged` (the default), one model θ0 + α·M for every task; or
+   * `per-task`, one reconstructed model θ0 + α·M_t per task (compression methods, EMR's
+   * modulators), each evaluated on its own task (task identity is known at test time).
+   */
+  readonly output?: "merged" | "per-task";
+  /** How many task vectors the method accepts (SLERP: exactly 2), when it is limited. */
+  readonly taskCount?: { readonly min?: number; readonly max?: number };
+  /**
+   * Why the method is left out of the study's default set (`deno task merge`, `--methods
+   * all`); absent for methods in it. Name it in `--methods` to run it.
+   */
+  readonly notInDefaultStudy?: string;
+  /** True when the method reads θ0's values (e.g. SLERP between the models θ_t themselves). */
+  readonly needsBase?: boolean;
+  /**
+   * Where the method's defaults differ by design from FusionBench's: the parameter values that
+   * reproduce FusionBench's configuration, and why ours differ.
+   */
+  readonly fusionBench?: {
+    readonly params: Readonly<Record<string, ParamValue>>;
+    readonly note: string;
+  };
   /** Where the published code searches α on validation data, if it does. */
   readonly scalingSearch?: { readonly grid: readonly number[]; readonly source: string };
   /** The treatment of one tensor under `params`. */

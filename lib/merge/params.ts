@@ -75,6 +75,7 @@ function checkValue(method: string, spec: ParamSpec, value: unknown): ParamValue
     }
     return value;
   }
+  if (spec.type === "numbers") return checkNumbers(spec, value, fail);
   if (spec.type === "boolean") {
     if (typeof value === "boolean") return value;
     if (value === "true" || value === "1") return true;
@@ -90,6 +91,32 @@ function checkValue(method: string, spec: ParamSpec, value: unknown): ParamValue
   if (spec.type === "integer" && !Number.isInteger(n)) throw fail("a whole number");
   if (!inRange(spec, n)) throw fail(`a number in ${rangeText(spec)}`);
   return n;
+}
+
+/** A list of numbers, given as an array or as `a,b,c` text (empty text: the empty list). */
+function checkNumbers(
+  spec: ParamSpec,
+  value: unknown,
+  fail: (expected: string) => Error,
+): readonly number[] {
+  const items = Array.isArray(value)
+    ? value
+    : typeof value === "string"
+    ? (value.trim() === "" ? [] : value.split(","))
+    : undefined;
+  if (!items) throw fail("a comma-separated list of numbers");
+  const bound = spec.min === undefined && spec.max === undefined ? "" : ` in ${rangeText(spec)}`;
+  return items.map((item) => {
+    const n = typeof item === "number"
+      ? item
+      : typeof item === "string" && item.trim() !== ""
+      ? Number(item)
+      : NaN;
+    if (!Number.isFinite(n) || !inRange(spec, n)) {
+      throw fail(`a comma-separated list of numbers${bound}`);
+    }
+    return n;
+  });
 }
 
 function inRange(spec: ParamSpec, n: number): boolean {
@@ -110,6 +137,12 @@ function inRange(spec: ParamSpec, n: number): boolean {
 export function rangeText(spec: ParamSpec): string {
   if (spec.type === "choice") return (spec.choices ?? []).join(" | ");
   if (spec.type === "boolean") return "true | false";
+  if (spec.type === "numbers") {
+    const each = { ...spec, type: "number" as const };
+    return spec.min === undefined && spec.max === undefined
+      ? "a list of numbers"
+      : `a list of numbers, each in ${rangeText(each)}`;
+  }
   const lo = spec.min === undefined ? "(-∞" : `${spec.minExclusive ? "(" : "["}${spec.min}`;
   const hi = spec.max === undefined ? "∞)" : `${spec.max}${spec.maxExclusive ? ")" : "]"}`;
   return `${lo}, ${hi}`;
@@ -162,5 +195,20 @@ export function numberParam(params: Params, name: string): number {
 export function stringParam(params: Params, name: string): string {
   const v = params[name];
   if (typeof v !== "string") throw new Error(`parameter "${name}" is ${v}, not a string`);
+  return v;
+}
+
+/**
+ * Reads a list-of-numbers parameter (validated by {@linkcode resolveParams}).
+ *
+ * @example
+ * ```ts
+ * import { numbersParam } from "./params.ts";
+ * numbersParam({ weights: [0.3, 0.7] }, "weights"); // [0.3, 0.7]
+ * ```
+ */
+export function numbersParam(params: Params, name: string): readonly number[] {
+  const v = params[name];
+  if (!Array.isArray(v)) throw new Error(`parameter "${name}" is ${v}, not a list of numbers`);
   return v;
 }

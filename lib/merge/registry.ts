@@ -48,6 +48,21 @@ export function methodNames(): string[] {
 }
 
 /**
+ * The methods `deno task merge` runs by default (`--methods all`): every registered method but
+ * those whose entry says why not ({@linkcode MergeMethod.notInDefaultStudy}: two-model only,
+ * equal to another at its defaults, or too slow for the study's budget).
+ *
+ * @example
+ * ```ts
+ * import { defaultStudyMethods } from "./registry.ts";
+ * defaultStudyMethods().includes("ties"); // true
+ * ```
+ */
+export function defaultStudyMethods(): string[] {
+  return MERGE_METHODS.filter((m) => m.notInDefaultStudy === undefined).map((m) => m.name);
+}
+
+/**
  * The method registered as `name`; the error for an unknown name lists the valid ones.
  *
  * @example
@@ -93,9 +108,19 @@ export function describeMethod(method: string | MergeMethod): string {
       }); runs in a study (deno task merge --methods ${m.name}), not on checkpoints alone`,
     );
   }
+  if (m.output === "per-task") {
+    lines.push("  output: one model per task (θ0 + α·M_t), each evaluated on its own task");
+  }
+  if (m.taskCount) lines.push(`  task vectors: ${taskCountText(m.taskCount)}`);
+  if (m.notInDefaultStudy) lines.push(`  not in the default study set: ${m.notInDefaultStudy}`);
   for (const p of m.params) {
     lines.push(`  --param ${p.name}=${p.default}  (${p.type} in ${rangeText(p)}) ${p.meaning}`);
     lines.push(`      default from: ${p.source}`);
+  }
+  if (m.fusionBench) {
+    const flags = Object.entries(m.fusionBench.params).map(([k, v]) => `--param ${k}=${v}`);
+    lines.push(`  FusionBench compatibility: ${flags.join(" ")}`);
+    lines.push(`      ${m.fusionBench.note}`);
   }
   if (m.scalingSearch) {
     lines.push(
@@ -104,6 +129,22 @@ export function describeMethod(method: string | MergeMethod): string {
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * How many task vectors a method accepts, in words.
+ *
+ * @example
+ * ```ts
+ * import { taskCountText } from "./registry.ts";
+ * taskCountText({ min: 2, max: 2 }); // "exactly 2"
+ * ```
+ */
+export function taskCountText(count: { readonly min?: number; readonly max?: number }): string {
+  const { min, max } = count;
+  if (min !== undefined && min === max) return `exactly ${min}`;
+  if (max === undefined) return `at least ${min ?? 1}`;
+  return min === undefined ? `at most ${max}` : `${min} to ${max}`;
 }
 
 /**

@@ -72,38 +72,107 @@ displayWith(Evaluation.prototype, (e) =>
 
 /**
  * A merged model: its parameters, its task vector and what the merge did. Shown as the
- * merge's summary (score it with {@linkcode MergeBench.evaluate} for accuracies).
+ * merge's summary (score it with {@linkcode MergeBench.evaluate} for accuracies). A method that
+ * builds one model per task (`output: "per-task"`: EMR, TSV-C, TALL-mask compression) gives
+ * one θ_t and τ_t per task; task t is then evaluated with θ_t ({@linkcode MergedModel.modelFor}).
  *
  * @example
  * ```ts
  * import { MergedModel } from "./bench.ts";
  * const summary = { method: "average", params: { scaling: 1 }, tasks: ["a"], notes: {} };
  * const m = new MergedModel(new Map(), new Map(), summary);
- * console.log(String(m));
+ * console.log(String(m), m.perTask); // the summary table, false
  * ```
  */
 export class MergedModel {
+  readonly #theta: HostParams | readonly HostParams[];
+  readonly #tau: HostParams | readonly HostParams[];
+
   /**
    * Wraps the values below.
    *
-   * @param theta θ0 + α·M
-   * @param tau α·M
+   * @param theta θ0 + α·M (per-task methods: θ0 + α·M_t for every task, in task order)
+   * @param tau α·M (per-task methods: α·M_t for every task)
    * @param summary method, effective hyperparameters, notes
    */
   constructor(
-    readonly theta: HostParams,
-    readonly tau: HostParams,
+    theta: HostParams | readonly HostParams[],
+    tau: HostParams | readonly HostParams[],
     readonly summary: MergeSummary,
-  ) {}
+  ) {
+    if (Array.isArray(theta) !== Array.isArray(tau)) {
+      throw new Error("MergedModel: θ and τ must both be single models or both per task");
+    }
+    this.#theta = theta;
+    this.#tau = tau;
+  }
 
-  /** The L2 norm of α·M. */
+  /** True when the method built one model per task. */
+  get perTask(): boolean {
+    return Array.isArray(this.#theta);
+  }
+
+  /** θ0 + α·M (throws for a per-task merge: use {@linkcode MergedModel.modelFor}). */
+  get theta(): HostParams {
+    return single(this.#theta, this.summary.method, "θ");
+  }
+
+  /** α·M (throws for a per-task merge: use {@linkcode MergedModel.taskVectorFor}). */
+  get tau(): HostParams {
+    return single(this.#tau, this.summary.method, "τ");
+  }
+
+  /** The model task `task` is evaluated with: θ, or the task's own θ_t for a per-task merge. */
+  modelFor(task: number): HostParams {
+    return pick(this.#theta, task);
+  }
+
+  /** The task vector of task `task`'s model: α·M, or α·M_t for a per-task merge. */
+  taskVectorFor(task: number): HostParams {
+    return pick(this.#tau, task);
+  }
+
+  /** The L2 norm of α·M (per-task merges: the mean over tasks of ‖α·M_t‖). */
   tauNorm(): number {
-    let sum = 0;
-    for (const t of this.tau.values()) for (const v of t.data) sum += v * v;
-    return Math.sqrt(sum);
+    const norm = (tau: HostParams) => {
+      let sum = 0;
+      for (const t of tau.values()) for (const v of t.data) sum += v * v;
+      return Math.sqrt(sum);
+    };
+    const taus = this.#tau;
+    if (!isPerTask(taus)) return norm(taus);
+    return taus.reduce((a, t) => a + norm(t), 0) / taus.length;
   }
 }
-displayWith(MergedModel.prototype, (m) => mergeSummaryTable(m.summary, [["‖α·M‖", m.tauNorm()]]));
+
+function isPerTask(x: HostParams | readonly HostParams[]): x is readonly HostParams[] {
+  return Array.isArray(x);
+}
+
+function single(x: HostParams | readonly HostParams[], method: string, what: string): HostParams {
+  if (!isPerTask(x)) return x;
+  throw new Error(
+    `method "${method}" built one model per task, not one merged ${what}: use ` +
+      `modelFor(task) / taskVectorFor(task), or pass the MergedModel to MergeBench.evaluate`,
+  );
+}
+
+function pick(x: HostParams | readonly HostParams[], task: number): HostParams {
+  if (!isPerTask(x)) return x;
+  const out = x[task];
+  if (!out) throw new Error(`no model for task ${task} (${x.length} per-task models)`);
+  return out;
+}
+displayWith(
+  MergedModel.prototype,
+  (m) =>
+    mergeSummaryTable(
+      m.summary,
+      m.perTask
+        ? [["output", "one model per task"], ["mean over tasks of ‖α·M_t‖", m.tauNorm()]]
+        : [["‖α·M‖", m.tauNorm()]],
+    ),
+);
 
 /**
  * The zoo with its reference evaluations, ready for merges.
@@ -165,14 +234,22 @@ export class MergeBench {
     return this.zoo.taskNames;
   }
 
-  /** Merges task vectors (one per task, in order) with a registered method. */
+  /**
+   * Merges task vectors (one per task, in order) with a registered method; θ0 is given to the
+   * methods that read it. A per-task method gives one model per task.
+   */
   async merge(
     method: string,
     taus: readonly HostParams[],
     options: MergeOptions = {},
   ): Promise<MergedModel> {
     const sources = taus.map((t, i) => new MemorySource(this.tasks[i], t));
-    const merged = await merge(method, sources, options);
+    const baseModel = options.baseModel ?? new MemorySource("θ0", this.zoo.base);
+    const merged = await merge(method, sources, { ...options, baseModel });
+    if (merged.perTask) {
+      const tau = merged.perTask.map((m) => m.tensors());
+      return new MergedModel(tau.map((t) => addTaskVector(this.zoo.base, t)), tau, merged.summary);
+    }
     const tau = merged.tensors();
     return new MergedModel(addTaskVector(this.zoo.base, tau), tau, merged.summary);
   }
@@ -205,9 +282,19 @@ export class MergeBench {
     return pairwiseInterference(base, rows, distance, aux ? "aux" : "task", label);
   }
 
-  /** Scores a backbone on every task: accuracy, normalised accuracy and ξ. */
-  async evaluate(theta: HostParams, label?: string): Promise<Evaluation> {
-    const evals = await evaluateOnTasks(this.#suite, theta);
+  /**
+   * Scores a backbone on every task: accuracy, normalised accuracy and ξ. Given a
+   * {@linkcode MergedModel} of a per-task method (or one backbone per task), task t is scored
+   * with its own model.
+   */
+  async evaluate(
+    theta: HostParams | MergedModel | readonly HostParams[],
+    label?: string,
+  ): Promise<Evaluation> {
+    const models = theta instanceof MergedModel
+      ? (theta.perTask ? this.tasks.map((_, t) => theta.modelFor(t)) : theta.theta)
+      : theta;
+    const evals = await evaluateOnTasks(this.#suite, models);
     const xi = interference(this.expertLogits, evals.map((e) => e.logits), "kl");
     const accuracy = evals.map((e) => e.accuracy);
     const normalised = accuracy.map((a, i) => a / this.expertAccuracy[i]);

@@ -28,7 +28,10 @@ export interface StudyConfig {
   suite: string;
   /** Seed of the zoo and of RI. */
   seed: number;
-  /** Merge methods to run (`all` = every registered method). */
+  /**
+   * Merge methods to run (`all` = the default set: every registered method but those whose
+   * registry entry says why not, `notInDefaultStudy`).
+   */
   methods: string[] | "all";
   /** Merges without RI, with RI, or both. */
   ri: RiMode;

@@ -36,7 +36,8 @@ export interface EvaluationSuite {
 }
 
 /**
- * Evaluates the backbone `params` on every task of `suite`, one task at a time.
+ * Evaluates the backbone `params` on every task of `suite`, one task at a time; given one
+ * backbone per task (a per-task merge), task i is evaluated with `params[i]`.
  *
  * @example
  * ```ts ignore
@@ -46,12 +47,23 @@ export interface EvaluationSuite {
  */
 export async function evaluateOnTasks(
   suite: EvaluationSuite,
-  params: HostParams,
+  params: HostParams | readonly HostParams[],
 ): Promise<TaskEvaluation[]> {
   if (suite.heads.length !== suite.tests.length) {
     throw new Error(`evaluate: ${suite.heads.length} heads but ${suite.tests.length} test sets`);
   }
-  const tensors = hostToParams(params);
+  if (Array.isArray(params)) {
+    if (params.length !== suite.heads.length) {
+      throw new Error(`evaluate: ${params.length} per-task models for ${suite.heads.length} tasks`);
+    }
+    const out: TaskEvaluation[] = [];
+    for (let i = 0; i < params.length; i++) {
+      const one = { ...suite, heads: [suite.heads[i]], tests: [suite.tests[i]] };
+      out.push(...await evaluateOnTasks(one, params[i]));
+    }
+    return out;
+  }
+  const tensors = hostToParams(params as HostParams);
   try {
     const out: TaskEvaluation[] = [];
     for (let i = 0; i < suite.heads.length; i++) {

@@ -20,7 +20,8 @@ import { type SuiteName, suiteTasks } from "../data/tasks.ts";
 import { defaultZooConfig } from "../zoo/config.ts";
 import { type HostParams } from "../models/params.ts";
 import { loadModel, saveModel } from "../models/store.ts";
-import { getMethod, methodNames } from "../merge/registry.ts";
+import { defaultStudyMethods, getMethod } from "../merge/registry.ts";
+import { checkTaskCount } from "../merge/merge.ts";
 import { type HeadLogits } from "../interference/predict.ts";
 import { adaptExpert, modelLogits, type RiSettings } from "../ri/adapt.ts";
 import { distillMerged } from "../ri/distill.ts";
@@ -113,9 +114,10 @@ export async function runStudy(
     seconds[stage] = Math.round((performance.now() - t) / 100) / 10;
     return out;
   };
-  const methods = config.methods === "all" ? methodNames() : config.methods;
-  methods.forEach((m) => getMethod(m)); // unknown names fail before any work
-  config.distill.forEach((m) => getMethod(m));
+  const methods = config.methods === "all" ? defaultStudyMethods() : config.methods;
+  // Unknown names, and methods that cannot merge this many tasks, fail before any work.
+  const builtInTasks = config.models === undefined ? suiteTasks(config.suite).length : undefined;
+  checkStudyMethods(methods, config.distill, builtInTasks);
   const needsAux = config.ri !== "off" || config.distill.length > 0;
   // Read before the run folder is made: a bad auxiliary source leaves nothing behind.
   const early = needsAux ? await timed("aux", () => readAuxiliary(config)) : undefined;
@@ -126,6 +128,7 @@ export async function runStudy(
   const zoo = await timed("zoo", () => openStudyModels(config, mode));
   try {
     log(`zoo: ${zoo.dir}`);
+    checkStudyMethods(methods, config.distill, zoo.taskNames.length);
     const bench = await timed("evaluate experts", () => MergeBench.open(zoo));
     const aux = needsAux ? early ?? await timed("aux", () => auxiliarySet(config, zoo)) : undefined;
     let adapted: HostParams[] | undefined;
@@ -188,6 +191,46 @@ export async function runStudy(
     return results;
   } finally {
     zoo.dispose();
+  }
+}
+
+/**
+ * Checks the study's methods before any work: every name registered; every method able to
+ * merge `tasks` task vectors (when known; SLERP merges exactly two); and every Distill_Aux
+ * method one that builds a single merged model. The errors name the method and the reason.
+ *
+ * @example
+ * ```ts
+ * import { checkStudyMethods } from "./study.ts";
+ * checkStudyMethods(["ties", "tsv_m"], ["ties"], 8); // fine
+ * ```
+ */
+export function checkStudyMethods(
+  methods: readonly string[],
+  distill: readonly string[],
+  tasks?: number,
+): void {
+  for (const name of methods) {
+    const method = getMethod(name);
+    if (tasks === undefined) continue;
+    try {
+      checkTaskCount(method, tasks);
+    } catch (err) {
+      throw new Error(
+        `${(err as Error).message}: this study has ${tasks} tasks; leave ${name} out of ` +
+          `--methods`,
+      );
+    }
+  }
+  for (const name of distill) {
+    const method = getMethod(name);
+    if (method.output === "per-task") {
+      throw new Error(
+        `--distill ${name}: Merge + Distill_Aux distils one merged model, and ${name} builds ` +
+          `one model per task`,
+      );
+    }
+    if (tasks !== undefined) checkTaskCount(method, tasks);
   }
 }
 
@@ -400,13 +443,20 @@ async function mergeRow(
   if (cached) return cached;
   const merged = await bench.merge(method, taus);
   const params = { ...merged.summary.params };
-  await saveModel(paths.merged(label), bench.zoo.config.model, merged.theta, {
-    kind: "merged",
-    method,
-    ri: String(ri),
-    params: JSON.stringify(params),
-  });
-  const row = toRow(bench, method, ri, false, await bench.evaluate(merged.theta, label), params);
+  const metadata = { kind: "merged", method, ri: String(ri), params: JSON.stringify(params) };
+  const config = bench.zoo.config.model;
+  if (merged.perTask) {
+    // One model per task (each evaluated on its own task): merged/<label>.<task>.safetensors
+    for (const [t, task] of bench.tasks.entries()) {
+      await saveModel(paths.merged(`${label}.${task}`), config, merged.modelFor(t), {
+        ...metadata,
+        task,
+      });
+    }
+  } else {
+    await saveModel(paths.merged(label), config, merged.theta, metadata);
+  }
+  const row = toRow(bench, method, ri, false, await bench.evaluate(merged, label), params);
   await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
   return row;
 }

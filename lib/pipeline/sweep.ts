@@ -126,7 +126,7 @@ export async function scalingSweep(
   const acc: number[] = [], norm: number[] = [], xi: number[] = [];
   for (const scaling of grid) {
     const merged = await bench.merge(method, taus, { params, scaling });
-    const e = await bench.evaluate(merged.theta);
+    const e = await bench.evaluate(merged);
     acc.push(e.avgAccuracy);
     norm.push(e.avgNormalised);
     xi.push(e.xi.total);
@@ -134,6 +134,6 @@ export async function scalingSweep(
   const atDefault = await bench.merge(method, taus, { params });
   const defaultScaling = Number(atDefault.summary.params.scaling);
   const k = grid.indexOf(defaultScaling);
-  const defaultAccuracy = k >= 0 ? acc[k] : (await bench.evaluate(atDefault.theta)).avgAccuracy;
+  const defaultAccuracy = k >= 0 ? acc[k] : (await bench.evaluate(atDefault)).avgAccuracy;
   return new ScalingSweep(method, label, grid, acc, norm, xi, defaultScaling, defaultAccuracy);
 }
