@@ -110,7 +110,7 @@ export {
   initEngine,
 } from "./lib/engine/backend.ts";
 export { type LinalgInfo, linalgInfo } from "./lib/linalg/openblas.ts";
-export type { Tensor, Tensor2D } from "./lib/models/tf_types.ts";
+export type { Tensor, Tensor2D } from "./lib/engine/tf_types.ts";
 
 // 2. Checkpoints and tensors (I/O). The io rework (issue #17) owns this group.
 export type { HostTensor } from "./lib/tensor/host.ts";
@@ -216,7 +216,8 @@ export type { HeadLogits } from "./lib/interference/predict.ts";
 
 // 6. Resolving Interference
 export { adaptExpert, modelLogits, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
-export type { TrainOptions, TrainResult, TrainSettings } from "./lib/ri/trainer.ts";
+export type { TrainOptions, TrainResult } from "./lib/ri/trainer.ts";
+export type { TrainSettings } from "./lib/ri/job.ts";
 export { LossCurve, type LossCurveData, type LossPoint } from "./lib/ri/curve.ts";
 export { type AuxGeometry, type AuxSource, auxSource } from "./lib/data/auxiliary.ts";
 
@@ -228,7 +229,7 @@ export type { ZooProperties } from "./lib/zoo/properties.ts";
 export type { StudyModels } from "./lib/pipeline/models.ts";
 export type { RealModels } from "./lib/pipeline/real.ts";
 export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
-export { Evaluation, MergeBench, MergedModel } from "./lib/pipeline/bench.ts";
+export { Evaluation, MergeBench, MergedModel } from "./lib/pipeline/merge_bench.ts";
 export { resolveStudyConfig, type RiMode, type StudyConfig } from "./lib/pipeline/config.ts";
 export {
   adaptExperts,
@@ -247,7 +248,7 @@ export {
   sweepFigure,
 } from "./lib/pipeline/sweep.ts";
 export { type LoadedModel, loadModel } from "./lib/models/store.ts";
-export type { HostParams } from "./lib/models/params.ts";
+export type { HostParams } from "./lib/models/weights.ts";
 export type { ParamMap } from "./lib/models/vit.ts";
 export type { Activation, ViTConfig } from "./lib/models/config.ts";
 export type { Head } from "./lib/models/head.ts";

@@ -9,9 +9,9 @@
  */
 import { mergeCheckpoints, type TensorSource, type ViTConfig, writeCheckpoint } from "../mod.ts";
 import { batchOrder } from "../lib/data/batches.ts";
-import { Rng } from "../lib/data/random.ts";
+import { Rng } from "../lib/tensor/random.ts";
 import { CLIP_VIT_B32, parameterShapes, VIT_TINY } from "../lib/models/config.ts";
-import { initHostParams } from "../lib/models/params.ts";
+import { initHostParams } from "../lib/models/weights.ts";
 import { numel } from "../lib/tensor/host.ts";
 
 /** Sizes of the model workloads (shared with the PyTorch side through `spec.json`). */

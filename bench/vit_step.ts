@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { VIT_TINY } from "../lib/models/config.ts";
-import { disposeParams, initParams } from "../lib/models/params.ts";
+import { disposeParams, initParams } from "../lib/models/weights.ts";
 import { imageFeatures } from "../lib/models/vit.ts";
 
 /** A prepared training step; `dispose` frees its tensors. */

@@ -28,7 +28,7 @@ import {
   writeCheckpoint,
 } from "../mod.ts";
 import { headLogits, makeHead } from "../lib/models/head.ts";
-import { disposeParams, hostToParams, toVariables } from "../lib/models/params.ts";
+import { disposeParams, hostToParams, toVariables } from "../lib/models/weights.ts";
 import { imageFeatures } from "../lib/models/vit.ts";
 import { AdamW } from "../lib/train/adamw.ts";
 import { accuracy } from "../lib/train/evaluate.ts";
@@ -36,7 +36,8 @@ import { crossEntropy } from "../lib/train/losses.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { readTaskVectors } from "../lib/taskvec/task_vector.ts";
 import { riLoss } from "../lib/ri/loss.ts";
-import { type TrainJob, trainTaskVector } from "../lib/ri/trainer.ts";
+import { trainTaskVector } from "../lib/ri/trainer.ts";
+import type { TrainJob } from "../lib/ri/job.ts";
 import type { MergeLayout, ModelSpec } from "./data.ts";
 import { cpuMs } from "./machine.ts";
 import { kindOf } from "./profile_step.ts";

@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { executeNotebook, REPO_ROOT } from "../tests/notebooks/harness.ts";
+import { executeNotebook, REPO_ROOT } from "./notebook_runner.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 
 const USAGE = `usage: deno task notebooks [NAME…] [--fresh]

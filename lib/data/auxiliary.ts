@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { type ImageSet } from "./dataset.ts";
 import { decodeImage, toModelImage } from "./images.ts";
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/random.ts";
 import { drawShapesImage } from "./shapes.ts";
 import { SafetensorsReader } from "../io/safetensors.ts";
 import { CheckpointError } from "../io/errors.ts";

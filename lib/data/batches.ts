@@ -6,9 +6,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor1D, Tensor4D } from "../models/tf_types.ts";
+import type { Tensor1D, Tensor4D } from "../engine/tf_types.ts";
 import type { ImageSet } from "./dataset.ts";
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/random.ts";
 
 /** One batch: pixels [n, channels, size, size] (normalised), labels [n] (int32). */
 export interface Batch {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/random.ts";
 import { loadSource, type RawSource, type SourceName } from "./sources.ts";
 import type { TaskSpec } from "./tasks.ts";
 import { applyTransforms } from "./transforms.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/random.ts";
 
 type Point = [number, number];
 

@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor1D, Tensor2D } from "../models/tf_types.ts";
+import type { Scalar, Tensor1D, Tensor2D } from "../engine/tf_types.ts";
 
 /** Names of the distances on offer. */
 export const DISTANCES = ["kl", "ce", "soft_ce", "mse"] as const;

@@ -46,7 +46,7 @@ export interface PredictOptions {
  * import * as tf from "@tensorflow/tfjs";
  * import { VIT_TINY } from "../models/config.ts";
  * import { makeHead } from "../models/head.ts";
- * import { initParams } from "../models/params.ts";
+ * import { initParams } from "../models/weights.ts";
  * import { predictLogits } from "./predict.ts";
  * const params = initParams(VIT_TINY, 0);
  * const head = makeHead("t", ["a", "b"], tf.randomNormal([2, 64]) as tf.Tensor2D, 20);

@@ -9,18 +9,9 @@ import { checkDimension, checkMatrix } from "./check.ts";
 import { matmul } from "./matmul.ts";
 import { openBlas, type OpenBlasSymbols } from "./openblas.ts";
 import { jsSvd } from "./svd_js.ts";
+import type { SvdResult } from "./svd_result.ts";
 
-/** A thin SVD A = U·diag(s)·Vᵀ of an m×n matrix, k = min(m, n). */
-export interface SvdResult {
-  /** Left singular vectors, m×k row-major (orthonormal columns). */
-  u: Float32Array;
-  /** Singular values, k of them, descending, non-negative. */
-  s: Float32Array;
-  /** Right singular vectors transposed, k×n row-major (orthonormal rows). */
-  vt: Float32Array;
-  /** min(m, n). */
-  k: number;
-}
+export type { SvdResult };
 
 /** LAPACK driver: divide and conquer (fast) or the QR-iteration one (the robust retry). */
 export type SvdDriver = "gesdd" | "gesvd";

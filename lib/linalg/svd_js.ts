@@ -12,7 +12,7 @@
  * @module
  */
 import { EigenvalueDecomposition, Matrix } from "ml-matrix";
-import type { SvdResult } from "./svd.ts";
+import type { SvdResult } from "./svd_result.ts";
 
 /** Below this fraction of σ₁ the vectors A·v/σ are re-orthogonalised (Gram–Schmidt, twice). */
 const REORTHOGONALISE_BELOW = 1e-3;

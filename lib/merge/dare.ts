@@ -4,7 +4,7 @@
  * E[τ̃_t] = τ_t; the τ̃_t are then merged by Task Arithmetic or by TIES.
  *
  * The draws come from a seeded generator keyed by (seed, task index, tensor name)
- * (`Rng` from lib/data/random.ts, labelled `dare/TASK/NAME`): the same seed gives the same masks whatever order or how many
+ * (`Rng` from lib/tensor/random.ts, labelled `dare/TASK/NAME`): the same seed gives the same masks whatever order or how many
  * times tensors are read, which TIES's extra streaming passes rely on.
  *
  * @module
@@ -12,7 +12,7 @@
 import { sumOf } from "./elementwise.ts";
 import type { MergeMethod, Params, ParamSpec, TensorMerger } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { isBlockLinearWeight } from "./rules.ts";
 import { prepareTies, tiesKParam, type TiesMergeFunction, tiesMergeParam } from "./ties.ts";
 

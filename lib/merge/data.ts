@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import {
   DATA_SOURCES,
   type DataSourceName,

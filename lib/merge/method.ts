@@ -20,7 +20,7 @@
 import type { TensorSource } from "../tensor/source.ts";
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 

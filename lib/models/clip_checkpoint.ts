@@ -31,7 +31,7 @@ import {
   type ViTConfig,
 } from "./config.ts";
 import { inferConfig } from "./store.ts";
-import type { HostParams } from "./params.ts";
+import type { HostParams } from "./weights.ts";
 import {
   applyRecipe,
   type ClipLayout,
@@ -191,7 +191,7 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
  * ```ts
  * import { openClipVision } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
@@ -238,7 +238,7 @@ export async function openClipVision(
  * ```ts
  * import { loadClipVision } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
@@ -262,7 +262,7 @@ export async function loadClipVision(
  * import { openClipVision } from "../../mod.ts";
  * import { readTower } from "./clip_checkpoint.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
@@ -288,7 +288,7 @@ export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams
  * ```ts
  * import { openClipTaskVectors } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const dir = await Deno.makeTempDir();
  * await saveModel(`${dir}/base.safetensors`, VIT_TINY, initHostParams(VIT_TINY, 0));

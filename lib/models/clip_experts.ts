@@ -23,7 +23,7 @@
 import { isAbsolute, join } from "node:path";
 import type { ViTConfig } from "./config.ts";
 import { disposeHead, type Head } from "./head.ts";
-import type { HostParams } from "./params.ts";
+import type { HostParams } from "./weights.ts";
 import { readHeadsFile } from "./heads_file.ts";
 import { type ClipVisionCheckpoint, openClipVision, readTower } from "./clip_checkpoint.ts";
 import { type ClipImageFolder, clipImageFolder, clipLabelledFolder } from "../data/image_folder.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor2D } from "./tf_types.ts";
+import type { Tensor2D } from "../engine/tf_types.ts";
 import { shapeText } from "../tensor/host.ts";
 
 /** A frozen classification head for one task. */

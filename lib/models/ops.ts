@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor, Tensor2D } from "./tf_types.ts";
+import type { Tensor, Tensor2D } from "../engine/tf_types.ts";
 
 /**
  * A PyTorch `Linear`: `x · Wᵀ + b` for rows `x` [n, in], weight [out, in] and bias [out]

@@ -12,8 +12,8 @@ import { SafetensorsReader, writeSafetensors } from "../io/safetensors.ts";
 import { CheckpointError } from "../io/errors.ts";
 import { parameterShapes, PROJECTION_NAME, validateConfig, VISION_PREFIX } from "./config.ts";
 import type { Activation, ViTConfig } from "./config.ts";
-import type { HostParams } from "./params.ts";
-import { hostToParams, paramsToHost } from "./params.ts";
+import type { HostParams } from "./weights.ts";
+import { hostToParams, paramsToHost } from "./weights.ts";
 import type { ParamMap } from "./vit.ts";
 import type { Head } from "./head.ts";
 import { sameShape, shapeText } from "../tensor/host.ts";
@@ -26,7 +26,7 @@ import { sameShape, shapeText } from "../tensor/host.ts";
  * ```ts
  * import { loadModel } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
@@ -78,7 +78,7 @@ export interface LoadedModel {
  * ```ts
  * import { loadModel } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
@@ -148,7 +148,7 @@ export interface ShapeLookup {
  * ```ts
  * import { SafetensorsReader } from "../io/safetensors.ts";
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * import { inferConfig, saveModel } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));

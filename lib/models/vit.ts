@@ -12,7 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor, Tensor2D } from "./tf_types.ts";
+import type { Tensor, Tensor2D } from "../engine/tf_types.ts";
 import { numPatches, parameterShapes, PROJECTION_NAME, validateConfig } from "./config.ts";
 import type { ViTConfig } from "./config.ts";
 import { shapeText } from "../tensor/host.ts";
@@ -29,7 +29,7 @@ const V = "vision_model.";
  * @example
  * ```ts
  * import { VIT_TINY } from "./config.ts";
- * import { initParams } from "./params.ts";
+ * import { initParams } from "./weights.ts";
  * import { checkParams } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * checkParams(params, VIT_TINY, "tiny");
@@ -55,7 +55,7 @@ export function checkParams(params: ParamMap, config: ViTConfig, label = "parame
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { VIT_TINY } from "./config.ts";
- * import { initParams } from "./params.ts";
+ * import { initParams } from "./weights.ts";
  * import { imageFeatures } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * const f = imageFeatures(params, VIT_TINY, tf.zeros([2, 1, 28, 28]));

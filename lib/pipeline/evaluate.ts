@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
-import { type HostParams, hostToParams } from "../models/params.ts";
+import { type HostParams, hostToParams } from "../models/weights.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { type HeadLogits, logitsAccuracy, predictLogits } from "../interference/predict.ts";

@@ -15,7 +15,7 @@
 import { dirname } from "node:path";
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import {
   type ClipExperts,
   openClipExperts,
@@ -23,7 +23,7 @@ import {
 } from "../models/clip_experts.ts";
 import { type ClipImageFolder, clipImageFolder } from "../data/image_folder.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
 
 /** Pictures read per progress update. */

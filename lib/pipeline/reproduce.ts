@@ -8,14 +8,14 @@
  */
 import { join } from "node:path";
 import { loadModel } from "../models/store.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import { loadZoo } from "../zoo/zoo.ts";
 import type { SuiteName } from "../data/tasks.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { resolveStudyConfig, type StudyConfig } from "./config.ts";
 import { runPaths, runStudy } from "./study.ts";
 import type { StudyResults, StudyRow } from "./results.ts";
-import { MergeBench } from "./bench.ts";
+import { MergeBench } from "./merge_bench.ts";
 import { type ScalingSweep, scalingSweep } from "./sweep.ts";
 
 /** The methods the secondary experiments use (the paper's main comparisons). */

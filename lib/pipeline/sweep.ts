@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import { displayWith, type Figure, lines } from "../display/mod.ts";
-import type { MergeBench } from "./bench.ts";
+import type { MergeBench } from "./merge_bench.ts";
 
 /** A {@linkcode ScalingSweep} as plain data. */
 export interface ScalingSweepData {

@@ -11,19 +11,15 @@
  */
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
-import { type HostParams, hostToParams } from "../models/params.ts";
+import { type HostParams, hostToParams } from "../models/weights.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { DistanceName } from "../interference/distance.ts";
 import { type HeadLogits, predictLogits, softmaxRows } from "../interference/predict.ts";
 import { subtractBase } from "../taskvec/host.ts";
 import { riLoss } from "./loss.ts";
-import {
-  type TrainOptions,
-  type TrainResult,
-  type TrainSettings,
-  trainTaskVector,
-} from "./trainer.ts";
+import { type TrainOptions, type TrainResult, trainTaskVector } from "./trainer.ts";
+import type { TrainSettings } from "./job.ts";
 import * as tf from "@tensorflow/tfjs";
 
 /** RI's settings: the optimiser's plus the loss's. */

@@ -9,18 +9,14 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { DistanceName } from "../interference/distance.ts";
 import { softmaxRows } from "../interference/predict.ts";
 import { distillLoss } from "./loss.ts";
-import {
-  type TrainOptions,
-  type TrainResult,
-  type TrainSettings,
-  trainTaskVector,
-} from "./trainer.ts";
+import { type TrainOptions, type TrainResult, trainTaskVector } from "./trainer.ts";
+import type { TrainSettings } from "./job.ts";
 import { modelLogits } from "./adapt.ts";
 
 /** What the distillation reads. */

@@ -10,7 +10,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor2D } from "../models/tf_types.ts";
+import type { Scalar, Tensor2D } from "../engine/tf_types.ts";
 import { distance, type DistanceName } from "../interference/distance.ts";
 
 /** A loss and its named parts, as scalars (the caller disposes them). */

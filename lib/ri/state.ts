@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { Variable } from "../models/tf_types.ts";
+import type { Variable } from "../engine/tf_types.ts";
 import { SafetensorsReader, type TensorToWrite, writeSafetensors } from "../io/safetensors.ts";
 import type { AdamW, AdamWState } from "../train/adamw.ts";
-import type { TrainJob, TrainSettings } from "./trainer.ts";
+import type { TrainJob, TrainSettings } from "./job.ts";
 import { LossCurve } from "./curve.ts";
 
 /** A saved training state. */

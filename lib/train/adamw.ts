@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor, Variable } from "../models/tf_types.ts";
+import type { Tensor, Variable } from "../engine/tf_types.ts";
 
 /** AdamW's state, in host memory: step count and both moments by variable name. */
 export interface AdamWState {

@@ -27,7 +27,7 @@ export interface FeedOptions {
  * ```ts
  * import { noiseSource } from "../data/auxiliary.ts";
  * import { VIT_TINY } from "../models/config.ts";
- * import { initParams } from "../models/params.ts";
+ * import { initParams } from "../models/weights.ts";
  * import { extractFeatures } from "./evaluate.ts";
  * const set = await noiseSource({ channels: 1, size: 28 }, 0).images(0, 4);
  * const f = await extractFeatures(initParams(VIT_TINY, 0), VIT_TINY, set, { norm: { mean: 0.5, std: 0.5 } });
@@ -61,7 +61,7 @@ export async function extractFeatures(
  * import { taskByName } from "../data/tasks.ts";
  * import { VIT_TINY } from "../models/config.ts";
  * import { makeHead } from "../models/head.ts";
- * import { initParams } from "../models/params.ts";
+ * import { initParams } from "../models/weights.ts";
  * import { accuracy } from "./evaluate.ts";
  * const { test } = await taskSplits(taskByName("mnist"), { train: 0, val: 0, test: 50 }, 0);
  * const head = makeHead("mnist", test.classes, tf.randomNormal([10, 64]), 20);

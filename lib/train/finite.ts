@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor1D, Variable } from "../models/tf_types.ts";
+import type { Scalar, Tensor1D, Variable } from "../engine/tf_types.ts";
 
 /** A training run stopped because a value became NaN or ±Infinity. */
 export class NonFiniteError extends Error {

@@ -15,12 +15,12 @@ import {
   initHostParams,
   paramsToHost,
   toVariables,
-} from "../models/params.ts";
-import type { Scalar, Tensor1D, Tensor2D, Tensor4D, Variable } from "../models/tf_types.ts";
+} from "../models/weights.ts";
+import type { Scalar, Tensor1D, Tensor2D, Tensor4D, Variable } from "../engine/tf_types.ts";
 import { imageFeatures } from "../models/vit.ts";
 import { batches, type PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { AdamW } from "./adamw.ts";
 import { crossEntropy } from "./losses.ts";
 import { warmupCosine } from "./schedule.ts";

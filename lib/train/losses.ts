@@ -4,7 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor, Tensor1D, Tensor2D } from "../models/tf_types.ts";
+import type { Scalar, Tensor, Tensor1D, Tensor2D } from "../engine/tf_types.ts";
 
 /**
  * Mean cross-entropy of logits [batch, classes] against integer labels [batch].

@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor, Variable } from "../models/tf_types.ts";
+import type { Scalar, Tensor, Variable } from "../engine/tf_types.ts";
 import type { AdamW } from "./adamw.ts";
 
 /**

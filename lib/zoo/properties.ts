@@ -10,11 +10,16 @@
 import { table } from "../display/figure.ts";
 import type { Figure } from "../display/figure.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
-import { disposeParams, type HostParams, hostToParams } from "../models/params.ts";
+import { disposeParams, type HostParams, hostToParams } from "../models/weights.ts";
+import type { Head } from "../models/head.ts";
+import type { TaskSplits } from "../data/dataset.ts";
+import type { TaskSpec } from "../data/tasks.ts";
 import { merge } from "../merge/merge.ts";
+import { addTaskVector } from "../taskvec/host.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
+import type { TensorSource } from "../tensor/source.ts";
 import { accuracy } from "../train/evaluate.ts";
-import type { ZooContents } from "./zoo.ts";
+import type { ZooConfig } from "./config.ts";
 
 /** The thresholds BENCHMARK.md asks for, in points. */
 export const REQUIRED = { expertGap: 15, taskArithmeticLoss: 10 } as const;
@@ -128,6 +133,26 @@ function mean(values: readonly number[]): number {
   return values.reduce((s, v) => s + v, 0) / values.length;
 }
 
+/** What {@linkcode evaluateZoo} reads of a zoo (the zoo's `ZooContents` has all of it). */
+export interface ZooModels {
+  /** What the zoo was built from. */
+  readonly config: ZooConfig;
+  /** The tasks, in order. */
+  readonly tasks: readonly TaskSpec[];
+  /** θ0. */
+  readonly base: HostParams;
+  /** One head per task, in task order. */
+  readonly heads: readonly Head[];
+  /** A task's expert. */
+  expert(task: string): Promise<HostParams>;
+  /** θ0 as a tensor source. */
+  baseSource(): TensorSource;
+  /** A task's expert as a tensor source. */
+  expertSource(task: string): Promise<TensorSource>;
+  /** A task's splits. */
+  data(task: string): Promise<TaskSplits>;
+}
+
 /**
  * Measures the properties of a zoo on the tasks' test splits: θ0, each expert, and the Task
  * Arithmetic merge (the merge registry's `task_arithmetic` at the zoo's coefficient).
@@ -138,7 +163,7 @@ function mean(values: readonly number[]): number {
  * console.log(properties.table().toText());
  * ```
  */
-export async function evaluateZoo(zoo: ZooContents, mode?: ProgressMode): Promise<ZooProperties> {
+export async function evaluateZoo(zoo: ZooModels, mode?: ProgressMode): Promise<ZooProperties> {
   const { config, tasks } = zoo;
   const feed = { norm: config.norm };
   const bar = progress("evaluating", 3 * tasks.length, { mode });
@@ -167,12 +192,7 @@ export async function evaluateZoo(zoo: ZooContents, mode?: ProgressMode): Promis
     tasks.map(async (t) => new TaskVector(t.name, baseSource, await zoo.expertSource(t.name))),
   );
   const merged = await merge("task_arithmetic", vectors, { scaling: config.taskArithmeticScaling });
-  const mergedModel: HostParams = new Map();
-  for (const [name, t] of zoo.base) {
-    const delta = merged.get(name).data;
-    mergedModel.set(name, { shape: t.shape, data: t.data.map((v, k) => v + delta[k]) });
-  }
-  const taskArithmetic = await score(mergedModel, () => true);
+  const taskArithmetic = await score(addTaskVector(zoo.base, merged.tensors()), () => true);
   await bar.done();
   return new ZooProperties(
     tasks.map((t) => t.name),

@@ -14,8 +14,8 @@
 import { join } from "node:path";
 import type { Head } from "../models/head.ts";
 import { disposeHead } from "../models/head.ts";
-import type { HostParams } from "../models/params.ts";
-import { disposeParams, hostToParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
+import { disposeParams, hostToParams } from "../models/weights.ts";
 import { loadHeads, loadModel, saveHeads, saveModel } from "../models/store.ts";
 import type { ParamMap } from "../models/vit.ts";
 import { pretrainSplits, type TaskSplits, taskSplits } from "../data/dataset.ts";
@@ -33,7 +33,7 @@ import {
   type ZooConfig,
   zooDirectory,
 } from "./config.ts";
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { evaluateZoo, ZooProperties } from "./properties.ts";
 
 /** Options of {@linkcode loadZoo}. */

@@ -1,7 +1,7 @@
 import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
 import { type TransformName, TRANSFORMS } from "../../mod.ts";
 import { resizeSquare } from "../../lib/data/images.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { applyTransforms } from "../../lib/data/transforms.ts";
 import { runPython } from "../helpers/python.ts";
 

@@ -7,7 +7,7 @@
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
 import { numel } from "../../lib/tensor/host.ts";
 import { MemorySource, type TensorSource } from "../../lib/tensor/source.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { runPython } from "../helpers/python.ts";
 
 /** A tiny CLIP vision tower's tensors (HF names): width 32, MLP 64, 2 layers, 17 positions. */

@@ -2,7 +2,7 @@ import { deepStrictEqual, throws } from "node:assert/strict";
 import { AbsKthSelector } from "../../lib/merge/select.ts";
 import { tiesThresholds } from "../../lib/merge/ties.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 
 /** The k-th smallest |x| by sorting (the obvious reference). */
 function bySorting(chunks: Float32Array[], k: number): number {

@@ -4,7 +4,7 @@ import { tsvMergeMatrix } from "../../lib/merge/tsv_m.ts";
 import { wudiMergeMatrix } from "../../lib/merge/wudi.ts";
 import { getMethod } from "../../lib/merge/registry.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 
 Deno.test("Iso-CTS budgets follow MERGING.md's table and Python's half-to-even round", () => {
   deepStrictEqual(isoCtsBudget(768, 8, 0.8), { common: 616, perTask: 19 });

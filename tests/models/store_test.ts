@@ -4,7 +4,7 @@ import { initEngine, loadModel, type ViTConfig } from "../../mod.ts";
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
 import { parameterShapes } from "../../lib/models/config.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
-import { initHostParams } from "../../lib/models/params.ts";
+import { initHostParams } from "../../lib/models/weights.ts";
 import { loadHeads, saveHeads, saveModel } from "../../lib/models/store.ts";
 import { runPython } from "../helpers/python.ts";
 import { tempDir } from "../helpers/temp.ts";

@@ -2,7 +2,7 @@ import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../mod.ts";
 import { CLIP_VIT_B32 } from "../../lib/models/config.ts";
-import { disposeParams, initParams } from "../../lib/models/params.ts";
+import { disposeParams, initParams } from "../../lib/models/weights.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
 import { crossCheck, SMALL } from "./crosscheck.ts";
 

@@ -3,15 +3,8 @@ import { bars, heatmap, htmlDocument, lines, table } from "../../lib/display/mod
 import { tempDir } from "../helpers/temp.ts";
 import { regionStats, renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, plotlyOf, saveShot } from "./figures.ts";
-import {
-  assertClean,
-  cellWith,
-  executeNotebook,
-  notebookToHtml,
-  REPO_ROOT,
-  richOutput,
-  streamText,
-} from "./harness.ts";
+import { assertClean, executeNotebook, REPO_ROOT } from "../../tasks/notebook_runner.ts";
+import { cellWith, notebookToHtml, richOutput, streamText } from "./harness.ts";
 
 const TASKS = ["mnist", "fashion", "kmnist", "digits"];
 const BEFORE = [

@@ -7,7 +7,7 @@
  */
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { type PlotBox, regionStats } from "./chromium.ts";
-import { REPO_ROOT } from "./harness.ts";
+import { REPO_ROOT } from "../../tasks/notebook_runner.ts";
 
 /** Where screenshots are kept (ignored by git). */
 export const SHOTS = `${REPO_ROOT}/.cache/screenshots`;

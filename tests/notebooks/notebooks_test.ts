@@ -5,15 +5,12 @@ import { tempDir } from "../helpers/temp.ts";
 import { renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, type Plotly, plotlyOf, saveShot } from "./figures.ts";
 import {
-  cellWith,
   type ExecutedCell,
   type ExecutedNotebook,
   executeNotebook,
-  notebookToHtml,
   REPO_ROOT,
-  richOutput,
-  streamText,
-} from "./harness.ts";
+} from "../../tasks/notebook_runner.ts";
+import { cellWith, notebookToHtml, richOutput, streamText } from "./harness.ts";
 
 const TASKS = ["mnist", "fashion", "mnist_rot90", "fashion_inv"];
 

@@ -3,7 +3,7 @@ import { openClipVision, type ViTConfig } from "../../mod.ts";
 import { type TensorToWrite, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { parseHfConfig } from "../../lib/models/clip_checkpoint.ts";
 import { parameterShapes } from "../../lib/models/config.ts";
-import { initHostParams } from "../../lib/models/params.ts";
+import { initHostParams } from "../../lib/models/weights.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { SMALL_CLIP } from "./fixtures.ts";
 

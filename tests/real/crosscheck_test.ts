@@ -9,9 +9,9 @@ import {
   prepareMerge,
 } from "../../mod.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { writeSafetensors } from "../../lib/io/safetensors.ts";
-import { disposeParams, hostToParams } from "../../lib/models/params.ts";
+import { disposeParams, hostToParams } from "../../lib/models/weights.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
 import { runPython } from "../helpers/python.ts";
 import { tempDir } from "../helpers/temp.ts";

@@ -11,7 +11,7 @@ import {
   checkCommonBase,
 } from "../../lib/taskvec/base_check.ts";
 import { mergeCheckpoints } from "../../lib/merge/files.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { randomModel, tinyVitLayout } from "../merge/fixtures.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { buildFile, type RawTensor } from "./safetensors_fuzz.ts";

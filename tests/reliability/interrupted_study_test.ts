@@ -9,7 +9,7 @@ import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { initEngine } from "../../lib/engine/backend.ts";
 import { loadZoo } from "../../lib/zoo/zoo.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { digests, filesUnder } from "./files.ts";
 import { assertResumed, checkRunFolder, runScript, savedSteps, stateStep } from "./run_folder.ts";

@@ -7,7 +7,7 @@
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { zooDirectory } from "../../lib/zoo/config.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { digests, filesUnder } from "./files.ts";
 import { checkRunFolder, runScript } from "./run_folder.ts";

@@ -38,7 +38,7 @@ def collect(kc, msg_id, timeout, grace=0.5):
     """Everything the kernel publishes for one request until it is idle (or timeout).
 
     Deno's kernel can report idle before the cell's last outputs (see
-    tests/notebooks/execute.py), so listening goes on until it has been quiet for `grace`
+    tasks/notebook_execute.py), so listening goes on until it has been quiet for `grace`
     seconds after idle.
     """
     out = {"status": None, "ename": None, "evalue": None, "stream": "", "idle": False}

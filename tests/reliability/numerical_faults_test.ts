@@ -7,10 +7,11 @@ import { deepStrictEqual, equal, ok as assert, rejects, throws } from "node:asse
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
 import { MICRO_VIT } from "../helpers/small_models.ts";
-import { initHostParams } from "../../lib/models/params.ts";
+import { initHostParams } from "../../lib/models/weights.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
-import { Rng } from "../../lib/data/random.ts";
-import { type TrainJob, type TrainSettings, trainTaskVector } from "../../lib/ri/trainer.ts";
+import { Rng } from "../../lib/tensor/random.ts";
+import { trainTaskVector } from "../../lib/ri/trainer.ts";
+import type { TrainJob, TrainSettings } from "../../lib/ri/job.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { firstNonFinite } from "../../lib/tensor/host.ts";
 import { tempDir } from "../helpers/temp.ts";

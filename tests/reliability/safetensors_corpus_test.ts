@@ -12,7 +12,7 @@ import { tempDir } from "../helpers/temp.ts";
 import { buildFile, checkFile, overwrite, type RawTensor, seedFiles } from "./safetensors_fuzz.ts";
 import { judge, specDecode } from "./safetensors_oracle.ts";
 import { AllocationLimitError, installAllocationProbe } from "./alloc_probe.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 
 /** Asserts a CheckpointError for `path` (and `tensor`) whose message holds every fragment. */
 async function failsWith(

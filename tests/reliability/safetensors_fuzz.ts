@@ -13,7 +13,7 @@
  */
 import { SafetensorsReader, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { CheckpointError } from "../../lib/io/errors.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { judge, SPEC_DTYPES, specDecode, type SpecTensor } from "./safetensors_oracle.ts";
 import type { AllocationProbe } from "./alloc_probe.ts";
 
@@ -332,7 +332,7 @@ function injectNonFinite(rng: Rng, bytes: Uint8Array): Mutated | null {
  * @example
  * ```ts
  * import { mutateBytes } from "./safetensors_fuzz.ts";
- * import { Rng } from "../../lib/data/random.ts";
+ * import { Rng } from "../../lib/tensor/random.ts";
  * console.log(mutateBytes(new Rng(0), new Uint8Array(16)).what);
  * ```
  */
@@ -401,7 +401,7 @@ export function mutateBytes(rng: Rng, bytes: Uint8Array): Mutated {
  * @example
  * ```ts
  * import { mutate, seedFiles } from "./safetensors_fuzz.ts";
- * import { Rng } from "../../lib/data/random.ts";
+ * import { Rng } from "../../lib/tensor/random.ts";
  * const [seed] = await seedFiles();
  * console.log(mutate(new Rng(1), seed.bytes).what);
  * ```
@@ -444,7 +444,7 @@ export interface Checked {
  * @example
  * ```ts
  * import { checkFile, seedFiles } from "./safetensors_fuzz.ts";
- * import { Rng } from "../../lib/data/random.ts";
+ * import { Rng } from "../../lib/tensor/random.ts";
  * const [seed] = await seedFiles();
  * const path = await Deno.makeTempFile();
  * await Deno.writeFile(path, seed.bytes);

@@ -10,7 +10,7 @@
  */
 import { CheckpointError } from "../../lib/io/errors.ts";
 import { openTorchCheckpoint } from "../../lib/io/torch_zip.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import type { AllocationProbe } from "./alloc_probe.ts";
 import { type FuzzFailure, type FuzzSummary, mutateBytes, overwrite } from "./safetensors_fuzz.ts";
 

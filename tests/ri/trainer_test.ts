@@ -2,9 +2,9 @@ import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
 import { MICRO_VIT } from "../helpers/small_models.ts";
-import { type HostParams, initHostParams } from "../../lib/models/params.ts";
+import { type HostParams, initHostParams } from "../../lib/models/weights.ts";
 import { disposeHead, makeHead } from "../../lib/models/head.ts";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 import { adaptExpert, type RiInputs, type RiSettings } from "../../lib/ri/adapt.ts";
 import { tempDir } from "../helpers/temp.ts";
 

@@ -1,5 +1,5 @@
 import { deepStrictEqual, notDeepStrictEqual, ok as assert } from "node:assert/strict";
-import { Rng } from "../../lib/data/random.ts";
+import { Rng } from "../../lib/tensor/random.ts";
 
 Deno.test("a seed fixes the whole sequence; labels give independent streams", () => {
   const a = new Rng(5), b = new Rng(5);

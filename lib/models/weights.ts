@@ -5,11 +5,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Variable } from "./tf_types.ts";
+import type { Variable } from "../engine/tf_types.ts";
 import { parameterShapes, PROJECTION_NAME } from "./config.ts";
 import type { ViTConfig } from "./config.ts";
 import type { ParamMap } from "./vit.ts";
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { type HostTensor, numel } from "../tensor/host.ts";
 
 /** Parameters held in host memory, by name, in the model's parameter order. */
@@ -42,7 +42,7 @@ function initStd(name: string, config: ViTConfig): number {
  * @example
  * ```ts
  * import { VIT_TINY } from "./config.ts";
- * import { initHostParams } from "./params.ts";
+ * import { initHostParams } from "./weights.ts";
  * const host = initHostParams(VIT_TINY, 1);
  * host.get("vision_model.pre_layrnorm.weight")?.data[0]; // 1
  * ```
@@ -69,7 +69,7 @@ export function initHostParams(config: ViTConfig, seed: number): HostParams {
  * @example
  * ```ts
  * import { VIT_TINY } from "./config.ts";
- * import { initParams } from "./params.ts";
+ * import { initParams } from "./weights.ts";
  * const params = initParams(VIT_TINY, 1);
  * console.log(Object.keys(params).length); // 69
  * ```
@@ -83,7 +83,7 @@ export function initParams(config: ViTConfig, seed: number): ParamMap {
  *
  * @example
  * ```ts
- * import { hostToParams } from "./params.ts";
+ * import { hostToParams } from "./weights.ts";
  * const p = hostToParams(new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]));
  * p.w.print();
  * ```
@@ -101,7 +101,7 @@ export function hostToParams(host: HostParams | Record<string, HostTensor>): Par
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { paramsToHost } from "./params.ts";
+ * import { paramsToHost } from "./weights.ts";
  * const host = await paramsToHost({ w: tf.ones([2]) });
  * host.get("w")?.data; // Float32Array [1, 1]
  * ```
@@ -121,7 +121,7 @@ export async function paramsToHost(params: ParamMap): Promise<HostParams> {
  * @example
  * ```ts
  * import { VIT_TINY } from "./config.ts";
- * import { disposeParams, initParams, toVariables } from "./params.ts";
+ * import { disposeParams, initParams, toVariables } from "./weights.ts";
  * const params = initParams(VIT_TINY, 0);
  * const vars = toVariables(params);
  * disposeParams(params);
@@ -143,7 +143,7 @@ export function toVariables(params: ParamMap, trainable = true): Record<string, 
  * @example
  * ```ts
  * import { VIT_TINY } from "./config.ts";
- * import { disposeParams, initParams } from "./params.ts";
+ * import { disposeParams, initParams } from "./weights.ts";
  * disposeParams(initParams(VIT_TINY, 0));
  * ```
  */

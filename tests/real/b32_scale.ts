@@ -9,8 +9,8 @@
  * its peak memory is its own.
  *
  * ```sh
- * ./deno run -A bench/real_b32.ts [WORK_DIR]
- * ./deno run -A bench/real_b32.ts --study WORK_DIR   # only the study, on files written before
+ * ./deno run -A tests/real/b32_scale.ts [WORK_DIR]
+ * ./deno run -A tests/real/b32_scale.ts --study WORK_DIR   # only the study, on files written before
  * ```
  *
  * @module
@@ -26,14 +26,14 @@ import {
   prepareMerge,
   readHeadsFile,
   writeCheckpoint,
-} from "../mod.ts";
-import { CLIP_VIT_B32 } from "../lib/models/config.ts";
-import { disposeHead, headLogits } from "../lib/models/head.ts";
-import { disposeParams, hostToParams } from "../lib/models/params.ts";
-import { imageFeatures } from "../lib/models/vit.ts";
-import { resolveStudyConfig } from "../lib/pipeline/config.ts";
-import { runStudy } from "../lib/pipeline/study.ts";
-import { runScript, SET_CLASSES, writeClipSet } from "../tests/real/fixtures.ts";
+} from "../../mod.ts";
+import { CLIP_VIT_B32 } from "../../lib/models/config.ts";
+import { disposeHead, headLogits } from "../../lib/models/head.ts";
+import { disposeParams, hostToParams } from "../../lib/models/weights.ts";
+import { imageFeatures } from "../../lib/models/vit.ts";
+import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
+import { runStudy } from "../../lib/pipeline/study.ts";
+import { runScript, SET_CLASSES, writeClipSet } from "./fixtures.ts";
 
 /** Peak resident memory of this process so far, in MiB (Linux VmHWM). */
 export async function peakMemoryMiB(): Promise<number> {
@@ -56,7 +56,7 @@ async function main(dir: string): Promise<void> {
   await timed("write B/32 set with PyTorch (not ours)", async () => {
     await writeClipSet(dir, { ...CLIP_VIT_B32, minimal: true } as typeof CLIP_VIT_B32);
     await runScript("images.py", [`${dir}/pictures`, "224"]);
-    const here = new URL("../tests/real/", import.meta.url).pathname;
+    const here = new URL("./", import.meta.url).pathname;
     const folders = { aux: 8, classes: SET_CLASSES, per_class: 1 };
     await runScript("study_ref.py", [here, "folders", dir, JSON.stringify(folders)]);
   });

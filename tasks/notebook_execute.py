@@ -1,6 +1,6 @@
 """Executes a notebook headless with nbclient and writes the executed copy.
 
-Usage: /usr/bin/python3 execute.py NOTEBOOK OUT --cwd DIR [--kernel deno] [--timeout S] [--grace S]
+Usage: /usr/bin/python3 notebook_execute.py NOTEBOOK OUT --cwd DIR [--kernel deno] [--timeout S] [--grace S]
 
 Prints one JSON line: per code cell, how many of its messages arrived only after the kernel
 reported it idle ("late"), and how many messages belonged to no cell being run ("stray").

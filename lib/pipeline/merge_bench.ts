@@ -8,7 +8,7 @@
  */
 import type { StudyModels } from "./models.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import { MemorySource } from "../tensor/source.ts";
 import { merge, type MergeOptions, type MergeSummary, mergeSummaryTable } from "../merge/merge.ts";
 import type { HeadLogits } from "../interference/predict.ts";
@@ -78,7 +78,7 @@ displayWith(Evaluation.prototype, (e) =>
  *
  * @example
  * ```ts
- * import { MergedModel } from "./bench.ts";
+ * import { MergedModel } from "./merge_bench.ts";
  * const summary = { method: "average", params: { scaling: 1 }, tasks: ["a"], notes: {} };
  * const m = new MergedModel(new Map(), new Map(), summary);
  * console.log(String(m), m.perTask); // the summary table, false
