@@ -1,5 +1,5 @@
-"""PyTorch peers of the benchmark's merges, written from ../shared/design/MERGING.md (sections 2,
-3, 5, 6) and run the way FusionBench/mergekit users run them on CPU: streaming key by key from
+"""PyTorch peers of the benchmark's merges, written from docs/METHODS.md (task_arithmetic,
+ties, tsv_m, iso_c) and run the way FusionBench/mergekit users run them on CPU: streaming key by key from
 safetensors files (one tensor of the base and of each expert in memory at a time), the merged
 checkpoint theta0 + alpha*M written as it is computed.
 

@@ -1,5 +1,6 @@
 /**
- * The interference measures of RI.md, computed from logits that `predictLogits` produced:
+ * The interference measures (README, "Resolving Interference"), computed from logits that
+ * `predictLogits` produced:
  *
  * - ξ(θM) = Σi E[x ~ Di] d(pi(x; θi), pi(x; θM)), with its per-task terms ξi;
  * - the pairwise matrix I[i][j] = E[x] d(pj(x; θ0), pj(x; θ0 + τi)): how far expert i moves

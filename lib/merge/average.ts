@@ -1,6 +1,6 @@
 /**
- * Weight averaging (MERGING.md §1): θ = (1/T) Σ_t θ_t = θ0 + (1/T) Σ_t τ_t, every tensor
- * elementwise.
+ * Weight averaging (docs/METHODS.md, `average`): θ = (1/T) Σ_t θ_t = θ0 + (1/T) Σ_t τ_t, every
+ * tensor elementwise.
  *
  * @module
  */

@@ -1,5 +1,6 @@
 /**
- * TALL masks and Consensus merging (Wang et al., ICML 2024; MERGING.md §9).
+ * TALL masks and Consensus merging (Wang et al., ICML 2024; docs/METHODS.md, `consensus_ta`
+ * and `consensus_ties`).
  *
  * With a multi-task vector τ_MTL (the TA sum, or TIES with k = 20 and dis-sum, both at scale 1),
  * task t's TALL mask is m_t = 1[|τ_t| > λ·|τ_MTL − τ_t|] elementwise over all parameters;

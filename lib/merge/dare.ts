@@ -1,11 +1,12 @@
 /**
- * DARE, drop and rescale (Yu et al., ICML 2024; MERGING.md §4): each entry of each task vector
- * is dropped independently with probability p and the survivors are divided by (1 − p), so
- * E[τ̃_t] = τ_t; the τ̃_t are then merged by Task Arithmetic or by TIES.
+ * DARE, drop and rescale (Yu et al., ICML 2024; docs/METHODS.md, `dare_ta` and `dare_ties`):
+ * each entry of each task vector is dropped independently with probability p and the survivors
+ * are divided by (1 − p), so E[τ̃_t] = τ_t; the τ̃_t are then merged by Task Arithmetic or by
+ * TIES.
  *
- * The draws come from a seeded generator keyed by (seed, task index, tensor name)
- * (`Rng` from lib/tensor/random.ts, labelled `dare/TASK/NAME`): the same seed gives the same masks whatever order or how many
- * times tensors are read, which TIES's extra streaming passes rely on.
+ * The draws come from a seeded generator keyed by (seed, task index, tensor name) (`Rng` from
+ * lib/tensor/random.ts, labelled `dare/TASK/NAME`): the same seed gives the same masks whatever
+ * order or how many times tensors are read, which TIES's extra streaming passes rely on.
  *
  * @module
  */
@@ -181,7 +182,7 @@ export const dareTaskArithmetic: MergeMethod = {
 /**
  * DARE followed by TIES (trim at k%, elect, disjoint merge) on the dropped task vectors
  * (FusionBench defaults p = 0.5, k = 20, dis-sum, λ = 0.5; k = 100 gives the "elect and merge
- * only" form of MERGING.md §4 and mergekit's dare_ties).
+ * only" form of docs/METHODS.md and mergekit's dare_ties).
  *
  * @example
  * ```ts

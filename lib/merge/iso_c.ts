@@ -1,8 +1,8 @@
 /**
- * Iso-C, isotropic merging in the common subspace (Marczak et al., ICML 2025; MERGING.md §6),
- * per matrix: S = Σ_t Δ_t = U Σ Vᵀ (thin SVD), σ̄ = mean of all r = min(m, n) singular values,
- * M = σ̄ · U Vᵀ (the spectrum flattened, the direction S's polar factor). Other tensors are
- * averaged; α scales everything.
+ * Iso-C, isotropic merging in the common subspace (Marczak et al., ICML 2025; docs/METHODS.md,
+ * `iso_c`), per matrix: S = Σ_t Δ_t = U Σ Vᵀ (thin SVD), σ̄ = mean of all r = min(m, n)
+ * singular values, M = σ̄ · U Vᵀ (the spectrum flattened, the direction S's polar factor). Other
+ * tensors are averaged; α scales everything.
  *
  * @module
  */

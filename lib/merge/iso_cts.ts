@@ -1,6 +1,6 @@
 /**
  * Iso-CTS, isotropic merging with common and task-specific subspaces (Marczak et al., ICML
- * 2025; MERGING.md §6), per matrix with common fraction f:
+ * 2025; docs/METHODS.md, `iso_cts`), per matrix with common fraction f:
  * 1. budgets ({@linkcode isoCtsBudget}): k_c = ⌊f·r⌋, s = round((r − k_c)/T)·T with Python's
  *    round (half to even), then k_c = r − s and k_t = s/T;
  * 2. the top k_c singular components of S = Σ_t Δ_t are the common subspace (U_c, σ_c, V_c);

@@ -8,7 +8,7 @@
  */
 
 /**
- * TSV-M / Iso-C / Iso-CTS rule (MERGING.md §5, §6; `TSVM_utils.py`, `iso.py`): every 2-D tensor
+ * TSV-M / Iso-C / Iso-CTS rule (docs/METHODS.md; `TSVM_utils.py`, `iso.py`): every 2-D tensor
  * whose name does not contain `text_projection` gets the per-matrix treatment, everything else
  * the mean. In HF names this covers q/k/v/out_proj, fc1, fc2, the position embedding and
  * `visual_projection`; in open_clip names in_proj, out_proj, c_fc, c_proj, `positional_embedding`
@@ -34,7 +34,7 @@ const LINEAR_WEIGHT =
   /(\.self_attn\.(q_proj|k_proj|v_proj|out_proj)\.weight|\.attn\.in_proj_weight|\.attn\.out_proj\.weight|\.mlp\.(fc1|fc2|c_fc|c_proj)\.weight)$/;
 
 /**
- * WUDI's official ViT rule (MERGING.md §7, `vit/wudi_main.py`): only the linear-layer weights
+ * WUDI's official ViT rule (docs/METHODS.md; `vit/wudi_main.py`): only the linear-layer weights
  * inside transformer blocks are merged (attention q/k/v/out or in_proj/out_proj, MLP fc1/fc2 or
  * c_fc/c_proj); every other tensor (biases, LayerNorm, patch and position embeddings, the
  * projection) stays at its pretrained value.

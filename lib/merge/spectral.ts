@@ -1,6 +1,7 @@
 /**
- * The split shared by TSV-M, Iso-C and Iso-CTS (MERGING.md §5–§6): 2-D tensors whose name lacks
- * `text_projection` are merged matrix by matrix; every other tensor is the mean over tasks.
+ * The split shared by TSV-M, Iso-C and Iso-CTS (docs/METHODS.md, `tsv_m`, `iso_c`, `iso_cts`):
+ * 2-D tensors whose name lacks `text_projection` are merged matrix by matrix; every other tensor
+ * is the mean over tasks.
  *
  * @module
  */

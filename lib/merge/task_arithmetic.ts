@@ -1,6 +1,6 @@
 /**
- * Task Arithmetic (Ilharco et al., ICLR 2023; MERGING.md §2): M = Σ_t τ_t, θ = θ0 + α·M, every
- * tensor elementwise with one global α.
+ * Task Arithmetic (Ilharco et al., ICLR 2023; docs/METHODS.md, `task_arithmetic`): M = Σ_t τ_t,
+ * θ = θ0 + α·M, every tensor elementwise with one global α.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
- * TIES-Merging (Yadav et al., NeurIPS 2023; MERGING.md §3) with the original's whole-model
- * semantics, streamed:
+ * TIES-Merging (Yadav et al., NeurIPS 2023; docs/METHODS.md, `ties`) with the original's
+ * whole-model semantics, streamed:
  * 1. Trim: per task, thr_t = the (D − ⌊D·k/100⌋)-th smallest |τ_t| over the whole flattened model
  *    (`torch.kthvalue`), found exactly by radix selection in two streaming passes; entries with
  *    |τ| ≥ thr_t are kept (ties at the threshold kept). k = 100 trims nothing.

@@ -1,6 +1,6 @@
 /**
- * TSV-M, Task Singular Vectors Merge (Gargiulo et al., CVPR 2025; MERGING.md §5), per matrix
- * Δ_t ∈ R^{m×n}, r = min(m, n), k = ⌊r/T⌋:
+ * TSV-M, Task Singular Vectors Merge (Gargiulo et al., CVPR 2025; docs/METHODS.md, `tsv_m`), per
+ * matrix Δ_t ∈ R^{m×n}, r = min(m, n), k = ⌊r/T⌋:
  * 1. thin SVD of each Δ_t, keeping its top k components;
  * 2. concatenate them: U = [U_1,k … U_T,k] (m×r, zero columns when T·k < r), σ, Vᵀ (r×n);
  * 3. replace U and Vᵀ by their polar factors (nearest orthogonal matrices);

@@ -1,6 +1,6 @@
 /**
  * WUDI-Merging (Cheng et al., ICML 2025, "Whoever Started the Interference Should End It";
- * MERGING.md §7). Per linear layer, M minimises the data-free interference loss
+ * docs/METHODS.md, `wudi`). Per linear layer, M minimises the data-free interference loss
  *
  *   L(M) = Σ_t (1/‖Δ_t‖_F²) · ‖(M − Δ_t) Δ_tᵀ‖_F²,
  *

@@ -1,5 +1,5 @@
 /**
- * Every merge method against an independent PyTorch reference written from MERGING.md
+ * Every merge method against an independent PyTorch reference written from docs/METHODS.md
  * (tests/merge/reference.py), on random task vectors with tiny-ViT shapes and HF names
  * (3 to 8 tasks). All cases run in one Python process; each is one test step.
  */

@@ -1,8 +1,8 @@
-"""Independent PyTorch references of the merge methods, written from MERGING.md's math (not from
+"""Independent PyTorch references of the merge methods, written from docs/METHODS.md's math (not from
 the TypeScript code). main(spec) reads task vectors (one safetensors file per task), merges them
 with spec["method"] and spec["params"] (every parameter given explicitly), and writes alpha * M.
 
-Tensor rules used here, restated from MERGING.md:
+Tensor rules used here, restated from docs/METHODS.md:
 - TA / TIES / DARE / Consensus: every tensor, flattened into one vector per task;
 - TSV-M / Iso: 2-D tensors whose name lacks "text_projection" per matrix, the rest averaged;
 - WUDI (official): linear weights inside transformer blocks, the rest left out (M = 0);
@@ -30,7 +30,7 @@ def unflatten(vec, names, shapes):
     return out
 
 
-# ---- TIES (MERGING.md section 3) -----------------------------------------------------------
+# ---- TIES (docs/METHODS.md, ties) -----------------------------------------------------------
 def ties_vector(V, k, merge):
     """V: T x D task vectors. Trim to top-k percent per row, elect signs, disjoint merge."""
     T, D = V.shape

@@ -6,7 +6,7 @@ import { getMethod } from "../../lib/merge/registry.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
 import { Rng } from "../../lib/tensor/random.ts";
 
-Deno.test("Iso-CTS budgets follow MERGING.md's table and Python's half-to-even round", () => {
+Deno.test("Iso-CTS budgets follow docs/METHODS.md's table and Python's half-to-even round", () => {
   deepStrictEqual(isoCtsBudget(768, 8, 0.8), { common: 616, perTask: 19 });
   deepStrictEqual(isoCtsBudget(768, 14, 0.8), { common: 614, perTask: 11 });
   deepStrictEqual(isoCtsBudget(768, 20, 0.8), { common: 608, perTask: 8 });
