@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { blasThreads, openBlas } from "../linalg/openblas.ts";
 import { kernelCounts, type KernelFactory } from "./kernel_util.ts";
 import { batchMatMulKernel, fusedMatMulKernel } from "./kernels_matmul.ts";
+import { registerFusedKernels, unregisterFusedKernels } from "./fused.ts";
 import {
   castKernel,
   identityKernel,
@@ -112,6 +113,7 @@ export function registerFastKernels(): FastKernelsInfo {
     tf.unregisterKernel(name, "wasm");
     tf.registerKernel({ ...original, kernelFunc: fast as unknown as tf.KernelFunc });
   }
+  registerFusedKernels();
   return { active: true, detail: `OpenBLAS sgemm, ${blasThreads()} threads` };
 }
 
@@ -130,6 +132,7 @@ export function unregisterFastKernels(): void {
     tf.registerKernel(original);
   }
   originals.clear();
+  unregisterFusedKernels();
 }
 
 /**

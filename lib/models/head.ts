@@ -80,15 +80,48 @@ export function makeHead(
  * ```
  */
 export function headLogits(head: Head, features: Tensor2D): Tensor2D {
+  checkFeatures(head, features);
+  return tf.tidy(() =>
+    tf.matMul(l2NormalizeRows(features), head.weight, false, true).mul(head.logitScale)
+  );
+}
+
+/**
+ * Class logits under several heads at once: the features are normalised once and multiplied by
+ * every head's weights in one product; returns one [batch, classes] tensor per head, equal to
+ * {@linkcode headLogits} of each head.
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { headsLogits, makeHead } from "../../mod.ts";
+ * const a = makeHead("a", ["x", "y"], tf.tensor2d([[1, 0], [0, 1]]), 10);
+ * const b = makeHead("b", ["z"], tf.tensor2d([[1, 1]]), 2);
+ * const [la, lb] = headsLogits([a, b], tf.tensor2d([[2, 0]]));
+ * la.print(); // [[10, 0]]
+ * lb.print(); // [[1.4142135]]
+ * ```
+ */
+export function headsLogits(heads: readonly Head[], features: Tensor2D): Tensor2D[] {
+  if (heads.length === 1) return [headLogits(heads[0], features)];
+  for (const head of heads) checkFeatures(head, features);
+  return tf.tidy(() => {
+    const weight = tf.concat(heads.map((h) => h.weight), 0);
+    const scale = heads.every((h) => h.logitScale === heads[0].logitScale)
+      ? tf.scalar(heads[0].logitScale)
+      : tf.tensor1d(heads.flatMap((h) => h.classes.map(() => h.logitScale)));
+    const logits = tf.matMul(l2NormalizeRows(features), weight, false, true).mul(scale);
+    return tf.split(logits, heads.map((h) => h.classes.length), 1) as Tensor2D[];
+  });
+}
+
+function checkFeatures(head: Head, features: Tensor2D): void {
   if (features.rank !== 2 || features.shape[1] !== head.weight.shape[1]) {
     throw new Error(
       `head "${head.task}": features have shape ${shapeText(features.shape)}, expected ` +
         `[batch, ${head.weight.shape[1]}]`,
     );
   }
-  return tf.tidy(() =>
-    tf.matMul(l2NormalizeRows(features), head.weight, false, true).mul(head.logitScale)
-  );
 }
 
 /**

@@ -17,6 +17,7 @@ import { numPatches, parameterShapes, PROJECTION_NAME, validateConfig } from "./
 import type { ViTConfig } from "./config.ts";
 import { shapeText } from "../tensor/host.ts";
 import { linear } from "./ops.ts";
+import { fusedLayerNorm, fusedQuickGelu } from "../engine/fused.ts";
 
 /** Tensors by parameter name (variables while training, plain tensors otherwise). */
 export type ParamMap = Record<string, Tensor>;
@@ -118,6 +119,8 @@ function layerNorm<T extends tf.Tensor>(
   beta: tf.Tensor,
   config: ViTConfig,
 ): T {
+  const fused = fusedLayerNorm(x, gamma, beta, config.layerNormEps);
+  if (fused) return fused;
   const axis = x.rank - 1;
   const mean = x.mean(axis, true);
   const centered = x.sub(mean);
@@ -181,6 +184,8 @@ function attention(
 }
 
 function activate(x: tf.Tensor2D, config: ViTConfig): tf.Tensor2D {
-  if (config.activation === "quick_gelu") return x.mul(tf.sigmoid(x.mul(1.702)));
+  if (config.activation === "quick_gelu") {
+    return fusedQuickGelu(x) ?? x.mul(tf.sigmoid(x.mul(1.702)));
+  }
   return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
 }

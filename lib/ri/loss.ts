@@ -12,6 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor2D } from "../engine/tf_types.ts";
 import { distance, type DistanceName } from "../interference/distance.ts";
+import { FUSED, fusedAvailable, fusedHeadsKl } from "../engine/fused.ts";
 
 /** A loss and its named parts, as scalars (the caller disposes them). */
 export interface LossParts {
@@ -49,6 +50,11 @@ export function riLoss(
     throw new Error(`riLoss: ${n} heads' logits but ${targets.length} targets`);
   }
   if (!(own >= 0 && own < n)) throw new Error(`riLoss: own head ${own} not in 0..${n - 1}`);
+  const weight = n > 1 ? options.alpha / (n - 1) : 0;
+  if (options.distance === "kl") {
+    const fused = fusedRiKl(logits, targets, own, weight);
+    if (fused) return fused;
+  }
   const ownPart = distance(options.distance, targets[own], logits[own]);
   const others = tf.tidy(() => {
     let sum: tf.Tensor = tf.scalar(0);
@@ -57,9 +63,34 @@ export function riLoss(
     }
     return sum as Scalar;
   });
-  const weight = n > 1 ? options.alpha / (n - 1) : 0;
   const total = tf.tidy(() => tf.add(ownPart, tf.mul(others, weight)) as Scalar);
   return { total, parts: { own: ownPart, others } };
+}
+
+/**
+ * riLoss with KL through one fused kernel over every head (lib/engine/fused.ts), where the
+ * backend has it; undefined otherwise. The logits and targets are laid side by side first.
+ */
+function fusedRiKl(
+  logits: readonly Tensor2D[],
+  targets: readonly Tensor2D[],
+  own: number,
+  weight: number,
+): LossParts | undefined {
+  if (!fusedAvailable(FUSED.headsKl)) return undefined;
+  const widths = logits.map((l) => l.shape[1]);
+  const weights = widths.map((_, j) => (j === own ? 1 : weight));
+  const z = logits.length === 1 ? logits[0] : tf.concat(logits as Tensor2D[], 1);
+  const p = targets.length === 1 ? targets[0] : tf.concat(targets as Tensor2D[], 1);
+  const kl = fusedHeadsKl(z, p, widths, weights);
+  if (z !== logits[0]) tf.dispose([z, p]);
+  if (!kl) return undefined;
+  const parts = tf.tidy(() => {
+    const ownPart = kl.perHead.slice([own], [1]).reshape([]) as Scalar;
+    return { own: ownPart, others: kl.perHead.sum().sub(ownPart) as Scalar };
+  });
+  kl.perHead.dispose();
+  return { total: kl.total, parts };
 }
 
 /**

@@ -14,7 +14,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor2D, Variable } from "../engine/tf_types.ts";
-import { headLogits } from "../models/head.ts";
+import { headsLogits } from "../models/head.ts";
+import { fusedAddPairs } from "../engine/fused.ts";
 import { type HostParams, hostToParams, paramsToHost } from "../models/weights.ts";
 import { imageFeatures } from "../models/vit.ts";
 import { batchOrder, type PixelNorm } from "../data/batches.ts";
@@ -108,10 +109,8 @@ function runStep(
   try {
     const total = trainStep(
       () => {
-        const params: Record<string, tf.Tensor> = {};
-        for (const name of Object.keys(base)) params[name] = tf.add(base[name], tau[name]);
-        const features = imageFeatures(params, job.config, x);
-        const loss = job.loss(job.heads.map((h) => headLogits(h, features)), targets);
+        const features = imageFeatures(sumParams(base, tau), job.config, x);
+        const loss = job.loss(headsLogits(job.heads, features), targets);
         kept = Object.fromEntries(Object.entries(loss.parts).map(([k, v]) => [k, tf.keep(v)]));
         return loss.total;
       },
@@ -126,6 +125,17 @@ function runStep(
   } finally {
     tf.dispose([x, ...targets, ...Object.values(kept)]);
   }
+}
+
+/** θ0 + τ' for every parameter (one fused kernel where the backend has it). */
+function sumParams(
+  base: Record<string, tf.Tensor>,
+  tau: Record<string, Variable>,
+): Record<string, tf.Tensor> {
+  const names = Object.keys(base);
+  const sums = fusedAddPairs(names.map((n) => base[n]), names.map((n) => tau[n])) ??
+    names.map((n) => tf.add(base[n], tau[n]));
+  return Object.fromEntries(names.map((n, i) => [n, sums[i]]));
 }
 
 /** The auxiliary images of one step: a seeded permutation per epoch, whole batches only. */

@@ -7,6 +7,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor, Variable } from "../engine/tf_types.ts";
 import type { AdamW } from "./adamw.ts";
+import { packedGradients } from "../engine/gradients.ts";
+import { fusedSumSquares } from "../engine/fused.ts";
 
 /**
  * Scales gradients so their global L2 norm is at most `maxNorm` (PyTorch's
@@ -63,6 +65,21 @@ export interface StepOptions {
  */
 export function trainStep(loss: () => Scalar, optimizer: AdamW, options: StepOptions): Scalar {
   const entries = Object.entries(optimizer.vars);
+  // Where the fused kernels run: gradients packed in one tensor, clipping and AdamW in place.
+  const packed = packedGradients(loss, entries.map(([, v]) => v));
+  if (packed) {
+    try {
+      let scale = 1;
+      if (options.clipNorm !== undefined) {
+        const norm = Math.fround(Math.sqrt(fusedSumSquares(packed.flat)!));
+        scale = Math.min(1, options.clipNorm / Math.fround(norm + 1e-6));
+      }
+      optimizer.stepPacked(packed, entries.map(([name]) => name), options.lr, scale);
+    } finally {
+      packed.flat.dispose();
+    }
+    return packed.value;
+  }
   const { value, grads } = tf.variableGrads(loss, entries.map(([, v]) => v as Variable));
   const byName: Record<string, Tensor> = {};
   for (const [name, v] of entries) if (grads[v.name]) byName[name] = grads[v.name];
