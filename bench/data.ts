@@ -70,12 +70,22 @@ export interface MergeSpec {
  * modelSpec(false).train.batch; // 128
  * ```
  */
-export function modelSpec(quick: boolean, steps = 16): ModelSpec {
-  const batch = quick ? 8 : 128;
+export function modelSpec(quick: boolean, steps = 16, geometry: Geometry = "tiny"): ModelSpec {
+  const b32 = geometry === "b32";
+  const batch = b32 ? (quick ? 2 : 32) : quick ? 8 : 128;
   const auxCount = 2 * batch;
+  const logitScale = b32 ? 100 : 20; // CLIP's exp(logit_scale); the benchmark ViT's heads
   return {
-    config: { ...VIT_TINY },
-    train: { batch, lr: 1e-3, weightDecay: 0.01, clipNorm: 1, classes: 10, logitScale: 20 },
+    config: b32 ? { ...CLIP_VIT_B32, layers: quick ? 1 : 12 } : { ...VIT_TINY },
+    // CLIP is fine-tuned at lr 1e-5; the benchmark ViT trains at 1e-3
+    train: {
+      batch,
+      lr: b32 ? 1e-5 : 1e-3,
+      weightDecay: 0.01,
+      clipNorm: 1,
+      classes: 10,
+      logitScale,
+    },
     ri: {
       batch,
       // mf8: six 10-class tasks, parity (2), coarse garments (4)
@@ -86,12 +96,31 @@ export function modelSpec(quick: boolean, steps = 16): ModelSpec {
       lr: 1e-4,
       weightDecay: 1e-4,
       auxCount,
-      logitScale: 20,
+      logitScale,
       seed: 0,
       orderEpochs: Math.ceil(steps / (auxCount / batch)),
     },
-    eval: { count: quick ? 32 : 512, batch: quick ? 16 : 256, classes: 10, logitScale: 20 },
+    // no evaluation workload at ViT-B/32's geometry (its 8 experts would be 2.8 GB of files)
+    eval: b32
+      ? { count: 0, batch: 1, classes: 10, logitScale }
+      : { count: quick ? 32 : 512, batch: quick ? 16 : 256, classes: 10, logitScale },
   };
+}
+
+/** The model workloads' geometries: the benchmark ViT, or CLIP ViT-B/32's (batch 32). */
+export type Geometry = "tiny" | "b32";
+
+/**
+ * The geometry a workload runs at (`ri_step_b32` and `vit_train_b32`: ViT-B/32's).
+ *
+ * @example
+ * ```ts
+ * import { geometryOf } from "./data.ts";
+ * geometryOf("ri_step_b32"); // "b32"
+ * ```
+ */
+export function geometryOf(workload: string): Geometry {
+  return workload.endsWith("_b32") ? "b32" : "tiny";
 }
 
 /**
@@ -172,8 +201,10 @@ export async function writeModelData(dir: string, spec: ModelSpec, seed = 0): Pr
   const riTensors: Tensors = {
     aux: normals(rng, "ri/aux", [ri.auxCount, ...image]),
   };
+  // τ a few percent of θ0 at ViT-B/32's geometry, as CLIP's task vectors are
+  const tauStd = spec.config.width >= 768 ? 0.002 : 0.01;
   for (const [name, t] of Object.entries(theta0)) {
-    riTensors[`tau.${name}`] = normals(rng, `ri/tau/${name}`, t.shape, 0.01);
+    riTensors[`tau.${name}`] = normals(rng, `ri/tau/${name}`, t.shape, tauStd);
   }
   // The trainer's batch order (lib/data's batchOrder, one permutation per epoch)
   const orders = new Float32Array(ri.orderEpochs * ri.auxCount);
@@ -187,6 +218,14 @@ export async function writeModelData(dir: string, spec: ModelSpec, seed = 0): Pr
     riTensors[`target.${j}`] = probabilities(rng, `ri/target/${j}`, ri.auxCount, classes);
   });
   await writeCheckpoint(`${dir}/ri.safetensors`, source("ri", riTensors));
+  if (spec.eval.count > 0) await writeEvalData(dir, spec, theta0, rng);
+  await Deno.writeTextFile(`${dir}/spec.json`, JSON.stringify(spec, null, 1));
+}
+
+/** The evaluation workload's labelled images, head and merged model. */
+async function writeEvalData(dir: string, spec: ModelSpec, theta0: Tensors, rng: Rng) {
+  const { config } = spec;
+  const image = [config.channels, config.imageSize, config.imageSize];
   const evalLabels = rng.fork("eval/labels");
   await writeCheckpoint(
     `${dir}/eval.safetensors`,
@@ -203,7 +242,6 @@ export async function writeModelData(dir: string, spec: ModelSpec, seed = 0): Pr
     }),
   );
   await writeMergedModel(dir, theta0, rng);
-  await Deno.writeTextFile(`${dir}/spec.json`, JSON.stringify(spec, null, 1));
 }
 
 /** The evaluated model: Task Arithmetic (α = 0.3) of 8 random experts of θ0. */

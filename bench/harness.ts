@@ -9,13 +9,49 @@
  *
  * @module
  */
-import { type MergeLayout, mergeSpec, modelSpec, writeMergeData, writeModelData } from "./data.ts";
+import {
+  geometryOf,
+  type MergeLayout,
+  mergeSpec,
+  modelSpec,
+  writeMergeData,
+  writeModelData,
+} from "./data.ts";
 import { loadAverage } from "./machine.ts";
 import type { SideResult } from "./workloads.ts";
 import { openCheckpoint } from "../mod.ts";
 
 /** The model workloads, in run order. */
-export const MODEL_WORKLOADS = ["vit_train", "ri_step", "eval"] as const;
+export const MODEL_WORKLOADS = [
+  "vit_train",
+  "ri_step",
+  "eval",
+  "vit_train_b32",
+  "ri_step_b32",
+] as const;
+
+/**
+ * Timed and warm-up iterations of a workload: ViT-B/32-geometry steps take seconds each, so
+ * they run a third of `steps` (at least 2) after one warm-up.
+ *
+ * @example
+ * ```ts
+ * import { iterationsOf } from "./harness.ts";
+ * iterationsOf("ri_step_b32", { steps: 10, warmup: 3 }); // { steps: 3, warmup: 1 }
+ * ```
+ */
+export function iterationsOf(
+  workload: string,
+  options: { steps: number; warmup: number },
+): { steps: number; warmup: number } {
+  if (geometryOf(workload) === "tiny") return { steps: options.steps, warmup: options.warmup };
+  return { steps: Math.max(2, Math.round(options.steps / 3)), warmup: 1 };
+}
+
+/** Where a model workload's data lies under the run's data directory. */
+function dataDir(dir: string, workload: string): string {
+  return geometryOf(workload) === "b32" ? `${dir}/b32` : dir;
+}
 
 /** The merge methods benchmarked (`read` is the I/O floor). */
 export const MERGE_METHODS = ["task_arithmetic", "ties", "tsv_m", "iso_cts", "read"] as const;
@@ -46,6 +82,12 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Cores other processes may use during a timed part before the workload counts as measured
+ * under load (a quiet machine's daemons use a few hundredths of one).
+ */
+export const LOAD_LIMIT = 0.25;
+
 /** Both sides' results for one workload. */
 export interface WorkloadSummary {
   /** Workload name. */
@@ -60,6 +102,15 @@ export interface WorkloadSummary {
   cpuMs: { ours: number; torch: number };
   /** Largest peak resident memory over processes, MiB. */
   peakMiB: { ours: number; torch: number };
+  /** Smallest and largest process median wall time per side, ms: the spread over processes. */
+  spread: { ours: [number, number]; torch: [number, number] };
+  /**
+   * The most cores other processes used during any timed part of this workload (either side;
+   * undefined where /proc/stat is unreadable).
+   */
+  othersCores?: number;
+  /** True when other processes used more than {@linkcode LOAD_LIMIT} cores during the runs. */
+  loaded: boolean;
   /** wallMs.ours / wallMs.torch. */
   ratio: number;
   /** cpuMs.ours / cpuMs.torch. */
@@ -134,11 +185,11 @@ async function runSide(
     "--workload",
     workload,
     "--data",
-    dir,
+    workload.startsWith("merge_") ? dir : dataDir(dir, workload),
     "--steps",
-    String(options.steps),
+    String(iterationsOf(workload, options).steps),
     "--warmup",
-    String(options.warmup),
+    String(iterationsOf(workload, options).warmup),
     "--out",
     out,
   ];
@@ -202,6 +253,13 @@ function summarise(
   const cpu = (rs: SideResult[]) => median(rs.map((r) => r.cpu_ms));
   const peak = (rs: SideResult[]) => Math.max(...rs.map((r) => r.peak_mib ?? NaN));
   const wallMs = { ours: wall(ours), torch: wall(torch) };
+  const range = (rs: SideResult[]): [number, number] => {
+    const medians = rs.map((r) => median(r.times_ms));
+    return [Math.min(...medians), Math.max(...medians)];
+  };
+  const others = [...ours, ...torch].map((r) => r.others_cores)
+    .filter((x): x is number => typeof x === "number");
+  const othersCores = others.length ? Math.max(...others) : undefined;
   const cpuMs = { ours: cpu(ours), torch: cpu(torch) };
   const unit = workload.startsWith("merge_")
     ? "merge"
@@ -215,6 +273,9 @@ function summarise(
     wallMs,
     cpuMs,
     peakMiB: { ours: peak(ours), torch: peak(torch) },
+    spread: { ours: range(ours), torch: range(torch) },
+    othersCores,
+    loaded: othersCores !== undefined && othersCores > LOAD_LIMIT,
     ratio: wallMs.ours / wallMs.torch,
     cpuRatio: cpuMs.ours / cpuMs.torch,
     unit,
@@ -274,7 +335,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (models.length > 0) {
       log(`writing the model workloads' data to ${dir}`);
       // the batch orders cover every RI step either side runs (3 more when profiling)
-      await writeModelData(dir, modelSpec(options.quick, options.warmup + options.steps + 3));
+      const steps = options.warmup + options.steps + 3;
+      if (models.some((w) => geometryOf(w) === "tiny")) {
+        await writeModelData(dir, modelSpec(options.quick, steps));
+      }
+      if (models.some((w) => geometryOf(w) === "b32")) {
+        log(`writing the ViT-B/32-geometry data to ${dir}/b32`);
+        await writeModelData(`${dir}/b32`, modelSpec(options.quick, steps, "b32"));
+      }
     }
     if (merges.length > 0) {
       log(`writing the merge inputs (${options.mergeLayers} ViT-B/32 blocks, 8 experts) to ${dir}`);
@@ -297,10 +365,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           const out = `${dir}/out_${side}_${workload}.safetensors`;
           const r = await runSide(side, workload, dir, options, out);
           entry[side].push(r);
+          const others = r.others_cores === undefined
+            ? ""
+            : `, others ${r.others_cores.toFixed(2)} cores`;
           log(
             `  ${workload} rep ${rep + 1} ${side.padEnd(5)}: median ${
               median(r.times_ms).toFixed(1)
-            } ms, CPU ${r.cpu_ms.toFixed(1)} ms, peak ${r.peak_mib?.toFixed(0)} MiB`,
+            } ms, CPU ${r.cpu_ms.toFixed(1)} ms, peak ${r.peak_mib?.toFixed(0)} MiB${others}`,
           );
         }
         if (rep === 0) {
@@ -319,7 +390,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       }
     }
     sample();
-    const spec = modelSpec(options.quick);
+    const specOf = (w: string) => modelSpec(options.quick, 16, geometryOf(w));
     const workloads = options.workloads.map((w) => {
       const r = results.get(w)!;
       return summarise(
@@ -327,8 +398,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         r.ours,
         r.torch,
         agreement.get(w) ?? { text: "", mismatch: NaN },
-        w === "eval" ? spec.eval.count : undefined,
-        w === "ri_step" ? spec.ri.batch : spec.train.batch,
+        w === "eval" ? specOf(w).eval.count : undefined,
+        w.startsWith("ri_step") ? specOf(w).ri.batch : specOf(w).train.batch,
       );
     });
     const { log: _, ...kept } = options;

@@ -56,6 +56,45 @@ export function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** Machine-wide CPU time from /proc/stat's first line, in clock ticks: busy and total. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+    // cpu user nice system idle iowait irq softirq steal …
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/)
+      .slice(1, 9).map(Number);
+    const busy = user + nice + system + irq + softirq + (steal || 0);
+    return { busy, total: busy + idle + iowait };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts measuring how busy the machine's other processes are; the returned function gives
+ * the cores they used on average since (machine-wide busy cores from /proc/stat minus this
+ * process's CPU time over the wall time), or undefined where /proc/stat is unreadable. A
+ * benchmark measured while others used a noticeable fraction of a core is measured under load.
+ *
+ * @example
+ * ```ts
+ * import { othersMeter } from "./machine.ts";
+ * const others = othersMeter();
+ * console.log(others()); // e.g. 0.02 on a quiet machine
+ * ```
+ */
+export function othersMeter(): () => number | undefined {
+  const t0 = machineTicks(), cpu0 = cpuMs(), wall0 = performance.now();
+  return () => {
+    const t1 = machineTicks();
+    if (!t0 || !t1 || t1.total <= t0.total) return undefined;
+    const cores = navigator.hardwareConcurrency;
+    const busy = (t1.busy - t0.busy) / (t1.total - t0.total) * cores;
+    const own = (cpuMs() - cpu0) / Math.max(1e-9, performance.now() - wall0);
+    return Math.max(0, busy - own);
+  };
+}
+
 async function commandText(cmd: string, args: string[]): Promise<string> {
   try {
     const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();

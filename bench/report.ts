@@ -6,7 +6,7 @@
  * @module
  */
 import type { BenchResult, WorkloadSummary } from "./harness.ts";
-import { median } from "./harness.ts";
+import { LOAD_LIMIT, median } from "./harness.ts";
 import type { MachineInfo } from "./machine.ts";
 
 /** Largest acceptable ratio ours/PyTorch (issue 9). */
@@ -19,6 +19,8 @@ const TITLES: Record<string, string> = {
   vit_train: "training step (fwd + bwd + clip + AdamW)",
   ri_step: "RI step (trainer + riLoss, 8 heads, cached targets)",
   eval: "evaluation (accuracy of a merged model)",
+  vit_train_b32: "training step, ViT-B/32 geometry",
+  ri_step_b32: "RI step, ViT-B/32 geometry (8 heads)",
   merge_task_arithmetic: "merge: Task Arithmetic",
   merge_ties: "merge: TIES",
   merge_tsv_m: "merge: TSV-M",
@@ -50,6 +52,7 @@ function ms(x: number): string {
 /** Whether a workload meets its targets, in words. */
 function verdict(w: WorkloadSummary, fullMerge: boolean): string {
   const notes: string[] = [];
+  if (w.loaded) notes.push(`UNDER LOAD (others used ${w.othersCores!.toFixed(2)} cores)`);
   notes.push(w.ratio <= RATIO_TARGET ? "ratio ok" : `ratio > ${RATIO_TARGET}`);
   if (w.workload.startsWith("merge_") && w.workload !== "merge_read") {
     const peak = w.peakMiB.ours;
@@ -65,19 +68,28 @@ function throughput(w: WorkloadSummary): string {
   return `${per(w.wallMs.ours)} vs ${per(w.wallMs.torch)} images/s`;
 }
 
+/** The smallest–largest process median, in the unit of the larger. */
+function spreadText([low, high]: [number, number]): string {
+  if (low === high) return "1 process";
+  return high >= 10000
+    ? `${(low / 1000).toFixed(1)}–${(high / 1000).toFixed(1)} s`
+    : `${low.toFixed(high >= 100 ? 0 : 1)}–${high.toFixed(high >= 100 ? 0 : 1)}`;
+}
+
 /** The table's rows: one per workload. */
 function rows(result: BenchResult): string[][] {
   const full = (result.mergeInputs?.layers ?? 0) === 12 && !result.options.quick;
   return result.workloads.map((w) => [
     workloadTitle(w.workload),
     w.unit,
-    ms(w.wallMs.ours),
-    ms(w.wallMs.torch),
+    `${ms(w.wallMs.ours)} (${spreadText(w.spread.ours)})`,
+    `${ms(w.wallMs.torch)} (${spreadText(w.spread.torch)})`,
     w.ratio.toFixed(2),
     ms(w.cpuMs.ours),
     ms(w.cpuMs.torch),
     w.cpuRatio.toFixed(2),
     `${mib(w.peakMiB.ours)} / ${mib(w.peakMiB.torch)}`,
+    w.othersCores === undefined ? "?" : w.othersCores.toFixed(2),
     [throughput(w), verdict(w, full)].filter(Boolean).join("; "),
   ]);
 }
@@ -85,13 +97,14 @@ function rows(result: BenchResult): string[][] {
 const HEADER = [
   "workload",
   "per",
-  "ours (wall)",
-  "PyTorch (wall)",
+  "ours (wall, spread)",
+  "PyTorch (wall, spread)",
   "ratio",
   "ours (CPU)",
   "PyTorch (CPU)",
   "CPU ratio",
   "peak MiB ours / PyTorch",
+  "others' cores",
   "notes",
 ];
 
@@ -127,7 +140,9 @@ export function formatText(result: BenchResult): string {
   const lines = table.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd());
   lines.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   const out = [
-    `medians; ratio = ours / PyTorch (wall time); ${settingsText(result)}`,
+    `medians (spread: smallest–largest process median); ratio = ours / PyTorch (wall time); ` +
+    `others' cores: the most cores other processes used during a timed part (over ` +
+    `${LOAD_LIMIT}: UNDER LOAD); ${settingsText(result)}`,
     "",
     ...lines,
     "",
@@ -201,7 +216,10 @@ export function formatMarkdown(result: BenchResult, machine: MachineInfo, comman
     `Machine: ${machine.cpu}, ${machine.cpus} CPUs, ${machine.memoryGiB} GiB; ${machine.kernel}. ` +
     `${machine.deno}; ${machine.torch}; ${machine.openblas}.`,
     "",
-    `Settings: ${settingsText(result)}. Load during the run: ${loadText(result.load)}.`,
+    `Settings: ${settingsText(result)}. Load during the run: ${loadText(result.load)}. ` +
+    `Wall times are medians over processes of each process's median, with the smallest–largest ` +
+    `process median in brackets; "others' cores" is the most cores other processes used during ` +
+    `a timed part (from /proc/stat); above ${LOAD_LIMIT} the ratio is marked UNDER LOAD.`,
     "",
     ...table,
     "",

@@ -39,7 +39,7 @@ import { riLoss } from "../lib/ri/loss.ts";
 import { trainTaskVector } from "../lib/ri/trainer.ts";
 import type { TrainJob } from "../lib/ri/job.ts";
 import type { MergeLayout, ModelSpec } from "./data.ts";
-import { cpuMs } from "./machine.ts";
+import { cpuMs, othersMeter } from "./machine.ts";
 import { kindOf } from "./profile_step.ts";
 
 /** What one side measured for one workload in one process. */
@@ -56,6 +56,11 @@ export interface SideResult {
   peak_mib?: number;
   /** Values to compare between the sides (first and last loss, or a checksum). */
   check?: Record<string, number>;
+  /**
+   * Cores that other processes used on average during the timed iterations (machine-wide
+   * busy time minus this process's, bench/machine.ts `othersMeter`).
+   */
+  others_cores?: number;
   /** Time per phase (merges), s. */
   phases?: Record<string, unknown>;
   /** Kernel time per kind of kernel, ms per iteration (with --profile). */
@@ -85,6 +90,7 @@ async function timed(
   for (let i = 1; i < options.warmup; i++) await step();
   const walls: number[] = [];
   let last = first;
+  const others = othersMeter();
   const cpu0 = cpuMs();
   for (let i = 0; i < options.steps; i++) {
     const t0 = performance.now();
@@ -97,6 +103,7 @@ async function timed(
     workload,
     times_ms: walls,
     cpu_ms: cpu,
+    others_cores: others(),
     check: { first, last },
   };
   if (options.profile) {
@@ -245,12 +252,16 @@ export async function riStep(spec: ModelSpec, dir: string, options: StepOptions)
   };
   const ends: number[] = [], losses: number[] = [];
   let cpu0 = 0;
+  let others = othersMeter();
   await trainTaskVector(job, settings, {
     progress: "off",
     onStep: (step, point) => {
       ends.push(performance.now());
       losses.push(point.total);
-      if (step === options.warmup) cpu0 = cpuMs();
+      if (step === options.warmup) {
+        cpu0 = cpuMs();
+        others = othersMeter();
+      }
     },
   });
   const cpu = (cpuMs() - cpu0) / options.steps;
@@ -259,6 +270,7 @@ export async function riStep(spec: ModelSpec, dir: string, options: StepOptions)
     workload: "ri_step",
     times_ms: ends.slice(options.warmup).map((t, i) => t - ends[options.warmup - 1 + i]),
     cpu_ms: cpu,
+    others_cores: others(),
     check: { first: losses[0], last: losses[total - 1] },
   };
   if (options.profile) {
@@ -313,7 +325,7 @@ export async function mergeWorkload(method: string, dir: string, out: string) {
     phase = next;
     since = now;
   };
-  const cpu0 = cpuMs(), t0 = performance.now();
+  const cpu0 = cpuMs(), t0 = performance.now(), others = othersMeter();
   if (method === "read") {
     mark("read");
     await readOnly(base, experts, out);
@@ -335,6 +347,7 @@ export async function mergeWorkload(method: string, dir: string, out: string) {
     workload: `merge_${method}`,
     times_ms: [wall],
     cpu_ms: cpuMs() - cpu0,
+    others_cores: others(),
     phases: { passes: phases },
   };
   return result;

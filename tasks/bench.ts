@@ -65,15 +65,17 @@ export function benchOptions(args: string[]): BenchOptions & { report?: string }
   const all = [...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)] as string[];
   let workloads = values.only ? values.only.split(",").map((w) => w.trim()) : all;
   for (const w of workloads) {
-    if (!all.includes(w)) throw new Error(`--only: unknown workload "${w}"\n\n${USAGE}`);
+    if (!all.includes(w)) {
+      throw new Error(`--only: unknown workload "${w}" (valid: ${all.join(", ")})`);
+    }
   }
   if (values["no-merges"]) workloads = workloads.filter((w) => !w.startsWith("merge_"));
   return {
     quick,
     threads: count("threads", values.threads, 1),
     reps: count("reps", values.reps, quick ? 1 : 5),
-    // A whole-tower SVD merge takes minutes per side: one run each unless asked
-    mergeReps: count("merge-reps", values["merge-reps"], quick || values.full ? 1 : 3),
+    // five processes per side give each ratio a spread; --merge-reps 1 for a quick look
+    mergeReps: count("merge-reps", values["merge-reps"], quick ? 1 : 5),
     steps: count("steps", values.steps, quick ? 2 : 10),
     warmup: count("warmup", values.warmup, quick ? 1 : 3),
     mergeLayers: count("merge-layers", values["merge-layers"], values.full ? 12 : 2),
@@ -89,7 +91,14 @@ if (import.meta.main) {
     console.log(USAGE);
     Deno.exit(0);
   }
-  const options = benchOptions(Deno.args);
+  let options: ReturnType<typeof benchOptions>;
+  try {
+    options = benchOptions(Deno.args);
+  } catch (err) {
+    // a bad command line is one line, not a stack trace
+    console.error(`deno task bench: ${err instanceof Error ? err.message : err}`);
+    Deno.exit(2);
+  }
   const result = await runBench(options);
   console.log(formatText(result));
   if (options.report) {

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { assemble, Code, F32, type FunctionDef, I32, V128 } from "./wasm_asm.ts";
+import { assemble, Code, F32, F64, type FunctionDef, I32, V128 } from "./wasm_asm.ts";
 
 /** Emits code that leaves one value on the stack (4 lanes in vector mode, one f32 otherwise). */
 type Expr = () => void;
@@ -245,15 +245,36 @@ function rowStats(c: Code, span: Span, x: number, d: number, eps: number) {
   return { mean, rstd };
 }
 
-/** (n, x) → Σ x² (float32 lanes, summed pairwise at the end). */
+/**
+ * (n, x) → Σ x², each square rounded to float32 (as a Square op rounds it) and summed in
+ * float64: a float32 running sum over the millions of values of a model's gradient would
+ * drift by up to n·2^−24 of itself.
+ */
 function sumSquares(): FunctionDef {
-  const c = new Code([I32, I32], [F32]);
+  const c = new Code([I32, I32], [F64]);
   const span = newSpan(c);
+  const acc = c.local(V128), tail = c.local(F64), square = c.local(V128);
   setSpan(c, span, 0);
-  sumSpan(c, span, (o) => {
-    const x = o.let(o.load(1));
-    return o.mul(x, x);
+  c.simd(0x0c, ...new Array(16).fill(0)).set(acc).raw(0x44, 0, 0, 0, 0, 0, 0, 0, 0).set(tail);
+  const at = () => c.get(1).get(span.index).op(0x6a);
+  c.i32(0).set(span.index);
+  c.loop(() => c.get(span.index).get(span.vectorEnd).op(0x4f), () => {
+    at();
+    c.mem(0x00, 2, true).tee(square).get(square).simd(0xe6).set(square); // x² in f32 lanes
+    // acc += promote(lanes 0, 1) + promote(lanes 2, 3)
+    c.get(acc).get(square).simd(0x5f).simd(0xf0);
+    c.get(square).get(square)
+      .simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)
+      .simd(0x5f).simd(0xf0).set(acc);
+    c.get(span.index).i32(16).op(0x6a).set(span.index);
   });
+  const value = c.local(F32);
+  c.loop(() => c.get(span.index).get(span.end).op(0x4f), () => {
+    at();
+    c.mem(0x2a, 2).tee(value).get(value).op(0x94).op(0xbb).get(tail).op(0xa0).set(tail);
+    c.get(span.index).i32(4).op(0x6a).set(span.index);
+  });
+  c.get(acc).simd(0x21, 0).get(acc).simd(0x21, 1).op(0xa0).get(tail).op(0xa0);
   return { name: "sumSquares", code: c };
 }
 

@@ -26,6 +26,11 @@ Deno.test("deno task bench --quick: the model workloads and two merges agree acr
     }
     assert(Number.isFinite(w.ratio) && w.ratio > 0, `${w.workload}: ratio ${w.ratio}`);
     assert(Number.isFinite(w.cpuRatio) && w.cpuRatio > 0, `${w.workload}: CPU ratio`);
+    // one process per side: the spread is that process's median; others' load is measured
+    equal(w.spread.ours[0], w.spread.ours[1]);
+    assert(w.spread.ours[0] > 0 && w.spread.torch[0] > 0, `${w.workload}: spread`);
+    assert(typeof w.othersCores === "number" && w.othersCores >= 0, `${w.workload}: others`);
+    equal(w.loaded, w.othersCores! > 0.25);
     if (w.workload.startsWith("merge_")) {
       // float32 streams in both; the SVD methods agree to rounding of their factors
       assert(w.mismatch < 1e-4, `${w.workload}: ${w.agreement}`);
@@ -39,16 +44,36 @@ Deno.test("deno task bench --quick: the model workloads and two merges agree acr
   for (const w of all) assert(text.includes(workloadTitle(w)), `${w} missing from the table`);
 });
 
-Deno.test("bench options: --full runs the whole tower once per side; bad input is named", () => {
+Deno.test("bench options: five processes per side by default; bad input is one line", async () => {
   const full = benchOptions(["--full"]);
   equal(full.mergeLayers, 12);
-  equal(full.mergeReps, 1);
+  equal(full.mergeReps, 5);
+  equal(full.reps, 5);
+  equal(benchOptions(["--quick"]).reps, 1);
   equal(benchOptions([]).mergeLayers, 2);
   equal(
     benchOptions([]).workloads.join(),
     [...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)].join(),
   );
   equal(benchOptions(["--no-merges"]).workloads.join(), MODEL_WORKLOADS.join());
-  throws(() => benchOptions(["--only", "vit_trian"]), /unknown workload "vit_trian"/);
+  throws(
+    () => benchOptions(["--only", "vit_trian"]),
+    /unknown workload "vit_trian" \(valid: vit_train, /,
+  );
   throws(() => benchOptions(["--threads", "0"]), /--threads 0: expected an integer/);
+  const cli = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../tasks/bench.ts", import.meta.url).pathname,
+      "--only",
+      "nope",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(cli.stderr).trim();
+  equal(cli.code, 2);
+  equal(stderr.split("\n").length, 1, stderr);
+  assert(stderr.includes('unknown workload "nope"') && stderr.includes("merge_read"), stderr);
 });
