@@ -78,9 +78,11 @@ function machineTicks(): { busy: number; total: number } | undefined {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { othersMeter } from "./machine.ts";
  * const others = othersMeter();
- * console.log(others()); // e.g. 0.02 on a quiet machine
+ * await new Promise((r) => setTimeout(r, 50));
+ * ok((others() ?? 0) >= 0); // e.g. 0.02 cores on a quiet machine
  * ```
  */
 export function othersMeter(): () => number | undefined {

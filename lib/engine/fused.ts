@@ -15,8 +15,9 @@
  *
  * Each op returns `undefined` when its kernel is not registered for the active backend
  * (WebGPU, tfjs's cpu backend, `RI_FAST_KERNELS=0`): the caller then runs its unfused ops,
- * which stay the reference. The arithmetic lives in `fused_math.ts` and agrees with the unfused
- * ops to float32 rounding (AdamW bit for bit).
+ * which stay the reference. The loops live in `simd.ts` (WebAssembly SIMD on the backend's own
+ * heap) and `fused_math.ts` (the per-head KL), and agree with the unfused ops to float32
+ * rounding (AdamW bit for bit).
  *
  * @module
  */
@@ -303,20 +304,33 @@ const GRADIENTS: tf.GradConfig[] = [
 let registered = false;
 
 /**
+ * `RI_FUSED` unless it is `0`/`false`/`off` (then only the OpenBLAS kernels of `kernels.ts`
+ * replace tfjs's: for measuring what the fused kernels bring).
+ */
+function fusedFromEnv(): boolean {
+  if (Deno.permissions.querySync({ name: "env", variable: "RI_FUSED" }).state !== "granted") {
+    return true;
+  }
+  const value = Deno.env.get("RI_FUSED")?.trim().toLowerCase();
+  return !(value === "0" || value === "false" || value === "off");
+}
+
+/**
  * Registers the fused kernels for the wasm backend and their gradients (once; harmless to
  * repeat). `initEngine` calls it through `registerFastKernels`.
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedAvailable, registerFusedKernels } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
  * registerFusedKernels();
- * console.log(fusedAvailable("RiAdamW")); // true
+ * equal(fusedAvailable("RiAdamW"), true);
  * ```
  */
 export function registerFusedKernels(): void {
-  if (registered || Deno.env.get("RI_FUSED") === "0") return;
+  if (registered || !fusedFromEnv()) return;
   const backend = tf.findBackend("wasm");
   if (!backend || !simdOf(backend as unknown as WasmBackend)) return; // no wasm SIMD here
   for (const [kernelName, kernelFunc] of Object.entries(KERNELS)) {
@@ -351,8 +365,9 @@ export function unregisterFusedKernels(): void {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { fusedAvailable } from "./fused.ts";
- * console.log(fusedAvailable("RiLayerNorm"));
+ * equal(fusedAvailable("NoSuchKernel"), false);
  * ```
  */
 export function fusedAvailable(name: string): boolean {
@@ -362,18 +377,19 @@ export function fusedAvailable(name: string): boolean {
 /**
  * One AdamW update of variable `w` with moments `m`, `v` and gradient `g` as one kernel
  * (assigning the three variables), or false when the kernel is not available (the caller then
- * runs the unfused update). See `AdamWConstants` in fused_math.ts for the constants.
+ * runs the unfused update).
  *
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { equal, ok } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedAdamW } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
  * const [w, m, v] = [tf.variable(tf.ones([2])), tf.variable(tf.zeros([2])), tf.variable(tf.zeros([2]))];
  * const c = { beta1: 0.9, beta2: 0.999, lr: 0.1, decay: 1, c1: 0.1, c2: 0.001, epsilon: 1e-8 };
- * console.log(fusedAdamW(w, m, v, tf.ones([2]), c)); // true
- * console.log(w.dataSync()); // ≈ [0.9, 0.9]
+ * equal(fusedAdamW(w, m, v, tf.ones([2]), c), true);
+ * ok(Math.abs(w.dataSync()[0] - 0.9) < 1e-6); // Adam's first step: lr·sign(g)
  * ```
  */
 export function fusedAdamW(
@@ -399,11 +415,12 @@ export function fusedAdamW(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { deepEqual } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedAddPairs } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
  * const [s] = fusedAddPairs([tf.ones([2])], [tf.ones([2])])!;
- * console.log(s.dataSync()); // [2, 2]
+ * deepEqual([...s.dataSync()], [2, 2]);
  * ```
  */
 export function fusedAddPairs(
@@ -428,10 +445,12 @@ export function fusedAddPairs(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { deepEqual } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedLayerNorm } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
- * fusedLayerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2]), 0)!.print(); // [[-1, 1]]
+ * const y = fusedLayerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2]), 0)!;
+ * deepEqual([...y.dataSync()], [-1, 1]);
  * ```
  */
 export function fusedLayerNorm<T extends tf.Tensor>(
@@ -450,10 +469,12 @@ export function fusedLayerNorm<T extends tf.Tensor>(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { ok } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedQuickGelu } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
- * fusedQuickGelu(tf.tensor1d([0]))!.print(); // [0]
+ * const [y0, y1] = fusedQuickGelu(tf.tensor1d([0, 1]))!.dataSync();
+ * ok(y0 === 0 && Math.abs(y1 - 1 / (1 + Math.exp(-1.702))) < 1e-6);
  * ```
  */
 export function fusedQuickGelu<T extends tf.Tensor>(x: T): T | undefined {
@@ -469,11 +490,12 @@ export function fusedQuickGelu<T extends tf.Tensor>(x: T): T | undefined {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { ok } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedHeadsKl } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
  * const r = fusedHeadsKl(tf.tensor2d([[0, 0, 0]]), tf.tensor2d([[1, 0, 1]]), [2, 1], [1, 1])!;
- * console.log(r.total.dataSync()[0]); // ln 2 ≈ 0.693
+ * ok(Math.abs(r.total.dataSync()[0] - Math.LN2) < 1e-6); // ln 2 + 0
  * ```
  */
 export function fusedHeadsKl(
@@ -497,10 +519,11 @@ export function fusedHeadsKl(
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { equal } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedSumSquares } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
- * console.log(fusedSumSquares(tf.tensor1d([3, 4]))); // 25
+ * equal(fusedSumSquares(tf.tensor1d([3, 4])), 25);
  * ```
  */
 export function fusedSumSquares(x: tf.Tensor): number | undefined {
@@ -518,13 +541,14 @@ export function fusedSumSquares(x: tf.Tensor): number | undefined {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { equal, ok } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { fusedAdamWAt } from "./fused.ts";
  * await initEngine({ backend: "wasm" });
  * const [w, m, v] = [tf.variable(tf.ones([2])), tf.variable(tf.zeros([2])), tf.variable(tf.zeros([2]))];
  * const c = { beta1: 0.9, beta2: 0.999, lr: 0.1, decay: 1, c1: 0.1, c2: 0.001, epsilon: 1e-8 };
- * console.log(fusedAdamWAt(w, m, v, tf.tensor1d([9, 1, 1]), 1, c, 1)); // true
- * console.log(w.dataSync()); // ≈ [0.9, 0.9]
+ * equal(fusedAdamWAt(w, m, v, tf.tensor1d([9, 1, 1]), 1, c, 1), true);
+ * ok(Math.abs(w.dataSync()[1] - 0.9) < 1e-6);
  * ```
  */
 export function fusedAdamWAt(

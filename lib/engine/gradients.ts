@@ -50,12 +50,13 @@ interface EngineInternals {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { deepEqual } from "node:assert/strict";
  * import { initEngine } from "./backend.ts";
  * import { packedGradients } from "./gradients.ts";
  * await initEngine({ backend: "wasm" });
  * const a = tf.variable(tf.tensor1d([1, 2])), b = tf.variable(tf.scalar(3));
  * const g = packedGradients(() => a.square().sum().mul(b) as tf.Scalar, [a, b])!;
- * console.log(g.flat.dataSync()); // [6, 12, 5]
+ * deepEqual([...g.flat.dataSync()], [6, 12, 5]); // ∂/∂a = 2a·b, ∂/∂b = Σa²
  * ```
  */
 export function packedGradients(

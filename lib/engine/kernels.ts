@@ -9,7 +9,8 @@
  *   trailing axes through `cblas_sgemv`, matrix `Transpose` through `cblas_somatcopy` (`kernels_misc.ts`).
  *
  * Registered by `initEngine` for the wasm backend when OpenBLAS can be loaded (FFI allowed,
- * Debian's libopenblas0 installed); `RI_FAST_KERNELS=0` keeps tfjs's own kernels.
+ * Debian's libopenblas0 installed), together with the fused kernels of `fused.ts`;
+ * `RI_FAST_KERNELS=0` keeps tfjs's own kernels.
  *
  * @module
  */

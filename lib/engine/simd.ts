@@ -406,8 +406,9 @@ let bytes: Uint8Array<ArrayBuffer> | undefined;
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { simdModuleBytes } from "./simd.ts";
- * console.log(WebAssembly.validate(simdModuleBytes())); // true where wasm SIMD runs
+ * equal(WebAssembly.validate(simdModuleBytes()), true); // where wasm SIMD runs
  * ```
  */
 export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
@@ -421,6 +422,7 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { simdKernels } from "./simd.ts";
  * const memory = new WebAssembly.Memory({ initial: 1 });
  * const k = simdKernels(memory)!;
@@ -428,7 +430,7 @@ export function simdModuleBytes(): Uint8Array<ArrayBuffer> {
  * f.set([1, 2, 3, 4, 5], 0);
  * f.set([10, 20, 30, 40, 50], 8);
  * k.add(5, 0, 32, 64);
- * console.log(f.slice(16, 21)); // Float32Array [11, 22, 33, 44, 55]
+ * deepEqual([...f.slice(16, 21)], [11, 22, 33, 44, 55]);
  * ```
  */
 export function simdKernels(memory: WebAssembly.Memory): SimdKernels | undefined {

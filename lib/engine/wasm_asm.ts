@@ -46,10 +46,12 @@ const scratch = new DataView(new ArrayBuffer(4));
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { Code, F32, I32 } from "./wasm_asm.ts";
  * const c = new Code([I32]);
  * const x = c.local(F32);
  * c.f32(1.5).set(x);
+ * equal(x, 1); // locals are numbered after the parameters
  * ```
  */
 export class Code {
@@ -163,9 +165,10 @@ export interface FunctionDef {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { assemble, Code, I32 } from "./wasm_asm.ts";
  * const bytes = assemble([{ name: "nop", code: new Code([I32]) }]);
- * console.log(WebAssembly.validate(bytes)); // true
+ * equal(WebAssembly.validate(bytes), true);
  * ```
  */
 export function assemble(functions: readonly FunctionDef[]): Uint8Array<ArrayBuffer> {

@@ -94,12 +94,13 @@ export function headLogits(head: Head, features: Tensor2D): Tensor2D {
  * @example
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { headsLogits, makeHead } from "../../mod.ts";
+ * import { deepEqual, ok } from "node:assert/strict";
+ * import { headsLogits, makeHead } from "./head.ts";
  * const a = makeHead("a", ["x", "y"], tf.tensor2d([[1, 0], [0, 1]]), 10);
  * const b = makeHead("b", ["z"], tf.tensor2d([[1, 1]]), 2);
  * const [la, lb] = headsLogits([a, b], tf.tensor2d([[2, 0]]));
- * la.print(); // [[10, 0]]
- * lb.print(); // [[1.4142135]]
+ * deepEqual([...la.dataSync()], [10, 0]);
+ * ok(Math.abs(lb.dataSync()[0] - Math.SQRT2) < 1e-6); // 2 · cos 45°
  * ```
  */
 export function headsLogits(heads: readonly Head[], features: Tensor2D): Tensor2D[] {
