@@ -23,6 +23,13 @@ export type FileFormat =
 /** How many leading bytes {@linkcode formatOfBytes} looks at. */
 export const SNIFF_BYTES = 16;
 
+/**
+ * Opcodes a pickle's first value starts with after `PROTO n` (LONG1: torch.save's legacy magic
+ * number; FRAME; `}` `]` `(` `)`; GLOBAL `c`; SHORT_BINUNICODE; BINUNICODE; NONE), so that a
+ * safetensors length such as 0x0280 (bytes 80 02 00 …) is not taken for a pickle.
+ */
+const PICKLE_STARTS = new Set([0x8a, 0x95, 0x7d, 0x5d, 0x28, 0x29, 0x63, 0x8c, 0x58, 0x4e]);
+
 const startsWith = (head: Uint8Array, bytes: readonly number[]) =>
   bytes.every((b, i) => head[i] === b);
 
@@ -48,7 +55,9 @@ export function formatOfBytes(head: Uint8Array, size: number, name: string): Fil
   if (startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || startsWith(head, [0x50, 0x4b, 0x05, 0x06])) {
     return "zip";
   }
-  if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "pickle";
+  if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && PICKLE_STARTS.has(head[2])) {
+    return "pickle";
+  }
   if (startsWith(head, [0x47, 0x47, 0x55, 0x46])) return "gguf"; // "GGUF"
   if (startsWith(head, [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59])) return "numpy"; // "\x93NUMPY"
   if (startsWith(head, [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])) return "hdf5";

@@ -347,13 +347,16 @@ class Reader {
 
   length(size: 1 | 4 | 8): number {
     const at = this.take(size);
+    // Compared as a BigInt and printed whole: a double would round lengths above 2^53.
     const n = size === 1
-      ? this.bytes[at]
+      ? BigInt(this.bytes[at])
       : size === 4
-      ? this.#view.getUint32(at, true)
-      : Number(this.#view.getBigUint64(at, true));
-    if (n > this.bytes.length - this.#pos) throw this.fail(`length ${n} runs past the pickle`);
-    return n;
+      ? BigInt(this.#view.getUint32(at, true))
+      : this.#view.getBigUint64(at, true);
+    if (n > BigInt(this.bytes.length - this.#pos)) {
+      throw this.fail(`length ${n} runs past the pickle`);
+    }
+    return Number(n);
   }
 
   raw(n: number): Uint8Array {

@@ -14,6 +14,7 @@ import { decodeToFloat32, type DType, DTYPE_SIZES, encodeFromFloat32, isDType } 
 import type { WritableDType } from "./dtype.ts";
 import { numel, shapeText } from "../tensor/host.ts";
 import { tempPathBeside } from "./atomic.ts";
+import { foreignFormatProblem, formatOfBytes, SNIFF_BYTES } from "./format.ts";
 import { CheckpointError } from "./errors.ts";
 import { assertFinite, type ReadOptions } from "./checkpoint.ts";
 
@@ -177,12 +178,17 @@ async function readExactly(file: Deno.FsFile, at: number, length: number): Promi
 
 async function readHeader(path: string, file: Deno.FsFile, size: number) {
   const fail = (problem: string, tensor?: string) => new CheckpointError(path, tensor, problem);
+  const head = await readExactly(file, 0, Math.min(size, SNIFF_BYTES));
+  // Another format's first bytes would read as an absurd header length: name the format.
+  const foreign = foreignFormatProblem(formatOfBytes(head, size, path));
+  if (foreign) throw fail(foreign);
   if (size < 8) throw fail(`file is ${size} bytes, shorter than the 8-byte header length`);
-  const lengthBytes = await readExactly(file, 0, 8);
-  const headerLength = Number(new DataView(lengthBytes.buffer).getBigUint64(0, true));
-  if (headerLength > size - 8) {
-    throw fail(`header length ${headerLength} runs past the end of the file (${size} bytes)`);
+  // Compared as a BigInt and printed whole: a double would round lengths above 2^53.
+  const claimed = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  if (claimed > BigInt(size - 8)) {
+    throw fail(`header length ${claimed} runs past the end of the file (${size} bytes)`);
   }
+  const headerLength = Number(claimed);
   if (headerLength > MAX_HEADER_BYTES) {
     throw fail(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
@@ -204,7 +210,49 @@ async function readHeader(path: string, file: Deno.FsFile, size: number) {
   }
   const duplicate = firstDuplicateKey(text);
   if (duplicate !== undefined) throw fail("name appears twice in the header", duplicate);
-  return validateEntries(header as Record<string, unknown>, 8 + headerLength, size, fail);
+  // Messages print header values as the file wrote them: parsed again (only when one is
+  // needed, since keeping every number's text costs far more than the parse itself).
+  let exact: Record<string, unknown> | undefined;
+  const show = (tensor: string, field: string) => {
+    exact ??= parseExact(text) as Record<string, unknown>;
+    const entry = Object.hasOwn(exact, tensor) ? exact[tensor] : undefined;
+    return jsonText((entry as Record<string, unknown> | undefined)?.[field]);
+  };
+  return validateEntries(header as Record<string, unknown>, 8 + headerLength, size, fail, show);
+}
+
+/** A header field of a tensor as JSON text, exactly as the file wrote it. */
+type ShowField = (tensor: string, field: string) => string;
+
+/**
+ * A JSON number that a double does not hold as written (an integer beyond 2^53, a value beyond
+ * the double range, more digits than a double keeps), kept as its text so that messages print
+ * exactly what the file says. It is not a number, so no check accepts it.
+ */
+class ExactNumber {
+  constructor(readonly text: string) {}
+}
+
+/** JSON.parse, keeping numbers a double would change as {@linkcode ExactNumber}s. */
+function parseExact(text: string): unknown {
+  type Reviver = (key: string, value: unknown, context: { source?: string }) => unknown;
+  const revive: Reviver = (_key, value, context) =>
+    typeof value === "number" && !Number.isSafeInteger(value) && context.source !== undefined &&
+      String(value) !== context.source
+      ? new ExactNumber(context.source)
+      : value;
+  return JSON.parse(text, revive as (key: string, value: unknown) => unknown);
+}
+
+/** JSON text of a header value, {@linkcode ExactNumber}s written as the file wrote them. */
+function jsonText(value: unknown): string {
+  const marks: string[] = [];
+  const text = JSON.stringify(value, (_key, v) => {
+    if (!(v instanceof ExactNumber)) return v;
+    marks.push(v.text);
+    return `\u0000${marks.length - 1}\u0000`;
+  }) ?? String(value);
+  return text.replace(/"\\u0000(\d+)\\u0000"/g, (_m, i) => marks[Number(i)]);
 }
 
 function validateEntries(
@@ -212,12 +260,13 @@ function validateEntries(
   dataStart: number,
   size: number,
   fail: (problem: string, tensor?: string) => CheckpointError,
+  show: ShowField,
 ) {
   const metadata = validateMetadata(header.__metadata__, fail);
   const entries: TensorInfo[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    entries.push(validateEntry(name, entry, dataStart, fail));
+    entries.push(validateEntry(name, entry, dataStart, fail, show));
   }
   entries.sort((a, b) => a.start - b.start || a.byteLength - b.byteLength);
   const dataLength = size - dataStart;
@@ -277,24 +326,26 @@ function validateEntry(
   entry: unknown,
   dataStart: number,
   fail: (problem: string, tensor?: string) => CheckpointError,
+  show: ShowField,
 ): TensorInfo {
   if (typeof entry !== "object" || entry === null) throw fail("entry is not an object", name);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (!isDType(dtype)) {
     throw fail(
-      `unknown dtype ${JSON.stringify(dtype)} (expected one of ${Object.keys(DTYPE_SIZES)})`,
+      `unknown dtype ${show(name, "dtype")} (expected one of ${Object.keys(DTYPE_SIZES)})`,
       name,
     );
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw fail(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
+    throw fail(`shape ${show(name, "shape")} is not a list of non-negative integers`, name);
   }
   if (
     !Array.isArray(offsets) || offsets.length !== 2 ||
     !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]
   ) {
     throw fail(
-      `data_offsets ${JSON.stringify(offsets)} is not [begin, end] with begin ≤ end`,
+      `data_offsets ${show(name, "data_offsets")} is not [begin, end] with integers ` +
+        `0 ≤ begin ≤ end < 2^53`,
       name,
     );
   }

@@ -23,6 +23,7 @@ import {
 } from "./hf_index.ts";
 import { decodeToFloat32, type DType, DTYPE_SIZES } from "./dtype.ts";
 import { StoredZip } from "./zip_store.ts";
+import { foreignZipProblem } from "./format.ts";
 import {
   PickleError,
   PickleGlobal,
@@ -214,11 +215,12 @@ function archiveRoot(path: string, zip: StoredZip): string {
   const roots = zip.names().filter((n) => /^[^/]+\/data\.pkl$/.test(n)).map((n) => n.split("/")[0]);
   if (roots.length === 1) return roots[0];
   const torchScript = zip.names().some((n) => /^[^/]+\/constants\.pkl$/.test(n));
-  const problem = roots.length > 1
-    ? `holds several data.pkl members (${roots.join(", ")})`
-    : torchScript
-    ? "is a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict()"
-    : "is a ZIP archive without <folder>/data.pkl (not written by torch.save)";
+  const problem = foreignZipProblem(zip.names()) ??
+    (roots.length > 1
+      ? `holds several data.pkl members (${roots.join(", ")})`
+      : torchScript
+      ? "is a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict()"
+      : "is a ZIP archive without <folder>/data.pkl (not written by torch.save)");
   throw new CheckpointError(path, undefined, problem);
 }
 

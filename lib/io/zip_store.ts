@@ -193,7 +193,8 @@ async function readDirectory(
       size: view.getUint32(at + 24, true),
       local: view.getUint32(at + 42, true),
     };
-    applyZip64Extra(dir.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength), sizes);
+    const extra = dir.subarray(at + 46 + nameLength, at + 46 + nameLength + extraLength);
+    applyZip64Extra(path, name, extra, sizes);
     const method = view.getUint16(at + 10, true);
     if (members.has(name)) throw fail(`ZIP member "${name}" appears twice`);
     const offset = await dataOffset(path, file, sizes.local, name);
@@ -231,20 +232,22 @@ async function findDirectoryEnd(
     end.offset === 0xffffffff;
   const locator = at - 20;
   if (!overflow || locator < 0 || view.getUint32(locator, true) !== EOCD64_LOCATOR) return end;
-  const at64 = Number(view.getBigUint64(locator + 8, true));
+  const at64 = safeU64(path, view, locator + 8, "ZIP64 directory end offset");
   const rec = new DataView((await readAt(file, path, at64, 56, "the ZIP64 directory end")).buffer);
   if (rec.getUint32(0, true) !== EOCD64) {
     throw new CheckpointError(path, undefined, "the ZIP64 end-of-directory record is malformed");
   }
   return {
-    entries: Number(rec.getBigUint64(32, true)),
-    size: Number(rec.getBigUint64(40, true)),
-    offset: Number(rec.getBigUint64(48, true)),
+    entries: safeU64(path, rec, 32, "ZIP64 entry count"),
+    size: safeU64(path, rec, 40, "ZIP64 central directory size"),
+    offset: safeU64(path, rec, 48, "ZIP64 central directory offset"),
   };
 }
 
 /** Replaces 32-bit fields that overflowed with their values from the ZIP64 extra field. */
 function applyZip64Extra(
+  path: string,
+  name: string,
   extra: Uint8Array,
   sizes: { compressed: number; size: number; local: number },
 ): void {
@@ -254,7 +257,7 @@ function applyZip64Extra(
     if (id === 0x0001) {
       let p = at + 4;
       const next = () => {
-        const v = Number(view.getBigUint64(p, true));
+        const v = safeU64(path, view, p, `ZIP64 size or offset of member "${name}"`);
         p += 8;
         return v;
       };
@@ -264,6 +267,18 @@ function applyZip64Extra(
     }
     at += 4 + length;
   }
+}
+
+/**
+ * A little-endian u64 field as a number, refused (printed whole, as a BigInt) when a double
+ * cannot hold it: no file this reader can open is 2^53 bytes long.
+ */
+function safeU64(path: string, view: DataView, at: number, what: string): number {
+  const value = view.getBigUint64(at, true);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CheckpointError(path, undefined, `${what} ${value} is beyond any file's size`);
+  }
+  return Number(value);
 }
 
 /** The offset of a member's data: after its local header, whose name and extra lengths vary. */
