@@ -128,6 +128,7 @@ export { type DType, DTYPE_SIZES, WRITABLE_DTYPES, type WritableDType } from "./
 export {
   writeCheckpoint,
   type WriteCheckpointOptions,
+  type WriteStage,
   type WrittenCheckpoint,
 } from "./lib/io/write_checkpoint.ts";
 export {

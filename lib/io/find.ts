@@ -33,6 +33,30 @@ export const TORCH_INDEX_FILE_NAME = "pytorch_model.bin.index.json";
 export const SHARD_FILE: RegExp = /-\d{5}-of-\d{5}\.(safetensors|bin)$/;
 
 /**
+ * The `__metadata__` and index `metadata` key holding a sharded write's id (`writeCheckpoint`):
+ * every shard of one write carries its index's id.
+ */
+export const WRITE_ID_KEY = "write_id";
+
+/**
+ * The checkpoint name a shard file belongs to (`model` for `model-00001-of-00004.safetensors`
+ * and for `model-1a2b3c4d-00001-of-00004.safetensors`, whose `1a2b3c4d` is a write id), or
+ * undefined when the name is not a shard's.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { shardStem } from "./find.ts";
+ * equal(shardStem("model-1a2b3c4d-00002-of-00004.safetensors"), "model");
+ * equal(shardStem("pytorch_model-00001-of-00002.bin"), "pytorch_model");
+ * equal(shardStem("model.safetensors"), undefined);
+ * ```
+ */
+export function shardStem(name: string): string | undefined {
+  return /^(.*?)-(?:[0-9a-f]{8}-)?\d{5}-of-\d{5}\.(?:safetensors|bin)$/.exec(name)?.[1];
+}
+
+/**
  * True when `path`'s name marks a PyTorch checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`).
  *
  * @example
@@ -77,11 +101,12 @@ export async function checkpointInDirectory(dir: string): Promise<string> {
     throw new CheckpointError(dir, undefined, `cannot list: ${(err as Error).message}`);
   }
   names.sort();
+  await refuseInterruptedWrite(dir, names);
   const found = pickEntry(dir, names, {
     single: SINGLE_FILE_NAME,
     indexSuffix: INDEX_SUFFIX,
     indexName: INDEX_FILE_NAME,
-    isFile: (n) => n.endsWith(".safetensors"),
+    isFile: (n) => n.endsWith(".safetensors") && !SHARD_FILE.test(n),
   }) ?? pickEntry(dir, names, {
     single: TORCH_FILE_NAME,
     indexSuffix: TORCH_INDEX_SUFFIX,
@@ -97,6 +122,41 @@ export async function checkpointInDirectory(dir: string): Promise<string> {
     `expected ${SINGLE_FILE_NAME}, a *${INDEX_SUFFIX}, a single .safetensors file or a ` +
       `PyTorch checkpoint (${seen})`,
   );
+}
+
+/**
+ * Refuses a folder that a killed write left ambiguous: shards without their index (the index is
+ * written last), or both `model.safetensors` and `model.safetensors.index.json` (a write that
+ * changed the layout was killed between publishing one and removing the other).
+ */
+async function refuseInterruptedWrite(dir: string, names: readonly string[]): Promise<void> {
+  const fail = (problem: string) => new CheckpointError(dir, undefined, problem);
+  if (names.includes(SINGLE_FILE_NAME) && names.includes(INDEX_FILE_NAME)) {
+    const [a, b] = await Promise.all(
+      [SINGLE_FILE_NAME, INDEX_FILE_NAME].map((n) => Deno.stat(join(dir, n))),
+    );
+    const newer = (b.mtime?.getTime() ?? 0) > (a.mtime?.getTime() ?? 0)
+      ? INDEX_FILE_NAME
+      : SINGLE_FILE_NAME;
+    throw fail(
+      `holds both ${SINGLE_FILE_NAME} and ${INDEX_FILE_NAME}: a write that changed the ` +
+        `layout was interrupted (${newer} is the newer), or two checkpoints share the folder; ` +
+        `open one of them by its path, delete the other, or write the checkpoint again`,
+    );
+  }
+  const entries = names.filter((n) =>
+    n.endsWith(".safetensors") || n.endsWith(INDEX_SUFFIX) || n.endsWith(TORCH_INDEX_SUFFIX) ||
+    isTorchCheckpointPath(n)
+  );
+  const shards = entries.filter((n) => shardStem(n) !== undefined);
+  if (shards.length > 0 && shards.length === entries.length) {
+    const shown = shards.slice(0, 3).join(", ") + (shards.length > 3 ? ", …" : "");
+    throw fail(
+      `holds ${shards.length} shard(s) (${shown}) but no index: shards are written before their ` +
+        `index, so these are the leftovers of an interrupted write, not a checkpoint; write ` +
+        `the checkpoint again (that removes them), or delete them`,
+    );
+  }
 }
 
 interface EntryRules {

@@ -19,6 +19,7 @@ import {
   shardPath,
 } from "./hf_index.ts";
 import { decodeToFloat32 } from "./dtype.ts";
+import { WRITE_ID_KEY } from "./find.ts";
 import { shapeText } from "../tensor/host.ts";
 
 /** Where one tensor of a safetensors checkpoint lives: its shard file, dtype, shape and bytes. */
@@ -205,15 +206,19 @@ export async function openSharded(
   const tensors = new Map<string, CheckpointTensorInfo>();
   const metadata: Record<string, string> = {};
   const readers: SafetensorsReader[] = [];
+  const writeId = index.metadata?.[WRITE_ID_KEY];
   try {
     for (const shard of index.shards.keys()) {
       const reader = await SafetensorsReader.open(shardPath(index, shard));
       readers.push(reader);
       checkShardAgainstIndex(index, shard, reader.path, reader.names());
+      if (writeId !== undefined) checkWriteId(index, shard, reader, writeId);
       for (const name of reader.names()) {
         tensors.set(name, { ...reader.info(name), file: reader.path });
       }
-      for (const [k, v] of Object.entries(reader.metadata)) metadata[k] ??= v;
+      for (const [k, v] of Object.entries(reader.metadata)) {
+        if (k !== WRITE_ID_KEY) metadata[k] ??= v;
+      }
     }
   } catch (err) {
     for (const r of readers) r.close();
@@ -230,4 +235,25 @@ export async function openSharded(
   );
   for (const r of readers) if (!ckpt.keepOpen(r)) r.close();
   return ckpt;
+}
+
+/**
+ * A shard of a write that recorded its id must carry the index's id: anything else means the
+ * folder mixes two writes, which must never be read as one checkpoint.
+ */
+function checkWriteId(
+  index: ShardIndex,
+  shard: string,
+  reader: SafetensorsReader,
+  writeId: unknown,
+): void {
+  const own = reader.metadata[WRITE_ID_KEY];
+  if (own === writeId) return;
+  throw new CheckpointError(
+    index.path,
+    undefined,
+    `shard "${shard}" (${reader.path}) belongs to another write (write id ` +
+      `${JSON.stringify(own ?? null)}, the index's is ${JSON.stringify(writeId)}): the folder ` +
+      `mixes two writes; write the checkpoint again`,
+  );
 }

@@ -3,7 +3,19 @@
  * computed) from the source, encoded in the dtype asked for and written before the next one is
  * read, so memory holds one tensor at a time whatever the model's size. Output larger than
  * `maxShardBytes` is split into Hugging Face style shards plus a `*.safetensors.index.json`.
- * Every file is written atomically (temporary file, then rename), the index last.
+ *
+ * A checkpoint is published as one unit, whatever is killed when:
+ *
+ * - One writer at a time per destination (`write_lock.ts`): a second write to the same
+ *   checkpoint fails at once naming the first; a killed writer's lock is released by the kernel.
+ * - Every file is written to a temporary name and renamed into place, so no file is ever partial.
+ * - A sharded write names its shards after a fresh write id (`model-<id>-00001-of-00004.safetensors`)
+ *   and records that id in every shard's `__metadata__` and in the index: the new shards never
+ *   replace the old ones, and renaming the index into place is the one moment the checkpoint
+ *   changes. Until then readers see the old checkpoint whole; after it, the new one. Readers
+ *   refuse shards whose id is not the index's, so two writes can never be read as one.
+ * - The previous checkpoint's files are removed after the switch; leftovers of a killed write
+ *   (unreferenced shards, temporary files) are removed, and named, by the next write.
  *
  * @module
  */
@@ -12,9 +24,21 @@ import { SafetensorsWriter, type TensorSpec } from "./safetensors.ts";
 import { CheckpointError } from "./errors.ts";
 import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
-import { INDEX_SUFFIX } from "./find.ts";
+import { INDEX_SUFFIX, WRITE_ID_KEY } from "./find.ts";
+import { WriteLock } from "./write_lock.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
+
+/** The moments of a write {@linkcode WriteCheckpointOptions.onStage} is told about. */
+export type WriteStage =
+  /** The destination's lock is held and leftovers of earlier writes are gone. */
+  | "locked"
+  /** One file (a shard, or the single file) is complete under its final name. */
+  | "file"
+  /** The checkpoint is switched: the index (or the single file) is in place. */
+  | "published"
+  /** The previous checkpoint's files are removed; the lock is about to be released. */
+  | "done";
 
 /** Options for {@linkcode writeCheckpoint}. */
 export interface WriteCheckpointOptions {
@@ -28,6 +52,11 @@ export interface WriteCheckpointOptions {
   allowNonFinite?: boolean;
   /** Called after each tensor is written (for progress bars). */
   onTensor?: (name: string, done: number, total: number) => void;
+  /**
+   * Called at each stage of the write (with the file concerned) and awaited: progress, or a
+   * test holding a write at a chosen moment.
+   */
+  onStage?: (stage: WriteStage, file: string) => void | Promise<void>;
 }
 
 /** What {@linkcode writeCheckpoint} wrote. */
@@ -38,6 +67,10 @@ export interface WrittenCheckpoint {
   files: string[];
   /** Bytes of tensor data over all files (the index's `total_size`). */
   totalBytes: number;
+  /** The write id of a sharded checkpoint (in its index and every shard), else undefined. */
+  writeId?: string;
+  /** Leftovers of earlier, interrupted writes to this destination that were removed. */
+  leftovers: string[];
 }
 
 /** Values at or above these magnitudes round to infinity in the dtype (half-way to the next power). */
@@ -47,24 +80,29 @@ const OVERFLOW: Partial<Record<WritableDType, number>> = {
 };
 
 /**
- * Writes `source` as a checkpoint at `path`, tensor by tensor.
+ * Writes `source` as a checkpoint at `path`, tensor by tensor, published as one unit (see the
+ * module documentation).
  *
- * `path` ending in `.safetensors` names the file (shards become `NAME-00001-of-0000N.safetensors`
- * beside it, with `NAME.safetensors.index.json`); a path ending in `.safetensors.index.json`
- * always writes the sharded layout with an index; any other path is a directory that receives
- * `model.safetensors` (or `model-0000i-of-0000N.safetensors` and `model.safetensors.index.json`).
- * Missing directories are created.
- * After a successful write the other layout's entry file and stale shards of the same name are
- * removed, so that opening the path again finds exactly what was written.
+ * `path` ending in `.safetensors` names the file (shards become
+ * `NAME-<id>-00001-of-0000N.safetensors` beside it, with `NAME.safetensors.index.json`); a path
+ * ending in `.safetensors.index.json` always writes the sharded layout with an index; any other
+ * path is a directory that receives `model.safetensors` (or shards and
+ * `model.safetensors.index.json`). Missing directories are created. After a successful write the
+ * other layout's entry file and the previous shards of the same name are removed, so that
+ * opening the path again finds exactly what was written.
  *
  * @example
  * ```ts
- * import { MemorySource, openCheckpoint, writeCheckpoint } from "../../mod.ts";
+ * import { deepStrictEqual, equal } from "node:assert/strict";
+ * import { writeCheckpoint } from "./write_checkpoint.ts";
+ * import { openCheckpoint } from "./open.ts";
+ * import { MemorySource } from "../tensor/source.ts";
  * const dir = await Deno.makeTempDir();
  * const src = new MemorySource("toy", { w: { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } });
  * const out = await writeCheckpoint(`${dir}/toy.safetensors`, src, { dtype: "BF16", metadata: { format: "pt" } });
  * using ckpt = await openCheckpoint(out.path);
- * console.log(ckpt.dtype("w"), ckpt.metadata); // "BF16" { format: "pt" }
+ * equal(ckpt.dtype("w"), "BF16");
+ * deepStrictEqual(ckpt.metadata, { format: "pt" });
  * ```
  */
 export async function writeCheckpoint(
@@ -82,27 +120,47 @@ export async function writeCheckpoint(
   }
   const groups = planShards(specs, maxShardBytes);
   const sharded = groups.length > 1 || layout.forceIndex;
-  const files = sharded
-    ? groups.map((_, i) => join(layout.dir, shardName(layout.stem, i, groups.length)))
-    : [join(layout.dir, `${layout.stem}.safetensors`)];
+  const indexPath = join(layout.dir, `${layout.stem}${INDEX_SUFFIX}`);
+  const single = join(layout.dir, `${layout.stem}.safetensors`);
+  const stage = async (s: WriteStage, file: string) => await options.onStage?.(s, file);
+  using _lock = await WriteLock.acquire(lockPath(layout), sharded ? indexPath : single);
+  const leftovers = await removeLeftovers(layout);
+  await stage("locked", sharded ? indexPath : single);
+  const writeId = sharded ? newWriteId() : undefined;
+  const files = writeId
+    ? groups.map((_, i) => join(layout.dir, shardName(layout.stem, writeId, i, groups.length)))
+    : [single];
   const metadata = options.metadata ?? metadataOf(source);
+  const fileMetadata = writeId ? { ...metadata, [WRITE_ID_KEY]: writeId } : metadata;
   const progress = { done: 0, total: specs.length };
   const committed: string[] = [];
   try {
     for (let i = 0; i < groups.length; i++) {
-      await writeShard(files[i], groups[i], source, metadata, options, progress);
+      await writeShard(files[i], groups[i], source, fileMetadata, options, progress);
       committed.push(files[i]);
+      await stage("file", files[i]);
     }
   } catch (err) {
-    // A failed write leaves no partial checkpoint of its own behind.
-    for (const file of committed) await Deno.remove(file).catch(() => {});
+    // A failed write leaves no file of its own behind: its shards were never published.
+    if (writeId) { for (const file of committed) await Deno.remove(file).catch(() => {}); }
     throw err;
   }
   const totalBytes = specs.reduce((sum, s) => sum + specBytes(s), 0);
-  const indexPath = join(layout.dir, `${layout.stem}${INDEX_SUFFIX}`);
-  if (sharded) await writeIndex(indexPath, groups, files, metadata, totalBytes);
-  await removeStale(layout, sharded ? indexPath : files[0], files);
-  return { path: sharded ? indexPath : files[0], files, totalBytes };
+  if (writeId) await writeIndex(indexPath, groups, files, fileMetadata, totalBytes);
+  await stage("published", writeId ? indexPath : single);
+  await removeReplaced(layout, writeId ? indexPath : single, files);
+  await stage("done", writeId ? indexPath : single);
+  return { path: writeId ? indexPath : single, files, totalBytes, writeId, leftovers };
+}
+
+/** The lock file guarding writes of `layout`'s checkpoint (hidden, beside it). */
+function lockPath(layout: OutputLayout): string {
+  return join(layout.dir, `.${layout.stem}.safetensors.lock`);
+}
+
+/** A fresh write id: 8 hexadecimal digits. */
+function newWriteId(): string {
+  return crypto.randomUUID().slice(0, 8);
 }
 
 interface OutputLayout {
@@ -154,9 +212,9 @@ function planShards(specs: readonly TensorSpec[], maxShardBytes: number): Tensor
   return groups;
 }
 
-function shardName(stem: string, i: number, count: number): string {
+function shardName(stem: string, writeId: string, i: number, count: number): string {
   const pad = (n: number) => String(n).padStart(5, "0");
-  return `${stem}-${pad(i + 1)}-of-${pad(count)}.safetensors`;
+  return `${stem}-${writeId}-${pad(i + 1)}-of-${pad(count)}.safetensors`;
 }
 
 function metadataOf(source: TensorSource): Record<string, string> {
@@ -233,15 +291,61 @@ async function writeIndex(
   }
 }
 
-/** Removes the other layout's entry file and shards of the same stem that were not written now. */
-async function removeStale(layout: OutputLayout, entry: string, files: string[]): Promise<void> {
-  const shard = new RegExp(`^${escapeRegExp(layout.stem)}-\\d{5}-of-\\d{5}\\.safetensors$`);
-  const candidates = [`${layout.stem}.safetensors`, `${layout.stem}${INDEX_SUFFIX}`];
+/** Names of `layout`'s files in its folder (the entry files, shards and temporary files). */
+function layoutNames(layout: OutputLayout) {
+  const stem = escapeRegExp(layout.stem);
+  const shard = `${stem}-(?:[0-9a-f]{8}-)?\\d{5}-of-\\d{5}\\.safetensors`;
+  const entry = `${stem}\\.safetensors(?:\\.index\\.json)?`;
+  return {
+    shard: new RegExp(`^${shard}$`),
+    temporary: new RegExp(`^(?:${entry}|${shard})\\.\\d+-[0-9a-f]{8}\\.tmp$`),
+    entries: [`${layout.stem}.safetensors`, `${layout.stem}${INDEX_SUFFIX}`],
+  };
+}
+
+/**
+ * Removes (under the lock) what interrupted writes to this destination left: temporary files,
+ * and shards that the index in place does not list (all of them when there is no index).
+ */
+async function removeLeftovers(layout: OutputLayout): Promise<string[]> {
+  const names = layoutNames(layout);
+  const indexPath = join(layout.dir, `${layout.stem}${INDEX_SUFFIX}`);
+  let listed: Set<string> | undefined = new Set();
+  try {
+    const index = JSON.parse(await Deno.readTextFile(indexPath));
+    listed = new Set(Object.values(index?.weight_map ?? {}).map(String));
+  } catch (err) {
+    // No index: no shard is listed. An unreadable one: keep every shard (not ours to judge).
+    if (!(err instanceof Deno.errors.NotFound)) listed = undefined;
+  }
+  const removed: string[] = [];
+  for await (const e of Deno.readDir(layout.dir)) {
+    if (!e.isFile) continue;
+    const orphan = names.shard.test(e.name) && listed !== undefined && !listed.has(e.name);
+    if (orphan || names.temporary.test(e.name)) {
+      const path = join(layout.dir, e.name);
+      await Deno.remove(path).then(() => removed.push(path), () => {});
+    }
+  }
+  return removed.sort();
+}
+
+/**
+ * After the switch: removes the other layout's entry file first (so the folder names one
+ * checkpoint again), then the shards of the same name that this write did not write.
+ */
+async function removeReplaced(layout: OutputLayout, entry: string, files: string[]): Promise<void> {
+  const names = layoutNames(layout);
   const keep = new Set([entry, ...files]);
+  for (const name of names.entries) {
+    const path = join(layout.dir, name);
+    if (!keep.has(path)) await Deno.remove(path).catch(() => {});
+  }
   for await (const e of Deno.readDir(layout.dir)) {
     const path = join(layout.dir, e.name);
-    if (!e.isFile || keep.has(path)) continue;
-    if (candidates.includes(e.name) || shard.test(e.name)) await Deno.remove(path).catch(() => {});
+    if (e.isFile && !keep.has(path) && names.shard.test(e.name)) {
+      await Deno.remove(path).catch(() => {});
+    }
   }
 }
 

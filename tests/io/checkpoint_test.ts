@@ -61,6 +61,8 @@ Deno.test("checkpoint: a single file round-trips with its metadata", async () =>
     path: `${dir.path}/m.safetensors`,
     files: [`${dir.path}/m.safetensors`],
     totalBytes: 3 * 8 * 4,
+    writeId: undefined,
+    leftovers: [],
   });
   using ckpt = await openSt(out.path);
   deepStrictEqual(ckpt.metadata, { format: "pt", task: "mnist" });
@@ -86,13 +88,14 @@ Deno.test("checkpoint: output over maxShardBytes is sharded with an index", asyn
   await using dir = await tempDir();
   const src = toySource(5); // 5 tensors of 32 bytes
   const out = await writeCheckpoint(dir.path, src, { maxShardBytes: 70, metadata: { a: "b" } });
-  const shards = ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors"];
-  shards.push("model-00003-of-00003.safetensors");
+  const id = out.writeId!;
+  assert(/^[0-9a-f]{8}$/.test(id), `write id ${id}`);
+  const shards = [1, 2, 3].map((i) => `model-${id}-0000${i}-of-00003.safetensors`);
   deepStrictEqual(await listDir(dir.path), [...shards, "model.safetensors.index.json"]);
   equal(out.path, `${dir.path}/model.safetensors.index.json`);
   equal(out.totalBytes, 160);
   const index = JSON.parse(await Deno.readTextFile(out.path));
-  deepStrictEqual(index.metadata, { a: "b", total_size: 160 });
+  deepStrictEqual(index.metadata, { a: "b", write_id: id, total_size: 160 });
   deepStrictEqual(index.weight_map, {
     "layer.0.weight": shards[0],
     "layer.1.weight": shards[0],
@@ -102,12 +105,12 @@ Deno.test("checkpoint: output over maxShardBytes is sharded with an index", asyn
   });
   for (const shard of shards) {
     using file = await SafetensorsReader.open(`${dir.path}/${shard}`);
-    deepStrictEqual(file.metadata, { a: "b" });
+    deepStrictEqual(file.metadata, { a: "b", write_id: id });
   }
   using ckpt = await openSt(dir.path);
   deepStrictEqual(ckpt.files, shards.map((s) => `${dir.path}/${s}`));
-  deepStrictEqual(ckpt.indexMetadata, { a: "b", total_size: 160 });
-  deepStrictEqual(ckpt.metadata, { a: "b" });
+  deepStrictEqual(ckpt.indexMetadata, { a: "b", write_id: id, total_size: 160 });
+  deepStrictEqual(ckpt.metadata, { a: "b" }); // the write id is the write's, not the model's
   equal(ckpt.info("layer.3.weight").file, `${dir.path}/${shards[1]}`);
   await assertSameTensors(src, ckpt);
 });
@@ -121,9 +124,9 @@ Deno.test("checkpoint: a tensor larger than maxShardBytes gets a shard of its ow
   });
   const out = await writeCheckpoint(`${dir.path}/x.safetensors`, src, { maxShardBytes: 8 });
   deepStrictEqual(out.files.map((f) => f.slice(dir.path.length + 1)), [
-    "x-00001-of-00003.safetensors",
-    "x-00002-of-00003.safetensors",
-    "x-00003-of-00003.safetensors",
+    `x-${out.writeId}-00001-of-00003.safetensors`,
+    `x-${out.writeId}-00002-of-00003.safetensors`,
+    `x-${out.writeId}-00003-of-00003.safetensors`,
   ]);
   using ckpt = await openSt(`${dir.path}/x.safetensors.index.json`);
   await assertSameTensors(src, ckpt);
@@ -133,7 +136,7 @@ Deno.test("checkpoint: an index path forces the sharded layout even for one shar
   await using dir = await tempDir();
   const out = await writeCheckpoint(`${dir.path}/one.safetensors.index.json`, toySource(2));
   deepStrictEqual(await listDir(dir.path), [
-    "one-00001-of-00001.safetensors",
+    `one-${out.writeId}-00001-of-00001.safetensors`,
     "one.safetensors.index.json",
   ]);
   using ckpt = await openSt(out.path);
@@ -208,10 +211,10 @@ Deno.test("checkpoint: rewriting a directory removes the other layout's files", 
   await writeSafetensors(`${dir.path}/notes.safetensors`, []); // not ours: must survive
   await writeCheckpoint(dir.path, toySource(2));
   deepStrictEqual(await listDir(dir.path), ["model.safetensors", "notes.safetensors"]);
-  await writeCheckpoint(dir.path, toySource(3), { maxShardBytes: 64 });
+  const out = await writeCheckpoint(dir.path, toySource(3), { maxShardBytes: 64 });
   deepStrictEqual(await listDir(dir.path), [
-    "model-00001-of-00002.safetensors",
-    "model-00002-of-00002.safetensors",
+    `model-${out.writeId}-00001-of-00002.safetensors`,
+    `model-${out.writeId}-00002-of-00002.safetensors`,
     "model.safetensors.index.json",
     "notes.safetensors",
   ]);
@@ -274,10 +277,9 @@ Deno.test("checkpoint: a directory resolves to its one checkpoint or says what i
 
 Deno.test("checkpoint: an index is checked against its shards", async () => {
   await using dir = await tempDir();
-  await writeCheckpoint(dir.path, toySource(4), { maxShardBytes: 64 });
+  const out = await writeCheckpoint(dir.path, toySource(4), { maxShardBytes: 64 });
   const indexPath = `${dir.path}/model.safetensors.index.json`;
-  const shard1 = "model-00001-of-00002.safetensors";
-  const shard2 = "model-00002-of-00002.safetensors";
+  const [shard1, shard2] = out.files.map((f) => f.slice(dir.path.length + 1));
   const good = JSON.parse(await Deno.readTextFile(indexPath));
   const tryIndex = async (weightMap: Record<string, string>, fragments: string[]) => {
     await Deno.writeTextFile(indexPath, JSON.stringify({ weight_map: weightMap }));
@@ -319,8 +321,8 @@ Deno.test("checkpoint: an index is checked against its shards", async () => {
 
 Deno.test("checkpoint: a broken shard is named in the error", async () => {
   await using dir = await tempDir();
-  await writeCheckpoint(dir.path, toySource(4), { maxShardBytes: 64 });
-  const shard = `${dir.path}/model-00002-of-00002.safetensors`;
+  const out = await writeCheckpoint(dir.path, toySource(4), { maxShardBytes: 64 });
+  const shard = out.files[1];
   await Deno.truncate(shard, (await Deno.stat(shard)).size - 4);
   await failsWith(openCheckpoint(dir.path), [shard, 'tensor "layer.3.weight"', "truncated"]);
 });

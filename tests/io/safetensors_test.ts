@@ -156,8 +156,10 @@ Deno.test("PyTorch interop in both directions (one Python process)", async (t) =
   await t.step("a sharded checkpoint written here reads in PyTorch through its index", () => {
     const got = py.sharded;
     equal(got.total, 5 * 6 * 2);
-    deepStrictEqual(got.meta, { format: "pt", total_size: 60 });
-    for (const m of got.shard_meta) deepStrictEqual(m, { format: "pt" });
+    const id = (got.meta as Record<string, string>).write_id; // every shard carries the index's
+    assert(/^[0-9a-f]{8}$/.test(id), `write id ${id}`);
+    deepStrictEqual(got.meta, { format: "pt", write_id: id, total_size: 60 });
+    for (const m of got.shard_meta) deepStrictEqual(m, { format: "pt", write_id: id });
     deepStrictEqual(Object.keys(got.values), Object.keys(SHARDED));
     for (const [name, tensor] of Object.entries(SHARDED)) {
       const close = (got.values[name] as number[]).every((v, k) =>
