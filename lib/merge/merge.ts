@@ -109,6 +109,7 @@ export class PreparedMerge implements TensorSource {
   readonly #progress?: ProgressCallback;
   readonly #base?: TensorSource;
   #done = 0;
+  #total?: number;
 
   /**
    * Wraps a prepared merger over `tasks` (already weighted by `taskScales`, if any); `base` is
@@ -226,7 +227,8 @@ export class PreparedMerge implements TensorSource {
 
   #finish(name: string, merged: Float32Array): Float32Array {
     scaleInPlace(merged, this.#alpha);
-    const total = this.names().length;
+    // Counted once: a source may build its name list afresh on every call.
+    const total = this.#total ??= this.names().length;
     this.#done = this.#done % total + 1;
     this.#progress?.({ phase: "merge", done: this.#done, total, tensor: name });
     return merged;
