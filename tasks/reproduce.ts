@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import { reproduce, type ReproducePart } from "../lib/pipeline/reproduce.ts";
 import { ensureRunPackages } from "./system_packages.ts";
+import { followTaskRunner } from "./run_task.ts";
 
 const PARTS = ["main", "aux", "distance", "sweeps", "distill", "tasks"];
 
@@ -39,6 +40,7 @@ async function main(args: string[]): Promise<number> {
 
 // Guarded so that `deno test --doc` can load this file without running it.
 if (import.meta.main) {
+  followTaskRunner();
   try {
     await ensureRunPackages();
     Deno.exit(await main(Deno.args));

@@ -11,6 +11,7 @@ import { describeEngine, initEngine, parseBackendName } from "../lib/engine/back
 import { type SuiteName, SUITES } from "../lib/data/tasks.ts";
 import { loadZoo } from "../lib/zoo/zoo.ts";
 import { ensureRunPackages } from "./system_packages.ts";
+import { followTaskRunner } from "./run_task.ts";
 
 const USAGE = `usage: deno task zoo [--suite ${Object.keys(SUITES).join("|")}] [--seed N]
                      [--backend auto|wasm|webgpu|cpu|tensorflow] [--cache DIR] [--check]
@@ -57,6 +58,7 @@ async function main(args: string[]): Promise<number> {
 
 // Guarded so that `deno test --doc` can load this file without building a zoo.
 if (import.meta.main) {
+  followTaskRunner();
   await ensureRunPackages();
   Deno.exit(await main(Deno.args));
 }
