@@ -25,6 +25,7 @@ import { describeMethod, describeRegistry, getMethod } from "../lib/merge/regist
 import { linalgInfo } from "../lib/linalg/openblas.ts";
 import { type Progress, progress } from "../lib/display/progress.ts";
 import { runTask } from "./run_task.ts";
+import { flagError, joinNegativeNumbers } from "../lib/pipeline/flags.ts";
 
 const USAGE = `usage:
   deno task merge [STUDY FLAGS]      run the RI study (every method, with and without RI)
@@ -53,13 +54,19 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** parseArgs, with the valid flags listed when one is unknown or lacks its value. */
+/** Where the usage is, for one-line errors. */
+const HELP = "deno task merge --help";
+
+/** parseArgs (negative numbers taken as values), failing in one line that lists the flags. */
 function parseFlags(args: string[]) {
   try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true });
+    return parseArgs({
+      args: joinNegativeNumbers(args, OPTIONS),
+      options: OPTIONS,
+      allowPositionals: true,
+    });
   } catch (err) {
-    const flags = Object.keys(OPTIONS).map((f) => `--${f}`).join(" ");
-    throw new Error(`${(err as Error).message}\nvalid flags: ${flags}\n\n${USAGE}`);
+    throw flagError(err, Object.keys(OPTIONS), HELP);
   }
 }
 
@@ -71,8 +78,14 @@ function number(flag: string, text: string): number {
   return n;
 }
 
+function bytes(flag: string, text: string): number {
+  const n = number(flag, text);
+  if (!(n > 0)) throw new Error(`--${flag} ${text}: expected a positive number of bytes`);
+  return n;
+}
+
 function required(flag: string, value: string | undefined): string {
-  if (!value) throw new Error(`--${flag} is required\n\n${USAGE}`);
+  if (!value) throw new Error(`--${flag} is required (usage: ${HELP})`);
   return value;
 }
 
@@ -133,7 +146,7 @@ async function main(args: string[]): Promise<number> {
     console.log(`linear algebra: ${path} (${detail})`);
   }
   const experts = [...(values.experts ?? []), ...positionals];
-  if (experts.length === 0) throw new Error(`--experts is required\n\n${USAGE}`);
+  if (experts.length === 0) throw new Error(`--experts is required (usage: ${HELP})`);
   const printer = progressPrinter();
   const start = performance.now();
   const result = await mergeCheckpoints({
@@ -147,11 +160,17 @@ async function main(args: string[]): Promise<number> {
     dtype: values.dtype === undefined ? undefined : parseWritableDType(values.dtype),
     maxShardBytes: values["max-shard-bytes"] === undefined
       ? undefined
-      : number("max-shard-bytes", values["max-shard-bytes"]),
+      : bytes("max-shard-bytes", values["max-shard-bytes"]),
     checkBase: !values["skip-base-check"],
     progress: printer.report,
   });
   await printer.finish();
+  for (const warning of result.warnings) console.error(`warning: ${warning}`);
+  if (result.leftovers.length > 0) {
+    console.error(
+      `removed what an interrupted earlier write left: ${result.leftovers.join(", ")}`,
+    );
+  }
   const { summary } = result;
   const written = result.perTask
     ? `one model per task: ${result.perTask.map((t) => `${t.task} → ${t.path}`).join(", ")}`

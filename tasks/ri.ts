@@ -23,7 +23,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const { config, rest } = await parseStudyArgs(args, ["expert"]);
-  if (!rest.expert) throw new Error(`--expert is required\n${USAGE}`);
+  if (!rest.expert) throw new Error("--expert is required (usage: deno task ri --help)");
   const tasks = rest.expert.split(",").map((s) => s.trim()).filter(Boolean);
   await adaptExperts(config, tasks);
   console.log(`run folder: ${runPaths(config).dir}`);

@@ -8,10 +8,16 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { Checkpoint } from "../io/checkpoint.ts";
-import { INDEX_SUFFIX } from "../io/find.ts";
+import { type ExpertPaths, INDEX_SUFFIX, shardStem } from "../io/find.ts";
+import {
+  assertOutputOutsideInputs,
+  type FileGroup,
+  type NamedPath,
+  sameContentWarnings,
+} from "../io/paths.ts";
 import type { DType, WritableDType } from "../io/dtype.ts";
 import { writeCheckpoint } from "../io/write_checkpoint.ts";
-import { type ExpertPaths, openTaskVectors } from "../taskvec/set.ts";
+import { openTaskVectors } from "../taskvec/set.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
 import { checkCommonBase } from "../taskvec/base_check.ts";
 import type { TensorSource } from "../tensor/source.ts";
@@ -64,6 +70,10 @@ export interface MergedCheckpoint {
    * perTaskOutput} names them); `path` is then the first task's and `files` holds them all.
    */
   perTask?: { task: string; path: string; files: string[] }[];
+  /** Inputs that look identical though stored in distinct files (see `sameContentWarnings`). */
+  warnings: string[];
+  /** Files of an interrupted earlier write to `out` that this write removed. */
+  leftovers: string[];
 }
 
 const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
@@ -94,6 +104,10 @@ const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
 export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise<MergedCheckpoint> {
   // A bad method or bad parameters fail before any file is read.
   const { method } = resolveMerge(options.method, options);
+  await assertOutputOutsideInputs({ what: "--out", path: options.out }, [
+    { what: "--base", path: options.base },
+    ...expertInputs(options.experts),
+  ]);
   using set = await openTaskVectors(options.base, options.experts);
   const base = set.base;
   if (!(base instanceof Checkpoint)) throw new Error(`${options.base}: not opened as a checkpoint`);
@@ -101,6 +115,7 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
   const perTask = method.output === "per-task";
   const outs = perTask ? set.tasks.map((t) => perTaskOutput(options.out, t)) : [options.out];
   for (const out of outs) await assertOutputIsNoInput(out, [base, ...experts]);
+  const warnings = await sameContentWarnings(fileGroups(set.tasks, base, experts));
   const floats = base.names().filter((name) => FLOAT_DTYPES.includes(base.dtype(name)));
   const carried = base.names().filter((name) => !FLOAT_DTYPES.includes(base.dtype(name)));
   const vectors = carried.length === 0 ? set.vectors : set.vectors.map((v) => subset(v, floats));
@@ -128,13 +143,17 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
       summary: merged.summary,
       metadata,
       carried,
+      warnings,
+      leftovers: written.leftovers,
     };
   }
   // One checkpoint per task; each recomputes the tensors it needs from the task vectors.
   const tasks: { task: string; path: string; files: string[] }[] = [];
+  const leftovers: string[] = [];
   for (const [t, task] of set.tasks.entries()) {
     const written = await write(outs[t], merged.task(t), { merge_task: task });
     tasks.push({ task, path: written.path, files: written.files });
+    leftovers.push(...written.leftovers);
   }
   return {
     path: tasks[0].path,
@@ -144,7 +163,31 @@ export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise
     metadata,
     carried,
     perTask: tasks,
+    warnings,
+    leftovers,
   };
+}
+
+/** The experts as inputs an output must stay out of: the folder, or each file. */
+function expertInputs(experts: ExpertPaths): NamedPath[] {
+  if (typeof experts === "string") return [{ what: "--experts", path: experts }];
+  const paths = Array.isArray(experts)
+    ? experts as readonly string[]
+    : Object.values(experts as Record<string, string>);
+  return paths.map((path) => ({ what: "--experts", path }));
+}
+
+/** Base and experts as the files each reads, named for messages. */
+function fileGroups(
+  tasks: readonly string[],
+  base: Checkpoint,
+  experts: readonly TensorSource[],
+): FileGroup[] {
+  const files = (source: TensorSource) => source instanceof Checkpoint ? source.files : [];
+  return [
+    { label: `the base ${base.label}`, files: base.files },
+    ...experts.map((e, i) => ({ label: `expert "${tasks[i]}" ${e.label}`, files: files(e) })),
+  ];
 }
 
 /**
@@ -173,14 +216,13 @@ async function assertOutputIsNoInput(out: string, inputs: readonly TensorSource[
   const suffix = [INDEX_SUFFIX, ".safetensors"].find((end) => out.endsWith(end));
   const dir = await canonical(suffix ? dirname(out) : out);
   const stem = suffix ? basename(out).slice(0, -suffix.length) : "model";
-  const shard = /^(.*)-\d{5}-of-\d{5}\.safetensors$/;
   for (const input of inputs) {
     if (!(input instanceof Checkpoint)) continue;
     for (const file of new Set([input.path, ...input.files])) {
       const real = await canonical(file);
       const name = basename(real);
       const replaced = name === `${stem}.safetensors` || name === `${stem}${INDEX_SUFFIX}` ||
-        shard.exec(name)?.[1] === stem;
+        (name.endsWith(".safetensors") && shardStem(name) === stem);
       if (dirname(real) === dir && replaced) {
         throw new Error(
           `--out ${out} would overwrite ${file}, which this merge reads: write the merged ` +

@@ -8,6 +8,9 @@
 import { parseArgs } from "node:util";
 import { dirname, isAbsolute, join } from "node:path";
 import { resolveStudyConfig, type StudyConfig, studyKeys } from "./config.ts";
+import { flagError, joinNegativeNumbers, oneLine } from "./flags.ts";
+import { assertOutputOutsideInputs, type NamedPath } from "../io/paths.ts";
+import { resolveClipExpertsSpec } from "../models/clip_experts.ts";
 
 /** Flag → configuration key, for flags whose names differ from their keys. */
 const FLAG_KEYS: Record<string, string> = {
@@ -41,13 +44,14 @@ export async function parseStudyArgs(
   for (const flag of [...studyFlags(), "config", ...extra]) options[flag] = { type: "string" };
   let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: joinNegativeNumbers(args, options),
+      options,
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
-    throw new Error(
-      `${(err as Error).message}\nvalid flags: ${
-        [...studyFlags(), "config", ...extra].map((f) => `--${f}`).join(" ")
-      }`,
-    );
+    throw flagError(err, [...studyFlags(), "config", ...extra], "--help");
   }
   let partial: Record<string, unknown> = {};
   const file = values.config as string | undefined;
@@ -61,7 +65,7 @@ export async function parseStudyArgs(
     try {
       partial = JSON.parse(text);
     } catch (err) {
-      throw new Error(`--config ${file}: not valid JSON (${(err as Error).message})`);
+      throw new Error(`--config ${file}: not valid JSON (${oneLine((err as Error).message)})`);
     }
     if (typeof partial !== "object" || partial === null || Array.isArray(partial)) {
       throw new Error(`--config ${file}: expected a JSON object of settings`);
@@ -78,5 +82,48 @@ export async function parseStudyArgs(
   }
   const config = resolveStudyConfig(partial, file ? `--config ${file}` : "flags");
   const rest = Object.fromEntries(extra.map((f) => [f, values[f] as string | undefined]));
+  await assertOutputOutsideInputs(
+    { what: "the run folder", path: join(config.out, config.name) },
+    await studyInputs(config),
+  );
   return { config, rest };
+}
+
+/**
+ * What a study reads: the models description and every path it names (base, experts, heads,
+ * test and auxiliary folders) and an auxiliary folder or file given as `dir:PATH` or
+ * `safetensors:PATH`. A description that cannot be read adds only itself (the study reports
+ * what is wrong with it).
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { studyInputs } from "./cli.ts";
+ * import { resolveStudyConfig } from "./config.ts";
+ * const config = resolveStudyConfig({ suite: "mf4", aux: "dir:/data/pictures" }, "example");
+ * deepStrictEqual(await studyInputs(config), [{ what: "--aux", path: "/data/pictures" }]);
+ * ```
+ */
+export async function studyInputs(config: StudyConfig): Promise<NamedPath[]> {
+  const inputs: NamedPath[] = [];
+  const aux = /^(?:dir|folder|safetensors):(.+)$/.exec(config.aux)?.[1];
+  if (aux) inputs.push({ what: "--aux", path: aux });
+  if (config.models === undefined) return inputs;
+  inputs.push({ what: "--models", path: config.models });
+  try {
+    const json = JSON.parse(await Deno.readTextFile(config.models));
+    const spec = resolveClipExpertsSpec(json, dirname(config.models), config.models);
+    inputs.push({ what: "the base model", path: spec.base });
+    for (const [task, path] of Object.entries(spec.experts)) {
+      inputs.push({ what: `expert "${task}"`, path });
+    }
+    inputs.push({ what: "the heads file", path: spec.heads });
+    for (const [task, path] of Object.entries(spec.tasks ?? {})) {
+      inputs.push({ what: `the test folder of "${task}"`, path });
+    }
+    if (spec.aux) inputs.push({ what: "the auxiliary folder", path: spec.aux });
+  } catch {
+    // The study opens the description itself and says what is wrong with it.
+  }
+  return inputs;
 }

@@ -8,6 +8,7 @@
 import type { OpenCheckpointOptions } from "../io/checkpoint.ts";
 import { expertCheckpoints, type ExpertPaths } from "../io/find.ts";
 import { openCheckpoint } from "../io/open.ts";
+import { assertDistinctFiles } from "../io/paths.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { stack } from "../display/figure.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
@@ -102,6 +103,14 @@ export class TaskVectorSet implements Disposable {
         opened.push(expert);
         vectors.push(new TaskVector(task, theta0, expert));
       }
+      // The same file under two names (a link, the base as an expert) would count twice.
+      await assertDistinctFiles([
+        { label: `the base ${base}`, files: filesOf(theta0) },
+        ...Object.entries(paths).map(([task, path], i) => ({
+          label: `expert "${task}" ${path}`,
+          files: filesOf(vectors[i].expert),
+        })),
+      ]);
       return new TaskVectorSet(Object.keys(paths), vectors, theta0, opened);
     } catch (err) {
       for (const c of opened) c.close();
@@ -195,4 +204,10 @@ export function openTaskVectors(
   options: OpenTaskVectorsOptions = {},
 ): Promise<TaskVectorSet> {
   return TaskVectorSet.open(base, experts, options);
+}
+
+/** The files a model is read from (`files` of a checkpoint or a CLIP tower), else none. */
+function filesOf(model: TensorSource): readonly string[] {
+  const files = (model as { files?: unknown }).files;
+  return Array.isArray(files) ? files : [];
 }

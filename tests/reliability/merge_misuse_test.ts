@@ -42,6 +42,15 @@ async function makeInputs(dir: string): Promise<void> {
   const bytes = await Deno.readFile(join(dir, "expert0.safetensors"));
   await Deno.writeFile(join(dir, "truncated.safetensors"), bytes.subarray(0, bytes.length - 100));
   await Deno.mkdir(join(dir, "no_experts"));
+  await Deno.mkdir(join(dir, "experts"));
+  for (const e of [0, 1]) {
+    await Deno.copyFile(
+      join(dir, `expert${e}.safetensors`),
+      join(dir, "experts", `e${e}.safetensors`),
+    );
+  }
+  await Deno.symlink("expert0.safetensors", join(dir, "alias.safetensors"));
+  await Deno.link(join(dir, "expert1.safetensors"), join(dir, "hardlink.safetensors"));
   await Deno.writeTextFile(join(dir, "a_file"), "not a folder");
 }
 
@@ -135,7 +144,49 @@ const CASES: Case[] = [
     ],
   ),
   expected("an output over the base", merge(["expert0", "expert1"], "IN/base.safetensors"), [
-    "--out IN/base.safetensors would overwrite IN/base.safetensors, which this merge reads",
+    "--out IN/base.safetensors is --base IN/base.safetensors, which this run reads",
+  ]),
+  expected("an output equal to the experts folder", [
+    ...merge([]).slice(0, 5),
+    "IN/experts",
+    "--out",
+    "IN/experts",
+  ], [
+    "--out IN/experts is --experts IN/experts, which this run reads: write the output elsewhere",
+  ]),
+  expected("an output inside the experts folder", [
+    ...merge([]).slice(0, 5),
+    "IN/experts",
+    "--out",
+    "IN/experts/merged.safetensors",
+  ], ["--out IN/experts/merged.safetensors is inside --experts IN/experts"]),
+  expected("a symbolic link to an expert given beside it", merge(["expert0", "alias"]), [
+    'expert "alias" IN/alias.safetensors: IN/alias.safetensors is the same file as ' +
+    "IN/expert0.safetensors (inode ",
+    'which expert "expert0" IN/expert0.safetensors reads',
+  ]),
+  expected("a hard link to an expert given beside it", merge(["expert1", "hardlink"]), [
+    'expert "hardlink" IN/hardlink.safetensors: IN/hardlink.safetensors is the same file as ' +
+    "IN/expert1.safetensors",
+  ]),
+  expected("the base listed as an expert", merge(["expert0", "base"]), [
+    'expert "base" IN/base.safetensors: IN/base.safetensors is the same file as ' +
+    "IN/base.safetensors",
+    "which the base IN/base.safetensors reads",
+  ]),
+  expected("a negative scaling after a space (--scaling -5)", [
+    ...merge(["expert0", "expert1"]),
+    "--scaling",
+    "-5",
+  ], ['parameter "scaling" = -5: expected a number in [0, ∞)']),
+  expected("a negative shard size after a space (--max-shard-bytes -1)", [
+    ...merge(["expert0", "expert1"], "OUT/sharded"),
+    "--max-shard-bytes",
+    "-1",
+  ], ["--max-shard-bytes -1: expected a positive number of bytes"]),
+  expected("a flag without its value", [...merge(["expert0"]), "--out"], [
+    "Option '--out <value>' argument missing",
+    "valid flags: --method --param --scaling",
   ]),
   expected("an output folder holding an input as model.safetensors", merge(["model"], "IN"), [
     "--out IN would overwrite IN/model.safetensors",
@@ -155,8 +206,9 @@ Deno.test("deno task merge misused: one clear error, exit 1, nothing written, in
     await t.step(c.title, async () => {
       const run = await runMergeTask(c.args.map(fill));
       notEqual(run.code, 0, `exit 0 for: ${c.title}\n${run.stdout}`);
-      const errors = run.stderr.split("\n").filter((l) => l.startsWith("error:"));
-      equal(errors.length, 1, `expected one error line:\n${run.stderr}`);
+      const lines = run.stderr.trim().split("\n");
+      equal(lines.length, 1, `expected one line:\n${run.stderr}`);
+      assert(lines[0].startsWith("error: "), run.stderr);
       assert(!/^\s+at /m.test(run.stderr), `a stack trace instead of a message:\n${run.stderr}`);
       for (const s of c.says.map(fill)) {
         assert(run.stderr.includes(s), `"${s}" not in:\n${run.stderr}`);
@@ -189,4 +241,33 @@ Deno.test("deno task merge: the base check passes real fine-tunes and can be ski
   equal(skipped.code, 0, skipped.stderr);
   using merged = await openCheckpoint(join(dir.path, "out", "expert0+unrelated.safetensors"));
   equal(merged.names().length, LAYOUT.length);
+});
+
+Deno.test("deno task merge: the same content in two files merges with one warning naming both", async () => {
+  await using dir = await tempDir();
+  await makeInputs(dir.path);
+  const path = (name: string) => join(dir.path, `${name}.safetensors`);
+  await Deno.copyFile(path("expert0"), path("copy"));
+  const run = await runMergeTask([
+    "--method",
+    "task_arithmetic",
+    "--base",
+    path("base"),
+    "--experts",
+    path("expert0"),
+    path("copy"),
+    path("expert1"),
+    "--out",
+    join(dir.path, "out", "merged.safetensors"),
+  ]);
+  equal(run.code, 0, run.stderr);
+  const warnings = run.stderr.trim().split("\n").filter((l) => l.startsWith("warning: "));
+  equal(warnings.length, 1, run.stderr);
+  assert(
+    warnings[0].startsWith(
+      `warning: expert "copy" ${path("copy")} and expert "expert0" ${path("expert0")} hold ` +
+        "identical bytes wherever sampled",
+    ),
+    warnings[0],
+  );
 });

@@ -85,6 +85,18 @@ const CASES: Case[] = [
     says: ['steps must be an integer ≥ 0, got "-3"'],
   },
   {
+    title: "a negative step count after a space (--steps -3)",
+    commands: both,
+    args: ["--steps", "-3"],
+    says: ['steps must be an integer ≥ 0, got "-3"'],
+  },
+  {
+    title: "an output folder inside the auxiliary folder",
+    commands: both,
+    args: ["--aux", "dir:IN/one", "--out", "IN/one"],
+    says: ["the run folder IN/one/", " is inside --aux IN/one, which this run reads"],
+  },
+  {
     title: "an empty auxiliary folder",
     commands: both,
     args: ["--aux", "dir:IN/empty"],
@@ -186,8 +198,9 @@ Deno.test("study commands misused: one clear error, exit 1, nothing written, inp
         const args = [...SMALL, "--out", out, ...expert, ...c.args].map(fill);
         const run = await runTaskScript(TASKS[command], args);
         equal(run.code, 1, `exit ${run.code} for: ${c.title}\n${run.stdout}\n${run.stderr}`);
-        const errors = run.stderr.split("\n").filter((l) => l.startsWith("error:"));
-        equal(errors.length, 1, `expected one error line:\n${run.stderr}`);
+        const lines = run.stderr.trim().split("\n");
+        equal(lines.length, 1, `expected one line:\n${run.stderr}`);
+        assert(lines[0].startsWith("error: "), run.stderr);
         assert(!/^\s+at /m.test(run.stderr), `a stack trace instead of a message:\n${run.stderr}`);
         for (const s of c.says.map(fill)) {
           assert(run.stderr.includes(s), `"${s}" not in:\n${run.stderr}`);
