@@ -4,7 +4,7 @@
  * `names()` call, and the merge asked for the names once per tensor (T·N² copies in all), and
  * the merge's split of float from other tensors searched a list per tensor. Here the names are
  * one list, and a merge of N tensors from sources that copy their names on each call copies
- * O(N) names, not O(N²). Times: docs/BENCHMARKS.md (bench/tiny_tensors.ts).
+ * O(N) names, not O(N²). Times: bench/tiny_tensors.ts.
  */
 import { equal, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
