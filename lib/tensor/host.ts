@@ -18,8 +18,10 @@ export interface HostTensor {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { numel } from "./host.ts";
- * numel([3, 4]); // 12
+ * equal(numel([3, 4]), 12);
+ * equal(numel([]), 1); // a scalar
  * ```
  */
 export function numel(shape: readonly number[]): number {
@@ -33,8 +35,10 @@ export function numel(shape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { sameShape } from "./host.ts";
- * sameShape([2, 3], [2, 3]); // true
+ * equal(sameShape([2, 3], [2, 3]), true);
+ * equal(sameShape([2, 3], [3, 2]), false);
  * ```
  */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -46,8 +50,9 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { shapeText } from "./host.ts";
- * shapeText([768, 3072]); // "[768, 3072]"
+ * equal(shapeText([768, 3072]), "[768, 3072]");
  * ```
  */
 export function shapeText(shape: readonly number[]): string {
@@ -59,8 +64,10 @@ export function shapeText(shape: readonly number[]): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { firstNonFinite } from "./host.ts";
- * firstNonFinite(new Float32Array([1, NaN])); // 1
+ * equal(firstNonFinite(new Float32Array([1, NaN])), 1);
+ * equal(firstNonFinite(new Float32Array([1, 2])), -1);
  * ```
  */
 export function firstNonFinite(data: Float32Array): number {

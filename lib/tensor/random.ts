@@ -30,10 +30,15 @@ function splitMix32(x: number): number {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { Rng } from "./random.ts";
  * const rng = new Rng(42);
  * const a = rng.uniform(), b = rng.normal(), k = rng.int(10);
- * const order = rng.fork("shuffle").permutation(5); // e.g. [3, 0, 4, 1, 2]
+ * ok(a >= 0 && a < 1 && Number.isFinite(b) && Number.isInteger(k) && k >= 0 && k < 10);
+ * // the same seed and label give the same stream, however much the parent drew
+ * const order = rng.fork("shuffle").permutation(5);
+ * deepStrictEqual(new Rng(42).fork("shuffle").permutation(5), order);
+ * deepStrictEqual([...order].sort(), [0, 1, 2, 3, 4]);
  * ```
  */
 export class Rng {

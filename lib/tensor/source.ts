@@ -25,9 +25,11 @@ export interface TensorSource {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { MemorySource } from "./source.ts";
  * const src = new MemorySource("toy", { w: { shape: [2], data: new Float32Array([1, 2]) } });
- * console.log(src.names(), await src.read("w"));
+ * deepStrictEqual(src.names(), ["w"]);
+ * deepStrictEqual(await src.read("w"), new Float32Array([1, 2]));
  * ```
  */
 export class MemorySource implements TensorSource {
@@ -97,9 +99,10 @@ export class MemorySource implements TensorSource {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { MemorySource, toMemory } from "./source.ts";
  * const copy = await toMemory(new MemorySource("a", { b: { shape: [], data: new Float32Array([3]) } }));
- * console.log(copy.get("b").data[0]); // 3
+ * equal(copy.get("b").data[0], 3);
  * ```
  */
 export async function toMemory(source: TensorSource, label = source.label): Promise<MemorySource> {
@@ -116,9 +119,12 @@ export async function toMemory(source: TensorSource, label = source.label): Prom
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { assertSameLayout, MemorySource } from "./source.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array(1) } });
+ * const b = new MemorySource("b", { w: { shape: [2], data: new Float32Array(2) } });
  * assertSameLayout(a, a);
+ * throws(() => assertSameLayout(a, b), /tensor "w" has shape \[1\] in a but \[2\] in b/);
  * ```
  */
 export function assertSameLayout(reference: TensorSource, other: TensorSource): void {
