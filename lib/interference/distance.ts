@@ -29,8 +29,10 @@ export type DistanceName = typeof DISTANCES[number];
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { parseDistance } from "./distance.ts";
- * parseDistance("KL"); // "kl"
+ * equal(parseDistance("KL"), "kl");
+ * throws(() => parseDistance("l1"), /unknown distance "l1": expected one of kl, ce, soft_ce, mse/);
  * ```
  */
 export function parseDistance(name: string): DistanceName {
@@ -45,11 +47,13 @@ export function parseDistance(name: string): DistanceName {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { distance } from "./distance.ts";
  * const p = tf.tensor2d([[0.5, 0.5]]);
- * const d = distance("kl", p, tf.tensor2d([[0, 0]]));
- * console.log(d.dataSync()[0]); // 0
+ * // KL((1/2, 1/2) ‖ softmax([ln 3, 0]) = (3/4, 1/4)) = ½ ln(4/3)
+ * const d = distance("kl", p, tf.tensor2d([[Math.log(3), 0]]));
+ * ok(Math.abs(d.dataSync()[0] - Math.log(4 / 3) / 2) < 1e-6);
  * ```
  */
 export function distance(name: DistanceName, p: Tensor2D, logits: Tensor2D): Scalar {
@@ -61,10 +65,12 @@ export function distance(name: DistanceName, p: Tensor2D, logits: Tensor2D): Sca
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { distancePerExample } from "./distance.ts";
+ * // softmax([0, 0]) = (1/2, 1/2) against (1, 0): ((1/2)² + (1/2)²) / 2
  * const d = distancePerExample("mse", tf.tensor2d([[1, 0]]), tf.tensor2d([[0, 0]]));
- * console.log(d.dataSync()); // [0.25]
+ * deepStrictEqual(d.dataSync(), new Float32Array([0.25]));
  * ```
  */
 export function distancePerExample(

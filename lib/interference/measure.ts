@@ -20,8 +20,14 @@ import type { ColorRange, Figure } from "../display/mod.ts";
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { meanDistance } from "./measure.ts";
- * meanDistance("kl", new Float32Array([0, 0]), new Float32Array([0, 0]), 2); // 0
+ * const same = meanDistance("kl", new Float32Array([0, 0]), new Float32Array([0, 0]), 2);
+ * ok(Math.abs(same) < 1e-7);
+ * // two images: (1/2, 1/2) vs (3/4, 1/4) gives ((1/4)² + (1/4)²)/2 = 1/16; identical rows give 0
+ * const ln3 = Math.log(3);
+ * const mse = meanDistance("mse", new Float32Array([0, 0, 0, 0]), new Float32Array([ln3, 0, 0, 0]), 2);
+ * equal(Math.round(mse * 1e7) / 1e7, 1 / 32);
  * ```
  */
 export function meanDistance(
@@ -85,10 +91,13 @@ displayWith(Interference.prototype, (v) => v.figure());
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { interference } from "./measure.ts";
- * const a = { task: "a", classes: 2, logits: new Float32Array([1, 0]) };
- * const xi = interference([a], [a], "kl");
- * console.log(xi.total); // 0
+ * const expert = { task: "a", classes: 2, logits: new Float32Array([0, 0]) };
+ * const merged = { task: "a", classes: 2, logits: new Float32Array([Math.log(3), 0]) };
+ * const xi = interference([expert], [merged], "kl");
+ * deepStrictEqual(xi.tasks, ["a"]);
+ * ok(Math.abs(xi.total - Math.log(4 / 3) / 2) < 1e-6); // KL((1/2, 1/2) ‖ (3/4, 1/4))
  * ```
  */
 export function interference(
@@ -160,10 +169,12 @@ displayWith(InterferenceMatrix.prototype, (v) => v.figure());
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { pairwiseInterference } from "./measure.ts";
  * const l = (v: number[]) => ({ task: "a", classes: 2, logits: new Float32Array(v) });
- * const m = pairwiseInterference([l([0, 0])], [[l([0, 0])]], "kl", "aux");
- * console.log(m.values); // [[0]]
+ * const m = pairwiseInterference([l([0, 0])], [[l([Math.log(3), 0])]], "kl", "aux");
+ * deepStrictEqual([m.tasks, m.on, m.values.length], [["a"], "aux", 1]);
+ * ok(Math.abs(m.values[0][0] - Math.log(4 / 3) / 2) < 1e-6);
  * ```
  */
 export function pairwiseInterference(
@@ -187,10 +198,13 @@ export function pairwiseInterference(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { compareMatrices, InterferenceMatrix } from "./measure.ts";
  * const a = new InterferenceMatrix(["x", "y"], [[0.5, 0.2], [0.3, 0.4]], "kl", "aux", "before");
  * const b = new InterferenceMatrix(["x", "y"], [[0.5, 0.1], [0.1, 0.4]], "kl", "aux", "after");
- * console.log(compareMatrices(a, b).toText());
+ * const text = compareMatrices(a, b).toText();
+ * ok(text.includes("before (aux data; off-diagonal mean 0.250)"));
+ * ok(text.includes("after (aux data; off-diagonal mean 0.100)"));
  * ```
  */
 export function compareMatrices(before: InterferenceMatrix, after: InterferenceMatrix): Figure {

@@ -43,6 +43,7 @@ export interface PredictOptions {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { VIT_TINY } from "../models/config.ts";
  * import { makeHead } from "../models/head.ts";
@@ -53,7 +54,8 @@ export interface PredictOptions {
  * const set = { count: 3, channels: 1, size: 28, pixels: new Float32Array(3 * 784),
  *   labels: new Int32Array(0), classes: [] };
  * const [out] = await predictLogits({ config: VIT_TINY, params }, [head], set);
- * console.log(out.logits.length); // 6
+ * equal(out.task, "t");
+ * equal(out.logits.length, 6); // 3 images × 2 classes
  * ```
  */
 export async function predictLogits(
@@ -90,8 +92,10 @@ export async function predictLogits(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { logitsAccuracy } from "./predict.ts";
- * logitsAccuracy(new Float32Array([2, 1, 0, 3]), 2, new Int32Array([0, 0])); // 0.5
+ * // image 0 predicts class 0 (right), image 1 class 1 (wrong)
+ * equal(logitsAccuracy(new Float32Array([2, 1, 0, 3]), 2, new Int32Array([0, 0])), 0.5);
  * ```
  */
 export function logitsAccuracy(logits: Float32Array, classes: number, labels: Int32Array): number {
@@ -116,8 +120,9 @@ export function logitsAccuracy(logits: Float32Array, classes: number, labels: In
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { softmaxRows } from "./predict.ts";
- * softmaxRows(new Float32Array([0, 0]), 2); // Float32Array [0.5, 0.5]
+ * deepStrictEqual(softmaxRows(new Float32Array([0, 0]), 2), new Float32Array([0.5, 0.5]));
  * ```
  */
 export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
