@@ -44,11 +44,12 @@ function sampleTensors(base: TensorSource, count: number): string[] {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { baseDistances } from "./base_check.ts";
  * const m = (v: number[]) => new MemorySource("m", { w: { shape: [1, 2], data: new Float32Array(v) } });
  * const [d] = await baseDistances(m([3, 4]), [m([3, 4.5])]);
- * console.log(d.ratio); // 0.1
+ * ok(Math.abs(d.ratio - 0.1) < 1e-12); // ‖(0, 0.5)‖ / ‖(3, 4)‖
  * ```
  */
 export async function baseDistances(
@@ -82,11 +83,12 @@ export async function baseDistances(
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { checkCommonBase } from "./base_check.ts";
  * const m = (v: number[]) => new MemorySource("m", { w: { shape: [1, 2], data: new Float32Array(v) } });
  * await checkCommonBase(m([3, 4]), [m([3.1, 4])]); // fine: 2 % away
- * await checkCommonBase(m([3, 4]), [m([-4, 3])]).catch((e) => console.log(e.message));
+ * await rejects(checkCommonBase(m([3, 4]), [m([-4, 3])]), /‖θ − θ0‖ \/ ‖θ0‖ = 1\.41/);
  * ```
  */
 export async function checkCommonBase(

@@ -45,6 +45,7 @@ export interface OpenTaskVectorsOptions extends OpenCheckpointOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { MemorySource, TaskVector, TaskVectorSet } from "../../mod.ts";
  * const t = (v: number[]) => ({ w: { shape: [2], data: new Float32Array(v) } });
  * const base = new MemorySource("base", t([0, 0]));
@@ -52,8 +53,8 @@ export interface OpenTaskVectorsOptions extends OpenCheckpointOptions {
  *   new TaskVector("a", base, new MemorySource("a", t([1, 0]))),
  *   new TaskVector("b", base, new MemorySource("b", t([1, 1]))),
  * ], base);
- * console.log((await set.cosineSimilarity()).matrix[0][1]); // 0.7071…
- * console.log(await set.apply(1).read("w")); // Float32Array [2, 1]
+ * ok(Math.abs((await set.cosineSimilarity()).matrix[0][1] - Math.SQRT1_2) < 1e-12);
+ * deepStrictEqual(await set.apply(1).read("w"), new Float32Array([2, 1]));
  * ```
  */
 export class TaskVectorSet implements Disposable {
@@ -189,13 +190,15 @@ export class TaskVectorSet implements Disposable {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { MemorySource, openTaskVectors, writeCheckpoint } from "../../mod.ts";
  * const dir = await Deno.makeTempDir();
  * const model = (v: number) => new MemorySource("m", { w: { shape: [1], data: new Float32Array([v]) } });
  * await writeCheckpoint(`${dir}/base.safetensors`, model(1));
  * await writeCheckpoint(`${dir}/experts/mnist.safetensors`, model(3));
  * using set = await openTaskVectors(`${dir}/base.safetensors`, `${dir}/experts`);
- * console.log(set.tasks, await set.get("mnist").read("w")); // ["mnist"] Float32Array [2]
+ * deepStrictEqual(set.tasks, ["mnist"]);
+ * deepStrictEqual(await set.get("mnist").read("w"), new Float32Array([2]));
  * ```
  */
 export function openTaskVectors(

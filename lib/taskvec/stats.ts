@@ -24,9 +24,10 @@ export interface PassOptions {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { TaskVectorNorms } from "../../mod.ts";
  * const norms = new TaskVectorNorms(["a"], ["w", "b"], [[3, 4]], [5]);
- * console.log(norms.toString());
+ * equal(norms.toString(), "Task-vector norms over 2 tensors\na     ‖τ‖ = 5.0000, largest b 4.0000");
  * ```
  */
 export class TaskVectorNorms {
@@ -77,8 +78,11 @@ export class TaskVectorNorms {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { CosineSimilarity } from "../../mod.ts";
- * console.log(new CosineSimilarity(["a", "b"], [[1, 0.2], [0.2, 1]]).toString());
+ * const text = new CosineSimilarity(["a", "b"], [[1, 0.2], [0.2, 1]]).toString();
+ * ok(text.startsWith("Cosine similarity of task vectors\n"));
+ * ok(text.includes("a       1.0000  0.2000"));
  * ```
  */
 export class CosineSimilarity {
@@ -141,12 +145,14 @@ export interface TaskVectorStats {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { taskVectorStats } from "./stats.ts";
  * const a = new MemorySource("a", { w: { shape: [2], data: new Float32Array([3, 4]) } });
  * const b = new MemorySource("b", { w: { shape: [2], data: new Float32Array([4, 3]) } });
  * const { norms, cosine } = await taskVectorStats(["a", "b"], [a, b]);
- * console.log(norms.global, cosine.matrix); // [5, 5] [[1, 0.96], [0.96, 1]]
+ * deepStrictEqual(norms.global, [5, 5]);
+ * ok(Math.abs(cosine.matrix[0][1] - 24 / 25) < 1e-12); // (3·4 + 4·3) / (5·5)
  * ```
  */
 export async function taskVectorStats(

@@ -26,11 +26,13 @@ import { cachedReader, type LeafReader, WeightedSum } from "./weighted_sum.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { MemorySource, TaskVector } from "../../mod.ts";
  * const base = new MemorySource("base", { w: { shape: [2], data: new Float32Array([1, 1]) } });
  * const expert = new MemorySource("mnist", { w: { shape: [2], data: new Float32Array([1.5, 0]) } });
  * const tau = new TaskVector("mnist", base, expert);
- * console.log(tau.label, await tau.read("w")); // "τ(mnist)" Float32Array [0.5, -1]
+ * equal(tau.label, "τ(mnist)");
+ * deepStrictEqual(await tau.read("w"), new Float32Array([0.5, -1]));
  * ```
  */
 export class TaskVector extends WeightedSum {
@@ -150,11 +152,13 @@ function subtractFinite(data: Float32Array, base: Float32Array): boolean {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { applyTaskVectors, MemorySource, TaskVector } from "../../mod.ts";
  * const base = new MemorySource("base", { w: { shape: [1], data: new Float32Array([1]) } });
  * const a = new TaskVector("a", base, new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } }));
  * const b = new TaskVector("b", base, new MemorySource("b", { w: { shape: [1], data: new Float32Array([0]) } }));
- * console.log(await applyTaskVectors(base, [a, b], 0.5).read("w")); // Float32Array [1.5]
+ * // 1 + 0.5·(3 − 1) + 0.5·(0 − 1)
+ * deepStrictEqual(await applyTaskVectors(base, [a, b], 0.5).read("w"), new Float32Array([1.5]));
  * ```
  */
 export function applyTaskVectors(

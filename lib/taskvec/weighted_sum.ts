@@ -28,11 +28,13 @@ export type LeafReader = (source: TensorSource) => Promise<Float32Array>;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { MemorySource, WeightedSum } from "../../mod.ts";
  * const a = new MemorySource("a", { w: { shape: [2], data: new Float32Array([1, 2]) } });
  * const b = new MemorySource("b", { w: { shape: [2], data: new Float32Array([10, 20]) } });
  * const sum = new WeightedSum([{ source: a, weight: 2 }, { source: b, weight: -1 }]);
- * console.log(await sum.read("w")); // Float32Array [-8, -16]
+ * deepStrictEqual(await sum.read("w"), new Float32Array([-8, -16]));
+ * equal(sum.label, "2·a − b");
  * ```
  */
 export class WeightedSum implements TensorSource {
@@ -91,11 +93,12 @@ export class WeightedSum implements TensorSource {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { cachedReader } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([5]) } });
  * const read = cachedReader("w");
- * console.log((await read(a)) === (await read(a))); // true
+ * equal(await read(a), await read(a)); // the same array, read once
  * ```
  */
 export function cachedReader(name: string): LeafReader {
@@ -128,10 +131,11 @@ function wrap(label: string): string {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { addSources } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([1]) } });
- * console.log(await addSources(a, a).read("w")); // Float32Array [2]
+ * deepStrictEqual(await addSources(a, a).read("w"), new Float32Array([2]));
  * ```
  */
 export function addSources(a: TensorSource, b: TensorSource): WeightedSum {
@@ -143,11 +147,12 @@ export function addSources(a: TensorSource, b: TensorSource): WeightedSum {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { subtractSources } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } });
  * const b = new MemorySource("b", { w: { shape: [1], data: new Float32Array([1]) } });
- * console.log(await subtractSources(a, b).read("w")); // Float32Array [2]
+ * deepStrictEqual(await subtractSources(a, b).read("w"), new Float32Array([2]));
  * ```
  */
 export function subtractSources(a: TensorSource, b: TensorSource): WeightedSum {
@@ -159,10 +164,11 @@ export function subtractSources(a: TensorSource, b: TensorSource): WeightedSum {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { MemorySource } from "../../mod.ts";
  * import { scaleSource } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } });
- * console.log(await scaleSource(a, 0.5).read("w")); // Float32Array [1.5]
+ * deepStrictEqual(await scaleSource(a, 0.5).read("w"), new Float32Array([1.5]));
  * ```
  */
 export function scaleSource(a: TensorSource, lambda: number): WeightedSum {
