@@ -31,9 +31,10 @@ export function studyFlags(): string[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { parseStudyArgs } from "./cli.ts";
  * const { config } = await parseStudyArgs(["--suite", "mf4", "--steps", "20"]);
- * console.log(config.suite, config.steps); // mf4 20
+ * deepStrictEqual([config.suite, config.steps], ["mf4", 20]);
  * ```
  */
 export async function parseStudyArgs(

@@ -96,8 +96,9 @@ const KEYS = ["name", "models", ...Object.keys(STUDY_DEFAULTS)] as (keyof StudyC
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { studyKeys } from "./config.ts";
- * studyKeys().includes("steps"); // true
+ * ok(studyKeys().includes("steps"));
  * ```
  */
 export function studyKeys(): string[] {
@@ -110,9 +111,11 @@ export function studyKeys(): string[] {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { resolveStudyConfig } from "./config.ts";
  * const c = resolveStudyConfig({ suite: "mf4", steps: "50", methods: "task_arithmetic,ties" });
- * console.log(c.name, c.methods); // mf4-seed0-shapes-50steps [ "task_arithmetic", "ties" ]
+ * equal(c.name, "mf4-seed0-shapes-50steps");
+ * deepStrictEqual(c.methods, ["task_arithmetic", "ties"]);
  * ```
  */
 export function resolveStudyConfig(

@@ -78,10 +78,13 @@ displayWith(Evaluation.prototype, (e) =>
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { MergedModel } from "./merge_bench.ts";
  * const summary = { method: "average", params: { scaling: 1 }, tasks: ["a"], notes: {} };
  * const m = new MergedModel(new Map(), new Map(), summary);
- * console.log(String(m), m.perTask); // the summary table, false
+ * equal(m.tauNorm(), 0);
+ * equal(m.summary.method, "average");
+ * equal(m.perTask, false); // one model for every task
  * ```
  */
 export class MergedModel {

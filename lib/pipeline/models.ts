@@ -37,8 +37,10 @@ export async function openStudyModels(
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkStudyTasks } from "./models.ts";
- * checkStudyTasks({ dir: "zoo", taskNames: ["a", "b"] }, ["b"]); // fine; ["c"] would throw
+ * checkStudyTasks({ dir: "zoo", taskNames: ["a", "b"] }, ["b"]);
+ * throws(() => checkStudyTasks({ dir: "zoo", taskNames: ["a", "b"] }, ["c"]), /zoo: no task "c" \(tasks: a, b\)/);
  * ```
  */
 export function checkStudyTasks(

@@ -72,6 +72,7 @@ const pct = (v: number) => (100 * v).toFixed(1);
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { StudyResults } from "./results.ts";
  * const r = new StudyResults({
  *   suite: "mf4", seed: 0, backend: "wasm", adapter: "CPU", aux: "shapes", steps: 10,
@@ -79,7 +80,9 @@ const pct = (v: number) => (100 * v).toFixed(1);
  *   rows: [{ method: "ta", ri: false, avg_acc: 0.7, norm_acc: 0.78, xi: 0.3,
  *     per_task: { a: 0.7 }, xi_per_task: { a: 0.3 }, params: {} }],
  * });
- * console.log(r.table().toText());
+ * const text = r.table().toText();
+ * ok(text.startsWith("mf4: experts 90.0%, θ0 50.0%"));
+ * ok(text.includes("ta      70.0                 78.0            0.300"));
  * ```
  */
 export class StudyResults {

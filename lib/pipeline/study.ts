@@ -71,9 +71,11 @@ export interface RunPaths {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { resolveStudyConfig } from "./config.ts";
  * import { runPaths } from "./study.ts";
- * runPaths(resolveStudyConfig({ suite: "mf4", name: "x" })).adapted("mnist"); // "runs/x/adapted/mnist.safetensors"
+ * const paths = runPaths(resolveStudyConfig({ suite: "mf4", name: "x", out: "runs" }));
+ * equal(paths.adapted("mnist"), "runs/x/adapted/mnist.safetensors");
  * ```
  */
 export function runPaths(config: StudyConfig): RunPaths {
@@ -201,8 +203,10 @@ export async function runStudy(
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkStudyMethods } from "./study.ts";
- * checkStudyMethods(["ties", "tsv_m"], ["ties"], 8); // fine
+ * checkStudyMethods(["ties", "tsv_m"], ["ties"], 8);
+ * throws(() => checkStudyMethods(["no_such_method"], [], 8), /unknown merge method "no_such_method"/);
  * ```
  */
 export function checkStudyMethods(
@@ -403,9 +407,10 @@ function checkSuiteTasks(config: StudyConfig, tasks: string[]): void {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { resolveStudyConfig } from "./config.ts";
  * import { riSettings } from "./study.ts";
- * riSettings(resolveStudyConfig({ steps: 20 })).steps; // 20
+ * equal(riSettings(resolveStudyConfig({ steps: 20 })).steps, 20);
  * ```
  */
 export function riSettings(config: StudyConfig): RiSettings {

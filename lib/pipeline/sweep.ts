@@ -88,9 +88,11 @@ displayWith(ScalingSweep.prototype, (s) => sweepFigure([s]));
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { ScalingSweep, sweepFigure } from "./sweep.ts";
  * const s = new ScalingSweep("ta", "original", [0.1, 0.3], [0.6, 0.7], [0.7, 0.8], [1, 0.8], 0.3, 0.7);
- * console.log(sweepFigure([s]).toText());
+ * deepStrictEqual(s.best, { scaling: 0.3, accuracy: 0.7 });
+ * ok(sweepFigure([s]).toText().includes("ta (original)"));
  * ```
  */
 export function sweepFigure(sweeps: readonly ScalingSweep[]): Figure {
