@@ -64,6 +64,7 @@ export interface OpenClipVisionOptions {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openClipVision } from "../../mod.ts";
  * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
@@ -81,8 +82,10 @@ export interface OpenClipVisionOptions {
  *   t(`${b}mlp.c_proj.weight`, [64, 256]), t(`${b}mlp.c_proj.bias`, [64]),
  *   t("visual.ln_post.weight", [64]), t("visual.ln_post.bias", [64]), t("visual.proj", [64, 32])]);
  * using tower = await openClipVision(path);
- * console.log(tower.layout, tower.config.imageSize, tower.shape("visual_projection.weight"));
- * // open_clip 8 [32, 64]
+ * deepStrictEqual(
+ *   [tower.layout, tower.config.imageSize, tower.shape("visual_projection.weight")],
+ *   ["open_clip", 8, [32, 64]],
+ * );
  * ```
  */
 export class ClipVisionCheckpoint implements TensorSource, Disposable {
@@ -189,6 +192,7 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openClipVision } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -196,7 +200,7 @@ export class ClipVisionCheckpoint implements TensorSource, Disposable {
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using tower = await openClipVision(path);
- * console.log(tower.layout, tower.config.heads); // hf 4
+ * deepStrictEqual([tower.layout, tower.config.heads], ["hf", 4]);
  * ```
  */
 export async function openClipVision(
@@ -236,6 +240,7 @@ export async function openClipVision(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { loadClipVision } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -243,7 +248,7 @@ export async function openClipVision(
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const { config, host } = await loadClipVision(path);
- * console.log(config.width, host.size); // 64 69
+ * deepStrictEqual([config.width, host.size], [64, 72]);
  * ```
  */
 export async function loadClipVision(
@@ -259,6 +264,7 @@ export async function loadClipVision(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { openClipVision } from "../../mod.ts";
  * import { readTower } from "./clip_checkpoint.ts";
  * import { VIT_TINY } from "./config.ts";
@@ -267,7 +273,7 @@ export async function loadClipVision(
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using tower = await openClipVision(path);
- * console.log((await readTower(tower)).size); // 69
+ * equal((await readTower(tower)).size, 72);
  * ```
  */
 export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams> {
@@ -286,6 +292,7 @@ export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openClipTaskVectors } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -294,7 +301,7 @@ export async function readTower(tower: ClipVisionCheckpoint): Promise<HostParams
  * await saveModel(`${dir}/base.safetensors`, VIT_TINY, initHostParams(VIT_TINY, 0));
  * await saveModel(`${dir}/mnist.safetensors`, VIT_TINY, initHostParams(VIT_TINY, 1));
  * using set = await openClipTaskVectors(`${dir}/base.safetensors`, [`${dir}/mnist.safetensors`]);
- * console.log(set.tasks, set.names().length); // ["mnist"] 69
+ * deepStrictEqual([set.tasks, set.names().length], [["mnist"], 72]);
  * ```
  */
 export async function openClipTaskVectors(
@@ -395,9 +402,12 @@ async function hfConfigBeside(path: string): Promise<Partial<ViTConfig>> {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { parseHfConfig } from "./clip_checkpoint.ts";
- * parseHfConfig('{"vision_config": {"num_attention_heads": 16, "hidden_act": "gelu"}}', "config.json");
- * // { heads: 16, activation: "gelu", layerNormEps: 0.00001 }
+ * deepStrictEqual(
+ *   parseHfConfig('{"vision_config": {"num_attention_heads": 16, "hidden_act": "gelu"}}', "config.json"),
+ *   { heads: 16, activation: "gelu", layerNormEps: 0.00001 },
+ * );
  * ```
  */
 export function parseHfConfig(text: string, file: string): Partial<ViTConfig> {

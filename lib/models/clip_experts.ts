@@ -52,9 +52,10 @@ const KEYS = ["base", "experts", "heads", "tasks", "aux", "vit"];
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { resolveClipExpertsSpec } from "./clip_experts.ts";
  * const spec = resolveClipExpertsSpec({ base: "b.pt", experts: { mnist: "m.pt" }, heads: "h.safetensors" }, "/runs", "run.json");
- * console.log(spec.base, spec.experts.mnist); // /runs/b.pt /runs/m.pt
+ * deepStrictEqual([spec.base, spec.experts.mnist], ["/runs/b.pt", "/runs/m.pt"]);
  * ```
  */
 export function resolveClipExpertsSpec(

@@ -57,10 +57,11 @@ const HF_SKIPPED = new Set([`${VISION_PREFIX}embeddings.position_ids`]);
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { detectClipLayout } from "./clip_layouts.ts";
- * detectClipLayout(["visual.conv1.weight", "visual.class_embedding",
- *   "visual.transformer.resblocks.0.attn.in_proj_weight", "logit_scale"], "m.pt");
- * // { layout: "open_clip", prefix: "visual." }
+ * const names = ["visual.conv1.weight", "visual.class_embedding",
+ *   "visual.transformer.resblocks.0.attn.in_proj_weight", "logit_scale"];
+ * deepStrictEqual(detectClipLayout(names, "m.pt"), { layout: "open_clip", prefix: "visual." });
  * ```
  */
 export function detectClipLayout(names: readonly string[], label: string): LayoutMatch {
@@ -98,10 +99,15 @@ export function detectClipLayout(names: readonly string[], label: string): Layou
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { layoutRecipes } from "./clip_layouts.ts";
  * const r = layoutRecipes({ layout: "open_clip", prefix: "visual." },
  *   ["visual.transformer.resblocks.0.attn.in_proj_weight"], 4, "m.pt");
- * r.get("vision_model.encoder.layers.0.self_attn.k_proj.weight"); // { from: "visual.…in_proj_weight", rows: [4, 8] }
+ * // k is the second of the stacked q/k/v blocks of 4 rows each
+ * deepStrictEqual(r.get("vision_model.encoder.layers.0.self_attn.k_proj.weight"), {
+ *   from: "visual.transformer.resblocks.0.attn.in_proj_weight",
+ *   rows: [4, 8],
+ * });
  * ```
  */
 export function layoutRecipes(
@@ -212,8 +218,9 @@ function addBlockRecipes(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { recipeShape } from "./clip_layouts.ts";
- * recipeShape({ from: "visual.proj", transpose: true }, [768, 512]); // [512, 768]
+ * deepStrictEqual(recipeShape({ from: "visual.proj", transpose: true }, [768, 512]), [512, 768]);
  * ```
  */
 export function recipeShape(recipe: Recipe, stored: readonly number[]): number[] {
@@ -227,9 +234,12 @@ export function recipeShape(recipe: Recipe, stored: readonly number[]): number[]
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { applyRecipe } from "./clip_layouts.ts";
- * applyRecipe({ from: "p", transpose: true }, new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
- * // Float32Array [1, 4, 2, 5, 3, 6]
+ * deepStrictEqual(
+ *   applyRecipe({ from: "p", transpose: true }, new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]),
+ *   new Float32Array([1, 4, 2, 5, 3, 6]), // the 2×3 matrix transposed to 3×2
+ * );
  * ```
  */
 export function applyRecipe(

@@ -73,8 +73,10 @@ export const PROJECTION_NAME = "visual_projection.weight";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, throws } from "node:assert/strict";
  * import { validateConfig, VIT_TINY } from "./config.ts";
- * validateConfig({ ...VIT_TINY }); // returns it unchanged
+ * deepStrictEqual(validateConfig({ ...VIT_TINY }), VIT_TINY);
+ * throws(() => validateConfig({ ...VIT_TINY, heads: 5 }));
  * ```
  */
 export function validateConfig(config: ViTConfig): ViTConfig {
@@ -118,8 +120,9 @@ export function validateConfig(config: ViTConfig): ViTConfig {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { numPatches, CLIP_VIT_B32 } from "./config.ts";
- * numPatches(CLIP_VIT_B32); // 49
+ * equal(numPatches(CLIP_VIT_B32), 49); // (224 / 32)²
  * ```
  */
 export function numPatches(config: ViTConfig): number {
@@ -134,9 +137,10 @@ export function numPatches(config: ViTConfig): number {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { parameterShapes, VIT_TINY } from "./config.ts";
  * const shapes = parameterShapes(VIT_TINY);
- * shapes.get("visual_projection.weight"); // [64, 64]
+ * deepStrictEqual(shapes.get("visual_projection.weight"), [64, 64]);
  * ```
  */
 export function parameterShapes(config: ViTConfig): Map<string, number[]> {
@@ -175,8 +179,9 @@ export function parameterShapes(config: ViTConfig): Map<string, number[]> {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { parameterCount, VIT_TINY } from "./config.ts";
- * parameterCount(VIT_TINY); // 209_536
+ * equal(parameterCount(VIT_TINY), 208_576);
  * ```
  */
 export function parameterCount(config: ViTConfig): number {

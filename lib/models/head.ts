@@ -27,9 +27,11 @@ export interface Head {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { l2NormalizeRows } from "./head.ts";
- * l2NormalizeRows(tf.tensor2d([[3, 4]])).print(); // [[0.6, 0.8]]
+ * const [[x, y]] = l2NormalizeRows(tf.tensor2d([[3, 4]])).arraySync();
+ * ok(Math.abs(x - 0.6) < 1e-7 && Math.abs(y - 0.8) < 1e-7);
  * ```
  */
 export function l2NormalizeRows(x: Tensor2D): Tensor2D {
@@ -44,10 +46,11 @@ export function l2NormalizeRows(x: Tensor2D): Tensor2D {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { makeHead } from "./head.ts";
  * const head = makeHead("parity", ["even", "odd"], tf.tensor2d([[1, 0], [0, 2]]), 20);
- * head.weight.print(); // [[1, 0], [0, 1]]
+ * deepStrictEqual(head.weight.arraySync(), [[1, 0], [0, 1]]); // rows at unit norm
  * ```
  */
 export function makeHead(
@@ -73,10 +76,12 @@ export function makeHead(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { headLogits, makeHead } from "./head.ts";
  * const head = makeHead("t", ["a", "b"], tf.tensor2d([[1, 0], [0, 1]]), 10);
- * headLogits(head, tf.tensor2d([[2, 0]])).print(); // [[10, 0]]
+ * // the feature is normalised to (1, 0), then scaled cosine similarities
+ * deepStrictEqual(headLogits(head, tf.tensor2d([[2, 0]])).arraySync(), [[10, 0]]);
  * ```
  */
 export function headLogits(head: Head, features: Tensor2D): Tensor2D {
@@ -130,9 +135,13 @@ function checkFeatures(head: Head, features: Tensor2D): void {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { disposeHead, makeHead } from "./head.ts";
- * disposeHead(makeHead("t", ["a"], tf.ones([1, 4]), 1));
+ * const rows = tf.ones([1, 4]) as tf.Tensor2D;
+ * const before = tf.memory().numTensors;
+ * disposeHead(makeHead("t", ["a"], rows, 1));
+ * equal(tf.memory().numTensors, before);
  * ```
  */
 export function disposeHead(head: Head): void {

@@ -48,6 +48,7 @@ interface HeadEntry {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { readHeadsFile } from "../../mod.ts";
  * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
@@ -56,7 +57,10 @@ interface HeadEntry {
  *   { name: "logit_scale", shape: [], data: new Float32Array([Math.log(100)]) },
  * ], { metadata: { heads: JSON.stringify({ mnist: { classes: ["zero", "one"] } }) } });
  * const [head] = await readHeadsFile(path, { featureDim: 3 });
- * console.log(head.task, head.logitScale, head.weight.arraySync()); // mnist 100 [[0.6, 0, 0.8], [0, 1, 0]]
+ * deepStrictEqual([head.task, head.classes], ["mnist", ["zero", "one"]]);
+ * ok(Math.abs(head.logitScale - 100) < 1e-4); // exp(logit_scale)
+ * const close = (a: number[][], b: number[][]) => a.every((r, i) => r.every((v, j) => Math.abs(v - b[i][j]) < 1e-6));
+ * ok(close(head.weight.arraySync(), [[0.6, 0, 0.8], [0, 1, 0]])); // rows at unit norm
  * ```
  */
 export async function readHeadsFile(path: string, options: ReadHeadsOptions = {}): Promise<Head[]> {

@@ -17,10 +17,11 @@ import type { Tensor, Tensor2D } from "../engine/tf_types.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { linear } from "./ops.ts";
- * linear(tf.tensor2d([[1, 1]]), tf.tensor2d([[1, 2], [3, 4]]), tf.tensor1d([0, 1])).print();
- * // [[3, 8]]
+ * const y = linear(tf.tensor2d([[1, 1]]), tf.tensor2d([[1, 2], [3, 4]]), tf.tensor1d([0, 1]));
+ * deepStrictEqual(y.arraySync(), [[3, 8]]); // x·Wᵀ + b
  * ```
  */
 export function linear(x: Tensor2D, weight: Tensor, bias?: Tensor): Tensor2D {

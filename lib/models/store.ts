@@ -24,6 +24,7 @@ import { sameShape, shapeText } from "../tensor/host.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { loadModel } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -31,6 +32,8 @@ import { sameShape, shapeText } from "../tensor/host.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const { config, params } = await loadModel(path);
+ * deepStrictEqual(config, VIT_TINY);
+ * equal(Object.keys(params).length, 72);
  * ```
  */
 export async function saveModel(
@@ -76,6 +79,7 @@ export interface LoadedModel {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { loadModel } from "../../mod.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -83,7 +87,7 @@ export interface LoadedModel {
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * const model = await loadModel(path);
- * console.log(model.config.width, model.host.size); // 64 69
+ * deepStrictEqual([model.config.width, model.host.size], [64, 72]);
  * ```
  */
 export async function loadModel(path: string, config?: ViTConfig): Promise<LoadedModel> {
@@ -146,6 +150,7 @@ export interface ShapeLookup {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { SafetensorsReader } from "../io/safetensors.ts";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
@@ -153,7 +158,7 @@ export interface ShapeLookup {
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveModel(path, VIT_TINY, initHostParams(VIT_TINY, 0));
  * using file = await SafetensorsReader.open(path);
- * inferConfig(file, { heads: 4, activation: "gelu" }); // equals VIT_TINY
+ * deepStrictEqual(inferConfig(file, { heads: 4, activation: VIT_TINY.activation }), VIT_TINY);
  * ```
  */
 export function inferConfig(
@@ -202,13 +207,14 @@ export function inferConfig(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { makeHead } from "./head.ts";
  * import { loadHeads, saveHeads } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveHeads(path, [makeHead("parity", ["even", "odd"], tf.eye(2, 4) as tf.Tensor2D, 20)]);
  * const [head] = await loadHeads(path);
- * console.log(head.task, head.classes, head.logitScale);
+ * deepStrictEqual([head.task, head.classes, head.logitScale], ["parity", ["even", "odd"], 20]);
  * ```
  */
 export async function saveHeads(path: string, heads: readonly Head[]): Promise<void> {
@@ -231,12 +237,15 @@ export async function saveHeads(path: string, heads: readonly Head[]): Promise<v
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { makeHead } from "./head.ts";
  * import { loadHeads, saveHeads } from "./store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await saveHeads(path, [makeHead("t", ["a", "b"], tf.ones([2, 3]) as tf.Tensor2D, 10)]);
- * (await loadHeads(path))[0].weight.print();
+ * const [head] = await loadHeads(path);
+ * const third = 1 / Math.sqrt(3); // each row of ones, at unit norm
+ * ok(head.weight.arraySync().flat().every((v) => Math.abs(v - third) < 1e-7));
  * ```
  */
 export async function loadHeads(path: string): Promise<Head[]> {

@@ -29,11 +29,13 @@ const V = "vision_model.";
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { VIT_TINY } from "./config.ts";
  * import { initParams } from "./weights.ts";
  * import { checkParams } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * checkParams(params, VIT_TINY, "tiny");
+ * throws(() => checkParams({}, VIT_TINY, "empty"), /empty: missing tensor/);
  * ```
  */
 export function checkParams(params: ParamMap, config: ViTConfig, label = "parameters"): void {
@@ -54,13 +56,14 @@ export function checkParams(params: ParamMap, config: ViTConfig, label = "parame
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { VIT_TINY } from "./config.ts";
  * import { initParams } from "./weights.ts";
  * import { imageFeatures } from "./vit.ts";
  * const params = initParams(VIT_TINY, 0);
  * const f = imageFeatures(params, VIT_TINY, tf.zeros([2, 1, 28, 28]));
- * console.log(f.shape); // [2, 64]
+ * deepStrictEqual(f.shape, [2, 64]);
  * ```
  */
 export function imageFeatures(params: ParamMap, config: ViTConfig, pixels: Tensor): Tensor2D {

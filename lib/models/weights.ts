@@ -41,10 +41,12 @@ function initStd(name: string, config: ViTConfig): number {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { VIT_TINY } from "./config.ts";
  * import { initHostParams } from "./weights.ts";
  * const host = initHostParams(VIT_TINY, 1);
- * host.get("vision_model.pre_layrnorm.weight")?.data[0]; // 1
+ * equal(host.get("vision_model.pre_layrnorm.weight")?.data[0], 1); // LayerNorms start at (1, 0)
+ * deepStrictEqual(initHostParams(VIT_TINY, 1), host); // the seed fixes every value
  * ```
  */
 export function initHostParams(config: ViTConfig, seed: number): HostParams {
@@ -68,10 +70,11 @@ export function initHostParams(config: ViTConfig, seed: number): HostParams {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { VIT_TINY } from "./config.ts";
  * import { initParams } from "./weights.ts";
  * const params = initParams(VIT_TINY, 1);
- * console.log(Object.keys(params).length); // 69
+ * equal(Object.keys(params).length, 72);
  * ```
  */
 export function initParams(config: ViTConfig, seed: number): ParamMap {
@@ -83,9 +86,10 @@ export function initParams(config: ViTConfig, seed: number): ParamMap {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { hostToParams } from "./weights.ts";
  * const p = hostToParams(new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]));
- * p.w.print();
+ * deepStrictEqual(p.w.arraySync(), [1, 2]);
  * ```
  */
 export function hostToParams(host: HostParams | Record<string, HostTensor>): ParamMap {
@@ -100,10 +104,11 @@ export function hostToParams(host: HostParams | Record<string, HostTensor>): Par
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { paramsToHost } from "./weights.ts";
  * const host = await paramsToHost({ w: tf.ones([2]) });
- * host.get("w")?.data; // Float32Array [1, 1]
+ * deepStrictEqual(host.get("w"), { shape: [2], data: new Float32Array([1, 1]) });
  * ```
  */
 export async function paramsToHost(params: ParamMap): Promise<HostParams> {
@@ -120,10 +125,12 @@ export async function paramsToHost(params: ParamMap): Promise<HostParams> {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { VIT_TINY } from "./config.ts";
  * import { disposeParams, initParams, toVariables } from "./weights.ts";
  * const params = initParams(VIT_TINY, 0);
  * const vars = toVariables(params);
+ * equal(vars["visual_projection.weight"].trainable, true);
  * disposeParams(params);
  * disposeParams(vars);
  * ```
@@ -142,9 +149,13 @@ export function toVariables(params: ParamMap, trainable = true): Record<string, 
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
  * import { VIT_TINY } from "./config.ts";
  * import { disposeParams, initParams } from "./weights.ts";
+ * const before = tf.memory().numTensors;
  * disposeParams(initParams(VIT_TINY, 0));
+ * equal(tf.memory().numTensors, before);
  * ```
  */
 export function disposeParams(params: ParamMap): void {
