@@ -11,8 +11,10 @@ import { firstNonFinite } from "../tensor/host.ts";
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkDimension } from "./check.ts";
- * checkDimension("svd", "m", 3); // ok
+ * checkDimension("svd", "m", 3);
+ * throws(() => checkDimension("svd", "m", 1.5));
  * ```
  */
 export function checkDimension(fn: string, name: string, value: number): void {
@@ -28,8 +30,11 @@ export function checkDimension(fn: string, name: string, value: number): void {
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkMatrix } from "./check.ts";
- * checkMatrix("svd", "a", new Float32Array(6), 2, 3, { finite: true }); // ok
+ * checkMatrix("svd", "a", new Float32Array(6), 2, 3, { finite: true });
+ * throws(() => checkMatrix("svd", "a", new Float32Array(5), 2, 3));
+ * throws(() => checkMatrix("svd", "a", new Float32Array([NaN, 0]), 1, 2, { finite: true }));
  * ```
  */
 export function checkMatrix(

@@ -27,11 +27,12 @@ const TRANS = 112;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { matmul } from "./matmul.ts";
  * const a = new Float32Array([1, 2, 3, 4, 5, 6]); // 2×3
  * const b = new Float32Array([1, 0, 0, 1, 1, 1]); // 3×2
- * matmul(a, b, 2, 3, 2); // Float32Array [4, 5, 10, 11]
- * matmul(a, a, 2, 3, 2, { transB: true }); // A·Aᵀ = [14, 32, 32, 77]
+ * deepStrictEqual(matmul(a, b, 2, 3, 2), new Float32Array([4, 5, 10, 11]));
+ * deepStrictEqual(matmul(a, a, 2, 3, 2, { transB: true }), new Float32Array([14, 32, 32, 77])); // A·Aᵀ
  * ```
  */
 export function matmul(

@@ -136,9 +136,10 @@ let forced = envForcesFallback();
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { linalgInfo, setLinalgFallback } from "./openblas.ts";
  * setLinalgFallback(true);
- * console.log(linalgInfo().path); // "js"
+ * equal(linalgInfo().path, "js");
  * setLinalgFallback(false);
  * ```
  */
@@ -151,9 +152,10 @@ export function setLinalgFallback(force: boolean): void {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { linalgInfo } from "./openblas.ts";
  * const { path, detail } = linalgInfo();
- * console.log(`${path}: ${detail}`);
+ * ok(["openblas", "js"].includes(path) && detail.length > 0);
  * ```
  */
 export function linalgInfo(): LinalgInfo {
@@ -169,8 +171,10 @@ export function linalgInfo(): LinalgInfo {
  *
  * @example
  * ```ts
- * import { openBlas } from "./openblas.ts";
- * console.log(openBlas() ? "OpenBLAS loaded" : "no OpenBLAS");
+ * import { equal } from "node:assert/strict";
+ * import { linalgInfo, openBlas } from "./openblas.ts";
+ * // loaded exactly when the host linear algebra says it runs on OpenBLAS
+ * equal(openBlas() !== undefined, linalgInfo().path === "openblas");
  * ```
  */
 export function openBlas(): OpenBlasSymbols | undefined {
@@ -187,8 +191,10 @@ export function openBlas(): OpenBlasSymbols | undefined {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { blasThreads } from "./openblas.ts";
- * console.log(blasThreads()); // 2 by default
+ * const threads = blasThreads(); // undefined when OpenBLAS is not loaded; 2 by default
+ * ok(threads === undefined || (Number.isInteger(threads) && threads >= 1));
  * ```
  */
 export function blasThreads(): number | undefined {
@@ -200,8 +206,10 @@ export function blasThreads(): number | undefined {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { blasThreadsFromEnv } from "./openblas.ts";
- * console.log(blasThreadsFromEnv()); // 2 unless an environment variable says otherwise
+ * const threads = blasThreadsFromEnv(); // 2 unless an environment variable says otherwise
+ * ok(Number.isInteger(threads) && threads >= 1);
  * ```
  */
 export function blasThreadsFromEnv(): number {

@@ -23,9 +23,13 @@ export type SvdDriver = "gesdd" | "gesvd";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { svd } from "./svd.ts";
  * const { u, s, vt, k } = svd(new Float32Array([3, 0, 0, 0, -2, 0]), 2, 3);
- * console.log(k, s); // 2 Float32Array [3, 2]
+ * equal(k, 2);
+ * deepStrictEqual(s, new Float32Array([3, 2]));
+ * equal(u.length, 4);
+ * equal(vt.length, 6);
  * ```
  */
 export function svd(a: Float32Array, m: number, n: number): SvdResult {
@@ -48,8 +52,9 @@ export function svd(a: Float32Array, m: number, n: number): SvdResult {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { polarFactor } from "./svd.ts";
- * polarFactor(new Float32Array([2, 0, 0, -3]), 2, 2); // Float32Array [1, 0, 0, -1]
+ * deepStrictEqual(polarFactor(new Float32Array([2, 0, 0, -3]), 2, 2), new Float32Array([1, 0, 0, -1]));
  * ```
  */
 export function polarFactor(a: Float32Array, m: number, n: number): Float32Array {
@@ -73,10 +78,14 @@ class ConvergenceError extends Error {}
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { openBlas } from "./openblas.ts";
  * import { lapackSvd } from "./svd.ts";
  * const blas = openBlas();
- * if (blas) console.log(lapackSvd(blas, new Float32Array([1, 2, 3, 4]), 2, 2, "gesvd").s);
+ * if (blas) {
+ *   const { s } = lapackSvd(blas, new Float32Array([0, 2, 1, 0]), 2, 2, "gesvd");
+ *   deepStrictEqual(s, new Float32Array([2, 1]));
+ * }
  * ```
  */
 export function lapackSvd(

@@ -23,8 +23,9 @@ const REORTHOGONALISE_BELOW = 1e-3;
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { jsSvd } from "./svd_js.ts";
- * jsSvd(new Float32Array([0, 2, 1, 0]), 2, 2).s; // Float32Array [2, 1]
+ * deepStrictEqual(jsSvd(new Float32Array([0, 2, 1, 0]), 2, 2).s, new Float32Array([2, 1]));
  * ```
  */
 export function jsSvd(a: Float32Array, m: number, n: number): SvdResult {
