@@ -19,10 +19,12 @@ export interface LossPoint {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, ok } from "node:assert/strict";
  * import { LossCurve } from "./curve.ts";
  * const c = new LossCurve("RI mnist");
  * c.push(1, { total: 0.5, parts: { own: 0.1, others: 0.4 } });
- * console.log(String(c));
+ * ok(String(c).startsWith("Loss, RI mnist\ntotal"));
+ * deepStrictEqual(LossCurve.fromJSON(c.toJSON()).toJSON(), c.toJSON());
  * ```
  */
 export class LossCurve {

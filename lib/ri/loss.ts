@@ -31,12 +31,14 @@ export interface LossParts {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { riLoss } from "./loss.ts";
  * const targets = [tf.tensor2d([[0.5, 0.5]]), tf.tensor2d([[1, 0]])];
  * const logits = [tf.tensor2d([[0, 0]]), tf.tensor2d([[0, 0]])];
  * const { total } = riLoss(logits, targets, 0, { alpha: 1, distance: "kl" });
- * console.log(total.dataSync()[0]); // ln 2 ≈ 0.693
+ * // own: KL((½, ½) ‖ (½, ½)) = 0; the other task: KL((1, 0) ‖ (½, ½)) = ln 2, weighted α/(N−1) = 1
+ * ok(Math.abs(total.dataSync()[0] - Math.LN2) < 1e-6);
  * ```
  */
 export function riLoss(
@@ -99,10 +101,11 @@ function fusedRiKl(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { distillLoss } from "./loss.ts";
  * const { total } = distillLoss([tf.tensor2d([[0, 0]])], [tf.tensor2d([[1, 0]])], "kl");
- * console.log(total.dataSync()[0]); // ln 2 ≈ 0.693
+ * ok(Math.abs(total.dataSync()[0] - Math.LN2) < 1e-6); // KL((1, 0) ‖ (½, ½))
  * ```
  */
 export function distillLoss(
