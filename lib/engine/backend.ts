@@ -40,8 +40,10 @@ let current: EngineInfo | undefined;
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { parseBackendName } from "./backend.ts";
- * parseBackendName("wasm"); // "wasm"
+ * equal(parseBackendName("wasm"), "wasm");
+ * throws(() => parseBackendName("gpu"));
  * ```
  */
 export function parseBackendName(value: string): BackendName {
@@ -55,8 +57,10 @@ export function parseBackendName(value: string): BackendName {
  *
  * @example
  * ```ts
- * import { backendFromEnv } from "./backend.ts";
+ * import { ok } from "node:assert/strict";
+ * import { BACKEND_NAMES, backendFromEnv } from "./backend.ts";
  * const name = backendFromEnv(); // "auto" unless RI_BACKEND is set
+ * ok(BACKEND_NAMES.includes(name));
  * ```
  */
 export function backendFromEnv(): BackendName {
@@ -102,9 +106,11 @@ function quietVulkanLoader(): void {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { probeGpuAdapter } from "./backend.ts";
  * const probe = await probeGpuAdapter();
- * console.log(probe.hardware, probe.description);
+ * equal(typeof probe.hardware, "boolean");
+ * ok(probe.description.length > 0);
  * ```
  */
 export async function probeGpuAdapter(): Promise<AdapterProbe> {
@@ -131,9 +137,11 @@ export async function probeGpuAdapter(): Promise<AdapterProbe> {
  *
  * @example
  * ```ts
- * import { initEngine } from "./backend.ts";
+ * import { equal } from "node:assert/strict";
+ * import { engineInfo, initEngine } from "./backend.ts";
  * const info = await initEngine({ backend: "wasm" });
- * console.log(`${info.backend} on ${info.adapter}`);
+ * equal(info.backend, "wasm");
+ * equal(engineInfo(), info);
  * ```
  */
 export async function initEngine(options: { backend?: BackendName } = {}): Promise<EngineInfo> {
@@ -160,8 +168,11 @@ export async function initEngine(options: { backend?: BackendName } = {}): Promi
  *
  * @example
  * ```ts
- * import { engineInfo } from "./backend.ts";
- * console.log(engineInfo()?.backend ?? "not started");
+ * import { equal } from "node:assert/strict";
+ * import { engineInfo, initEngine } from "./backend.ts";
+ * const info = await initEngine({ backend: "cpu" });
+ * equal(engineInfo()?.backend, "cpu");
+ * equal(engineInfo(), info);
  * ```
  */
 export function engineInfo(): EngineInfo | undefined {
@@ -173,8 +184,9 @@ export function engineInfo(): EngineInfo | undefined {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { describeEngine, initEngine } from "./backend.ts";
- * console.log(describeEngine(await initEngine({ backend: "cpu" })));
+ * ok(describeEngine(await initEngine({ backend: "cpu" })).startsWith("backend cpu"));
  * ```
  */
 export function describeEngine(info: EngineInfo): string {

@@ -55,8 +55,13 @@ function countsOf(kernel: string): { fast: number; original: number } {
  *
  * @example
  * ```ts
- * import { kernelCounts } from "./kernel_util.ts";
+ * import { equal } from "node:assert/strict";
+ * import { countFast, kernelCounts } from "./kernel_util.ts";
+ * const before = kernelCounts("BatchMatMul");
+ * countFast("BatchMatMul");
  * const { fast, original } = kernelCounts("BatchMatMul");
+ * equal(fast, before.fast + 1);
+ * equal(original, before.original);
  * ```
  */
 export function kernelCounts(kernel?: string): { fast: number; original: number } {
@@ -74,8 +79,11 @@ export function kernelCounts(kernel?: string): { fast: number; original: number 
  *
  * @example
  * ```ts
- * import { countFast } from "./kernel_util.ts";
+ * import { equal } from "node:assert/strict";
+ * import { countFast, kernelCounts } from "./kernel_util.ts";
+ * const before = kernelCounts("Sum").fast;
  * countFast("Sum");
+ * equal(kernelCounts("Sum").fast, before + 1);
  * ```
  */
 export function countFast(kernel: string): void {

@@ -58,8 +58,10 @@ const originals = new Map<string, tf.KernelConfig>();
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { fastKernelCounts } from "./kernels.ts";
  * const { fast, original } = fastKernelCounts("BatchMatMul");
+ * ok(Number.isInteger(fast) && fast >= 0 && Number.isInteger(original) && original >= 0);
  * ```
  */
 export function fastKernelCounts(kernel?: string): { fast: number; original: number } {
@@ -71,8 +73,9 @@ export function fastKernelCounts(kernel?: string): { fast: number; original: num
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { fastKernelsFromEnv } from "./kernels.ts";
- * console.log(fastKernelsFromEnv()); // true unless RI_FAST_KERNELS=0
+ * equal(fastKernelsFromEnv(), Deno.env.get("RI_FAST_KERNELS") !== "0");
  * ```
  */
 export function fastKernelsFromEnv(): boolean {
@@ -92,12 +95,15 @@ export function fastKernelsFromEnv(): boolean {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { initEngine } from "./backend.ts";
- * import { registerFastKernels } from "./kernels.ts";
+ * import { fastKernelsActive, registerFastKernels } from "./kernels.ts";
  * await initEngine({ backend: "wasm" });
- * console.log(registerFastKernels().detail);
- * tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])).print();
+ * const { active } = registerFastKernels();
+ * equal(fastKernelsActive(), active);
+ * // with or without them, the product is the same: every entry of ones(64)·ones(64) is 64
+ * ok(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])).dataSync().every((v) => v === 64));
  * ```
  */
 export function registerFastKernels(): FastKernelsInfo {
@@ -123,8 +129,10 @@ export function registerFastKernels(): FastKernelsInfo {
  *
  * @example
  * ```ts
- * import { unregisterFastKernels } from "./kernels.ts";
+ * import { equal } from "node:assert/strict";
+ * import { fastKernelsActive, unregisterFastKernels } from "./kernels.ts";
  * unregisterFastKernels();
+ * equal(fastKernelsActive(), false);
  * ```
  */
 export function unregisterFastKernels(): void {
@@ -141,8 +149,10 @@ export function unregisterFastKernels(): void {
  *
  * @example
  * ```ts
- * import { fastKernelsActive } from "./kernels.ts";
- * console.log(fastKernelsActive());
+ * import { equal } from "node:assert/strict";
+ * import { fastKernelsActive, unregisterFastKernels } from "./kernels.ts";
+ * unregisterFastKernels();
+ * equal(fastKernelsActive(), false);
  * ```
  */
 export function fastKernelsActive(): boolean {

@@ -41,9 +41,11 @@ export interface ProductPlan {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { planProduct } from "./kernels.ts";
  * const plan = planProduct([2, 3, 4], [4, 5], false, false);
- * if (typeof plan !== "string") console.log(plan.outShape, plan.m, plan.aOffsets); // [2, 3, 5] 6 [0]
+ * if (typeof plan === "string") throw new Error(plan);
+ * deepStrictEqual([plan.outShape, plan.m, plan.aOffsets], [[2, 3, 5], 6, [0]]);
  * ```
  */
 export function planProduct(

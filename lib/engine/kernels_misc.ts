@@ -150,8 +150,9 @@ export const meanKernel: KernelFactory = reductionKernel(true);
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { collapsePermutation } from "./kernels_misc.ts";
- * collapsePermutation([2, 3, 4, 5], [2, 3, 0, 1]); // { shape: [6, 20], perm: [1, 0] }
+ * deepStrictEqual(collapsePermutation([2, 3, 4, 5], [2, 3, 0, 1]), { shape: [6, 20], perm: [1, 0] });
  * ```
  */
 export function collapsePermutation(
