@@ -9,12 +9,14 @@
  *
  * ## 1. Engine
  *
- * Start every notebook with {@linkcode initEngine}: it picks the tfjs backend (WebGPU when a
- * hardware adapter is present, else wasm with OpenBLAS kernels) and says what it found.
+ * Start every notebook with {@linkcode setupNotebook}: it puts plotly.js on the page, starts
+ * the engine ({@linkcode initEngine} picks the tfjs backend: WebGPU when a hardware adapter is
+ * present, else wasm with OpenBLAS kernels) and states the engine and the checkout's cache and
+ * runs folders. Every function that computes also starts the engine itself when none is.
  *
  * ```ts ignore
- * import { describeEngine, initEngine } from "@ri-merge/ri";
- * console.log(describeEngine(await initEngine()));
+ * import { setupNotebook } from "@ri-merge/ri";
+ * await setupNotebook()
  * ```
  *
  * ## 2. Checkpoints and tensors (I/O)
@@ -65,13 +67,15 @@
  *
  * {@linkcode adaptExpert} adapts one expert on unlabeled auxiliary images
  * ({@linkcode auxSource}) so that it keeps its own task's outputs and leaves the other tasks'
- * outputs as θ0 gave them; {@linkcode adaptExperts} does every expert of a study.
+ * outputs as θ0 gave them; {@linkcode adaptWithRI} does it for one expert of a zoo in one call,
+ * at the study's defaults; {@linkcode adaptExperts} does every expert of a study.
  *
  * ## 7. Evaluation and the study
  *
  * {@linkcode loadZoo} builds or loads the built-in benchmark (θ0, heads, experts);
  * {@linkcode MergeBench} merges and scores any task vectors on it (accuracy, normalised
- * accuracy, ξ); {@linkcode runStudy} runs the whole study `deno task merge` runs, resumably.
+ * accuracy, ξ); {@linkcode runStudy} runs the whole study `deno task merge` runs, resumably;
+ * {@linkcode collectResults} puts many runs' results into one tidy table.
  *
  * ```ts ignore
  * import { loadZoo, MergeBench, resolveStudyConfig, runStudy } from "@ri-merge/ri";
@@ -83,10 +87,11 @@
  *
  * ## 8. Display
  *
- * Every value above shows itself in a notebook. {@linkcode display} shows anything,
- * {@linkcode plotlyLibrary} puts plotly.js on the page once, and {@linkcode heatmap},
- * {@linkcode bars}, {@linkcode lines}, {@linkcode table} and {@linkcode stack} draw figures of
- * your own.
+ * Every value above shows itself in a notebook (weights as a summary, never raw arrays).
+ * {@linkcode display} shows anything, {@linkcode plotlyLibrary} puts plotly.js on the page once,
+ * and {@linkcode heatmap}, {@linkcode heatmaps}, {@linkcode bars}, {@linkcode lines},
+ * {@linkcode table} and {@linkcode stack} draw figures of your own; a {@linkcode Figure} saves
+ * as SVG, PNG or a standalone HTML page.
  *
  * @example
  * ```ts
@@ -99,7 +104,10 @@
  * @module
  */
 import { inKernel } from "./lib/display/jupyter.ts";
+import { installOutputOrdering } from "./lib/display/outputs.ts";
 import { installKernelInterrupts } from "./lib/train/interrupt.ts";
+// The notebook display of tfjs tensors, installed on import (lib/display/mod.ts loads no tfjs).
+import "./lib/display/tensor.ts";
 
 // 1. Engine
 export {
@@ -219,6 +227,13 @@ export type { HeadLogits } from "./lib/interference/predict.ts";
 export { adaptExpert, modelLogits, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
 export type { TrainOptions, TrainResult } from "./lib/ri/trainer.ts";
 export type { TrainSettings } from "./lib/ri/job.ts";
+export {
+  AdaptedExpert,
+  adaptWithRI,
+  type RiOverrides,
+  setupNotebook,
+  type Workspace,
+} from "./lib/pipeline/setup.ts";
 export { LossCurve, type LossCurveData, type LossPoint } from "./lib/ri/curve.ts";
 export { type AuxGeometry, type AuxSource, auxSource } from "./lib/data/auxiliary.ts";
 
@@ -230,7 +245,8 @@ export type { ZooProperties } from "./lib/zoo/properties.ts";
 export type { StudyModels } from "./lib/pipeline/models.ts";
 export type { RealModels } from "./lib/pipeline/real.ts";
 export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
-export { Evaluation, MergeBench, MergedModel } from "./lib/pipeline/merge_bench.ts";
+export { Evaluation, MergeBench, MergedModel, type TaskScore } from "./lib/pipeline/merge_bench.ts";
+export { collectResults, type TidyRow } from "./lib/pipeline/collect.ts";
 export { resolveStudyConfig, type RiMode, type StudyConfig } from "./lib/pipeline/config.ts";
 export {
   adaptExperts,
@@ -247,9 +263,11 @@ export {
   scalingSweep,
   type ScalingSweepData,
   sweepFigure,
+  sweepSlider,
 } from "./lib/pipeline/sweep.ts";
 export { type LoadedModel, loadModel } from "./lib/models/store.ts";
 export type { HostParams } from "./lib/models/weights.ts";
+export { Weights, type WeightsSummary } from "./lib/models/named_weights.ts";
 export type { ParamMap } from "./lib/models/vit.ts";
 export type { Activation, ViTConfig } from "./lib/models/config.ts";
 export type { Head } from "./lib/models/head.ts";
@@ -265,6 +283,7 @@ export {
   display,
   Figure,
   heatmap,
+  heatmaps,
   JUPYTER_DISPLAY,
   lines,
   plotlyLibrary,
@@ -282,7 +301,9 @@ export type {
   DisplayOptions,
   FigureSpec,
   HeatmapOptions,
+  HeatmapsOptions,
   HeatmapSpec,
+  HeatmapsSpec,
   HtmlOptions,
   LibraryMode,
   LineSeries,
@@ -301,5 +322,9 @@ export type {
 } from "./lib/display/mod.ts";
 
 // In a notebook, Interrupt (SIGINT under the project's kernelspec) must stop this kit's
-// training loops between steps and never end the kernel.
-if (inKernel()) installKernelInterrupts();
+// training loops between steps and never end the kernel; and no cell may end before its
+// outputs are published (Deno's kernel can otherwise report it idle first).
+if (inKernel()) {
+  installKernelInterrupts();
+  installOutputOrdering();
+}

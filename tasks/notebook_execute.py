@@ -1,56 +1,62 @@
-"""Executes a notebook headless with nbclient and writes the executed copy.
+"""Executes a notebook headless with nbclient's NotebookClient, as `jupyter nbconvert --execute`
+does, and writes the executed copy.
 
-Usage: /usr/bin/python3 notebook_execute.py NOTEBOOK OUT --cwd DIR [--kernel deno] [--timeout S] [--grace S]
+Usage: /usr/bin/python3 execute.py NOTEBOOK OUT --cwd DIR [--kernel deno] [--timeout S]
 
-Prints one JSON line: per code cell, how many of its messages arrived only after the kernel
-reported it idle ("late"), and how many messages belonged to no cell being run ("stray").
-
-Why the draining: Deno's kernel can report a cell idle before its last outputs are sent.
-nbclient stops listening for a cell at idle and then ignores messages that name an earlier
-cell, so those outputs vanish without a trace. Here each cell keeps listening until the
-kernel has been quiet for GRACE seconds after idle, and late messages are counted so a test
-can see the race instead of silently losing an output.
+Prints one JSON line: the messages that arrived for a cell other than the one being run
+("stray"). Such a message is an output its cell published only after the kernel had reported
+the cell finished: nbclient, like every client that stops listening at idle, drops it. Nothing
+here waits after a cell (the kit makes each cell end only once its outputs are published,
+lib/display/outputs.ts); the client only watches the messages it reads anyway. One extra
+cell, executed after the last and left out of the written notebook, lets a late output of
+the last cell show up too.
 """
 import argparse
-import asyncio
 import json
 import sys
-from queue import Empty
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionComplete
 from nbclient.util import ensure_async
 
+PROBE_SOURCE = "0 // probe: reads what the last cell may still send"
 
-class DrainingClient(NotebookClient):
-    """nbclient that keeps a cell's outputs arriving shortly after its idle status."""
 
-    grace = 0.5
+class WatchingClient(NotebookClient):
+    """nbclient, unchanged, that records messages belonging to an earlier cell."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.late = {}
         self.stray = []
+        self.requests = {}  # execute request msg_id -> cell index
+        self.current = None
 
-    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
-        idle_seen = False
-        while True:
-            try:
-                timeout = self.grace if idle_seen else None
-                msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=timeout))
-            except Empty:
-                return
-            if msg["parent_header"].get("msg_id") != parent_msg_id:
-                if msg["msg_type"] != "status":
-                    self.stray.append({"cell": cell_index, "msg_type": msg["msg_type"]})
-                continue
-            if idle_seen:
-                self.late[cell_index] = self.late.get(cell_index, 0) + 1
-            try:
-                self.process_message(msg, cell, cell_index)
-            except CellExecutionComplete:
-                idle_seen = True
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        get_msg = kc.iopub_channel.get_msg
+        execute = kc.execute
+
+        async def watched_get_msg(*args, **kwargs):
+            msg = await ensure_async(get_msg(*args, **kwargs))
+            parent = msg["parent_header"].get("msg_id")
+            late = parent in self.requests and parent != self.current
+            if late and msg["msg_type"] not in ("status", "execute_input"):
+                self.stray.append({"cell": self.requests[parent], "msg_type": msg["msg_type"]})
+            return msg
+
+        def watched_execute(code, *args, **kwargs):
+            msg_id = execute(code, *args, **kwargs)
+            self.current = msg_id
+            self.requests[msg_id] = self.cell_index
+            return msg_id
+
+        kc.iopub_channel.get_msg = watched_get_msg
+        kc.execute = watched_execute
+        return kc
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        self.cell_index = cell_index
+        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
 
 
 def main():
@@ -60,29 +66,24 @@ def main():
     parser.add_argument("--cwd", required=True)
     parser.add_argument("--kernel", default="deno")
     parser.add_argument("--timeout", type=int, default=600)
-    parser.add_argument("--grace", type=float, default=0.5)
     args = parser.parse_args()
 
     nb = nbformat.read(args.notebook, as_version=4)
-    client = DrainingClient(
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE_SOURCE))
+    client = WatchingClient(
         nb,
         kernel_name=args.kernel,
         timeout=args.timeout,
-        iopub_timeout=max(10, int(args.grace * 4)),
-        raise_on_iopub_timeout=True,
         allow_errors=True,
         resources={"metadata": {"path": args.cwd}},
     )
-    client.grace = args.grace
     try:
         client.execute()
     finally:
+        if nb.cells and nb.cells[-1].source == PROBE_SOURCE:
+            nb.cells.pop()
         nbformat.write(nb, args.out)
-        summary = {
-            "late": {str(k): v for k, v in sorted(client.late.items())},
-            "stray": client.stray,
-        }
-        print(json.dumps(summary))
+        print(json.dumps({"stray": client.stray}))
         sys.stdout.flush()
 
 

@@ -1,13 +1,13 @@
 /**
- * Runs notebooks headless (`deno task notebooks` and the notebook tests): installs the `deno`
- * kernelspec into a private Jupyter path, executes a notebook with nbclient (kernel working
- * directory: the repository root; notebook_execute.py), fails on any error output, and hands
- * back every cell's outputs.
+ * Runs notebooks headless for `deno task notebooks` and the notebook tests: installs the `deno`
+ * kernelspec into a private Jupyter path, executes a notebook with nbclient's stock client
+ * (notebook_execute.py; kernel working directory: the repository root) or with the stock
+ * `jupyter nbconvert --execute` command line, fails on any error output, and hands back every
+ * cell's outputs.
  *
- * Outputs that arrive after the kernel said a cell was idle (Deno's kernel does that, see
- * notebook_execute.py) are still collected and counted in `late`; anything that arrives for no
- * cell being run is reported in `stray` and fails the run, so a lost output cannot pass
- * silently.
+ * Nothing waits after a cell: the kit makes every cell end only once its outputs are published
+ * (lib/display/outputs.ts). notebook_execute.py watches for an output that arrives after its cell ended
+ * (`stray`, which any client that stops listening at idle would lose) and fails the run.
  *
  * @module
  */
@@ -37,6 +37,8 @@ export interface NotebookOutput {
   evalue?: string;
   /** Error traceback lines. */
   traceback?: string[];
+  /** Output metadata (the kit marks progress bars with `{ ri: "progress" }`). */
+  metadata?: Record<string, unknown>;
 }
 
 /** A cell after execution. */
@@ -57,9 +59,7 @@ export interface ExecutedNotebook {
   path: string;
   /** Every cell with its outputs. */
   cells: ExecutedCell[];
-  /** Per cell index, how many messages arrived after the kernel reported the cell idle. */
-  late: Record<string, number>;
-  /** Messages that belonged to no cell being run (lost outputs). */
+  /** Messages that arrived after their cell had ended (outputs a stock client loses). */
   stray: { cell: number; msg_type: string }[];
 }
 
@@ -71,12 +71,12 @@ export interface ExecuteOptions {
   cwd?: string;
   /** Seconds a cell may run (default 600). */
   timeoutS?: number;
-  /** Seconds to keep listening after a cell's idle status (default 0.5). */
-  graceS?: number;
   /** Leave error outputs for the caller instead of throwing (default false). */
   allowErrors?: boolean;
   /** Extra environment variables for the kernel (e.g. `RI_RUNS`). */
   env?: Record<string, string>;
+  /** The Python with nbclient (default: Debian's /usr/bin/python3). */
+  python?: string;
 }
 
 /**
@@ -98,7 +98,7 @@ export async function executeNotebook(
   await installKernelspec({ dataHome });
   const name = notebook.split("/").pop()!.replace(/\.ipynb$/, "");
   const path = `${options.outDir}/${name}.executed.ipynb`;
-  const out = await new Deno.Command(PYTHON, {
+  const out = await new Deno.Command(options.python ?? PYTHON, {
     args: [
       EXECUTE_PY,
       notebook,
@@ -107,8 +107,6 @@ export async function executeNotebook(
       options.cwd ?? REPO_ROOT,
       "--timeout",
       String(options.timeoutS ?? 600),
-      "--grace",
-      String(options.graceS ?? 0.5),
     ],
     // A private kernel search path: the kernelspec just installed wins over any user one.
     env: {
@@ -125,10 +123,118 @@ export async function executeNotebook(
   if (!out.success || !summaryLine.startsWith("{")) {
     throw new Error(`executing ${notebook} failed (exit ${out.code}):\n${stderr}\n${stdout}`);
   }
-  const summary = JSON.parse(summaryLine) as Pick<ExecutedNotebook, "late" | "stray">;
+  const summary = JSON.parse(summaryLine) as Pick<ExecutedNotebook, "stray">;
   const result = { path, cells: readCells(await Deno.readTextFile(path)), ...summary };
   if (!options.allowErrors) assertClean(notebook, result);
   return result;
+}
+
+/**
+ * Executes `notebook` with the stock command line, `jupyter nbconvert --to notebook --execute`
+ * (the kernel starts in the notebook's folder, as it does for a user), and returns its cells;
+ * throws if a cell raised. Nothing here can see a lost output: compare the cells' outputs with
+ * what they must hold.
+ *
+ * @example
+ * ```ts ignore
+ * import { nbconvertExecute } from "./notebook_runner.ts";
+ * const nb = await nbconvertExecute("notebooks/quickstart.ipynb", { outDir: "/tmp/out" });
+ * ```
+ */
+export async function nbconvertExecute(
+  notebook: string,
+  options: Omit<ExecuteOptions, "cwd">,
+): Promise<ExecutedNotebook> {
+  const dataHome = `${options.outDir}/jupyter-data`;
+  await installKernelspec({ dataHome });
+  const name = notebook.split("/").pop()!.replace(/\.ipynb$/, "");
+  const output = `${name}.nbconvert-${crypto.randomUUID().slice(0, 8)}`;
+  const out = await new Deno.Command("jupyter", {
+    args: [
+      "nbconvert",
+      "--to",
+      "notebook",
+      "--execute",
+      "--ExecutePreprocessor.kernel_name=deno",
+      `--ExecutePreprocessor.timeout=${options.timeoutS ?? 600}`,
+      ...(options.allowErrors ? ["--allow-errors"] : []),
+      "--output-dir",
+      options.outDir,
+      "--output",
+      output,
+      notebook,
+    ],
+    env: { ...options.env, JUPYTER_PATH: `${dataHome}/jupyter` },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const stderr = new TextDecoder().decode(out.stderr);
+    throw new Error(
+      `jupyter nbconvert --execute ${notebook} failed (exit ${out.code}):\n${stderr}`,
+    );
+  }
+  const path = `${options.outDir}/${output}.ipynb`;
+  const result = { path, cells: readCells(await Deno.readTextFile(path)), stray: [] };
+  if (!options.allowErrors) assertClean(notebook, result);
+  return result;
+}
+
+/**
+ * The kinds of a cell's outputs, for comparing two executions of one notebook: output types
+ * (streams with their name) in order, progress bars left out (their count depends on timing
+ * and on what was cached) and consecutive streams of one name taken as one.
+ *
+ * @example
+ * ```ts ignore
+ * import { outputKinds } from "./notebook_runner.ts";
+ * outputKinds(cell); // ["stream stdout", "execute_result"]
+ * ```
+ */
+export function outputKinds(cell: ExecutedCell): string[] {
+  const kinds: string[] = [];
+  for (const o of cell.outputs) {
+    if ((o.metadata as { ri?: string } | undefined)?.ri === "progress") continue;
+    const kind = o.output_type === "stream" ? `stream ${o.name}` : o.output_type;
+    if (kind.startsWith("stream") && kinds[kinds.length - 1] === kind) continue;
+    kinds.push(kind);
+  }
+  return kinds;
+}
+
+/**
+ * Throws, naming the cells, unless every code cell of `executed` kept the kinds of outputs the
+ * stored copy of the notebook holds (stored with `deno task notebooks --fresh`).
+ *
+ * @example
+ * ```ts ignore
+ * import { assertKeptLikeStored } from "./notebook_runner.ts";
+ * await assertKeptLikeStored(executed, "notebooks/quickstart.ipynb");
+ * ```
+ */
+export async function assertKeptLikeStored(
+  executed: ExecutedNotebook,
+  stored: string,
+): Promise<void> {
+  const reference = readCells(await Deno.readTextFile(stored));
+  const problems: string[] = [];
+  if (reference.length !== executed.cells.length) {
+    problems.push(`${executed.cells.length} cells executed, ${reference.length} stored`);
+  }
+  for (const cell of executed.cells) {
+    const want = reference[cell.index];
+    if (cell.type !== "code" || !want) continue;
+    const [got, expected] = [outputKinds(cell), outputKinds(want)];
+    if (JSON.stringify(got) !== JSON.stringify(expected)) {
+      problems.push(`cell ${cell.index} kept [${got}], the stored notebook holds [${expected}]`);
+    }
+  }
+  if (problems.length) {
+    throw new Error(
+      `${stored}: outputs differ from the stored copy (lost, or the stored copy is stale: ` +
+        `store it with deno task notebooks --fresh):\n${problems.join("\n")}`,
+    );
+  }
 }
 
 function readCells(json: string): ExecutedCell[] {
@@ -180,7 +286,9 @@ export function assertClean(notebook: string, nb: ExecutedNotebook): void {
       );
     }
   }
-  for (const s of nb.stray) problems.push(`a ${s.msg_type} message was lost (cell ${s.cell})`);
+  for (const s of nb.stray) {
+    problems.push(`a ${s.msg_type} message of cell ${s.cell} arrived after the cell ended`);
+  }
   if (problems.length) throw new Error(`${notebook}:\n${problems.join("\n\n")}`);
 }
 

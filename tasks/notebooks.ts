@@ -10,19 +10,32 @@
  * (a note says so; every figure carries its static SVG and becomes interactive when that cell
  * runs again), and nbclient's per-cell timing metadata is dropped.
  *
- * Runs go to `runs/` as the notebooks say; `--fresh` deletes the notebooks' own run folders
- * first (`runs/notebook-*`), so nothing is reused from an earlier execution.
+ * Runs go to the checkout's `runs/` (or `RI_RUNS`) as the notebooks say; `--fresh` deletes the
+ * notebooks' own run folders first (`runs/notebook-*`), so nothing is reused from an earlier
+ * execution: store notebooks with `--fresh`, since the tests compare a fresh execution's
+ * outputs with the stored ones. Needs Python's nbclient and nbformat (`deno task jupyter`
+ * installs them); says so, without a stack trace, when they are missing.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { executeNotebook, REPO_ROOT } from "./notebook_runner.ts";
+import {
+  assertKeptLikeStored,
+  executeNotebook,
+  nbconvertExecute,
+  REPO_ROOT,
+} from "./notebook_runner.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { jupyterStatus } from "./jupyter.ts";
+import { resolveStudyConfig, runsRoot } from "../lib/pipeline/config.ts";
 
-const USAGE = `usage: deno task notebooks [NAME…] [--fresh]
+const USAGE = `usage: deno task notebooks [NAME…] [--fresh] [--stock-runs N]
 
 Executes notebooks/NAME.ipynb (default: every notebook) and stores it with its outputs.
---fresh: delete runs/notebook-* first, so no earlier run is reused.`;
+--fresh: delete runs/notebook-* first, so no earlier run is reused.
+--stock-runs N: store nothing; execute every notebook N times in a row with stock
+  jupyter nbconvert --execute (kernel in notebooks/) and count, against the stored copies, the
+  cells that lost an output.`;
 
 /** What replaces the stored plotly.js payload. */
 export const LIBRARY_NOTE = `<div style="font-size:11px;color:#888">plotly.js (offline copy) ` +
@@ -69,7 +82,11 @@ async function main(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { fresh: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: {
+      fresh: { type: "boolean" },
+      "stock-runs": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(USAGE);
@@ -82,12 +99,24 @@ async function main(args: string[]): Promise<number> {
   for (const name of names) {
     if (!all.includes(name)) throw new Error(`no notebook ${name}; notebooks: ${all.join(", ")}`);
   }
+  const status = await jupyterStatus(REPO_ROOT);
+  if (!status.headlessPython) {
+    console.error(
+      `deno task notebooks needs Python's nbclient and nbformat to run notebooks headless:\n` +
+        `  ${status.missing.filter((m) => m.startsWith("nbclient")).join("\n  ")}`,
+    );
+    return 1;
+  }
+  if (values["stock-runs"]) return await stockRuns(names, Number(values["stock-runs"]));
   if (values.fresh) await removeNotebookRuns();
   const outDir = await Deno.makeTempDir({ prefix: "ri-notebooks-" });
   try {
     for (const name of names) {
       const started = performance.now();
-      const executed = await executeNotebook(`${dir}/${name}.ipynb`, { outDir });
+      const executed = await executeNotebook(`${dir}/${name}.ipynb`, {
+        outDir,
+        python: status.headlessPython,
+      });
       await writeFileAtomic(
         `${dir}/${name}.ipynb`,
         storedNotebook(await Deno.readTextFile(executed.path)),
@@ -101,17 +130,66 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Executes every notebook `runs` times in a row with stock `jupyter nbconvert --execute` and
+ * prints, per execution, whether every cell kept the outputs of the stored copy; returns 1 if
+ * any lost one. Runs go to a scratch runs folder, reused from one execution to the next.
+ */
+async function stockRuns(names: string[], runs: number): Promise<number> {
+  if (!(Number.isInteger(runs) && runs > 0)) {
+    throw new Error(`--stock-runs must be ≥ 1, got ${runs}`);
+  }
+  const scratch = await Deno.makeTempDir({ prefix: "ri-stock-runs-" });
+  let lost = 0, executions = 0;
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const name of names) {
+        const path = `${REPO_ROOT}/notebooks/${name}.ipynb`;
+        const started = performance.now();
+        const nb = await nbconvertExecute(path, {
+          outDir: scratch,
+          env: { RI_RUNS: `${scratch}/runs` },
+          timeoutS: 1800,
+        });
+        executions++;
+        let verdict = "every output kept";
+        try {
+          await assertKeptLikeStored(nb, path);
+        } catch (error) {
+          lost++;
+          verdict = (error as Error).message;
+        }
+        const seconds = ((performance.now() - started) / 1000).toFixed(0);
+        console.log(`run ${run} ${name} (${seconds} s): ${verdict}`);
+      }
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+  console.log(`${executions} stock executions, ${lost} with a lost output`);
+  return lost ? 1 : 0;
+}
+
 async function removeNotebookRuns(): Promise<void> {
+  const runs = runsRoot(resolveStudyConfig({}).out);
   let entries: Deno.DirEntry[];
   try {
-    entries = [...Deno.readDirSync(`${REPO_ROOT}/runs`)];
+    entries = [...Deno.readDirSync(runs)];
   } catch {
     return; // no runs yet
   }
   for (const e of entries.filter((e) => e.isDirectory && e.name.startsWith("notebook-"))) {
-    await Deno.remove(`${REPO_ROOT}/runs/${e.name}`, { recursive: true });
+    await Deno.remove(`${runs}/${e.name}`, { recursive: true });
   }
 }
 
 // Guarded so that `deno test --doc` can load this file without running notebooks.
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    // One line, no stack trace: the errors here name the notebook and the failing cell.
+    console.error(`deno task notebooks: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { figureHtml, type HtmlOptions } from "./html.ts";
+import { figureHtml, type HtmlOptions, plotlyLibraryScript } from "./html.ts";
+import { escapeXml } from "./format.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
 import { type PlotlyFigure, toPlotly } from "./plotly.ts";
 import {
@@ -13,13 +14,16 @@ import {
   barsSpec,
   type FigureSpec,
   type HeatmapOptions,
+  type HeatmapsOptions,
   heatmapSpec,
+  heatmapsSpec,
   type LinesOptions,
   linesSpec,
   type TableOptions,
   tableSpec,
 } from "./spec.ts";
 import { toSvg } from "./svg.ts";
+import { svgToPng } from "./png.ts";
 import { toText } from "./text.ts";
 
 /**
@@ -74,6 +78,48 @@ export class Figure {
     return bundle;
   }
 
+  /**
+   * Writes the static SVG to `path` (atomically): the picture a viewer without JavaScript
+   * shows, titles and labels included.
+   */
+  async saveSvg(path: string): Promise<void> {
+    const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    try {
+      await Deno.writeTextFile(temp, this.toSvg());
+      await Deno.rename(temp, path);
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw new Error(`could not write ${path}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Writes the static SVG drawn as a PNG to `path`, at `scale` pixels per SVG pixel (default
+   * 2), through a headless Chromium (see `lib/display/png.ts`).
+   */
+  async savePng(path: string, options: { scale?: number } = {}): Promise<void> {
+    await svgToPng(this.toSvg(), path, options.scale ?? 2);
+  }
+
+  /**
+   * A standalone HTML page of the interactive figure (plotly.js carried inline): opens
+   * offline in any browser, sliders included, no kernel needed.
+   */
+  async saveHtml(path: string, title = this.spec.title ?? "figure"): Promise<void> {
+    const page = `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">` +
+      `<title>${escapeXml(title)}</title>${plotlyLibraryScript()}</head>` +
+      `<body style="font-family:Helvetica,Arial,sans-serif">` +
+      `${this.toHtml({ library: "never" })}</body></html>\n`;
+    const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    try {
+      await Deno.writeTextFile(temp, page);
+      await Deno.rename(temp, path);
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw new Error(`could not write ${path}: ${(error as Error).message}`);
+    }
+  }
+
   /** What Deno's Jupyter kernel shows. */
   [JUPYTER_DISPLAY](): MimeBundle {
     return this.toBundle();
@@ -108,6 +154,29 @@ export class Figure {
  */
 export function heatmap(options: HeatmapOptions): Figure {
   return new Figure(heatmapSpec(options));
+}
+
+/**
+ * Several matrices side by side on one colour scale with one colour bar (e.g. interference
+ * before and after RI): equal colours are equal values across the panels.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { heatmaps } from "./figure.ts";
+ * const fig = heatmaps({
+ *   panels: [
+ *     { title: "before RI", values: [[0.5, 0.4], [0.3, 0.6]] },
+ *     { title: "after RI", values: [[0.5, 0.1], [0.1, 0.6]] },
+ *   ],
+ *   rowLabels: ["mnist", "fashion"],
+ *   columnLabels: ["mnist", "fashion"],
+ * });
+ * equal(fig.toPlotly()?.data.length, 2);
+ * ```
+ */
+export function heatmaps(options: HeatmapsOptions): Figure {
+  return new Figure(heatmapsSpec(options));
 }
 
 /**

@@ -194,3 +194,37 @@ export function finiteExtent(arrays: Iterable<ArrayLike<number>>): [number, numb
   }
   return lo <= hi ? [lo, hi] : [NaN, NaN];
 }
+
+/**
+ * Breaks `text` into lines of at most `maxChars` characters at spaces (a longer word gets a
+ * line of its own, cut only if it alone exceeds `maxChars`), so that titles wrap instead of
+ * running off a figure.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { wrapWords } from "./format.ts";
+ * deepStrictEqual(wrapWords("RI-adapted experts (aux data; off-diagonal mean 0.16)", 24), [
+ *   "RI-adapted experts (aux",
+ *   "data; off-diagonal mean",
+ *   "0.16)",
+ * ]);
+ * ```
+ */
+export function wrapWords(text: string, maxChars: number): string[] {
+  const limit = Math.max(4, Math.floor(maxChars));
+  const lines: string[] = [];
+  let line = "";
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    while (word.length > limit) {
+      if (line) lines.push(line), line = "";
+      lines.push(word.slice(0, limit));
+      word = word.slice(limit);
+    }
+    if (!line) line = word;
+    else if (line.length + 1 + word.length <= limit) line += " " + word;
+    else lines.push(line), line = word;
+  }
+  if (line) lines.push(line);
+  return lines;
+}

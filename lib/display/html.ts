@@ -23,7 +23,7 @@ import PLOTLY_SOURCE from "plotly.js-cartesian-dist-min/plotly-cartesian.min.js"
 };
 import { escapeXml, scriptJson } from "./format.ts";
 import { JUPYTER_DISPLAY, type MimeBundle } from "./jupyter.ts";
-import { toPlotly } from "./plotly.ts";
+import { plotWidth, toPlotly } from "./plotly.ts";
 import type { FigureSpec, TableSpec } from "./spec.ts";
 import { toSvg } from "./svg.ts";
 import { tableCells } from "./text.ts";
@@ -177,8 +177,8 @@ function plotHtml(spec: FigureSpec, note: boolean): string {
   const figure = toPlotly(spec);
   const svg = toSvg(spec).replace("<svg ", `<svg style="max-width:100%;height:auto" `);
   const id = `ri-plot-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
-  const width = Number(svg.match(/width="(\d+)"/)?.[1] ?? 600);
-  const maxWidth = spec.kind === "heatmap" ? Math.max(480, width + 120) : 900;
+  // Plotly draws at a fixed width (plotWidth), to which the title is wrapped.
+  const maxWidth = Math.max(plotWidth(spec), Number(svg.match(/width="(\d+)"/)?.[1] ?? 0));
   return `<div id="${id}" class="ri-plot" style="max-width:${maxWidth}px;margin:8px 0">` +
     `<div class="ri-static">${svg}${note ? STATIC_NOTE : ""}</div></div>` +
     `<script>${drawScript(id, figure)}</script>`;

@@ -34,7 +34,11 @@ interface KernelApi {
   ): Promise<
     void
   >;
-  broadcast(msgType: string, content: Record<string, unknown>): Promise<void>;
+  broadcast(
+    msgType: string,
+    content: Record<string, unknown>,
+    extra?: { metadata?: Record<string, unknown> },
+  ): Promise<void> | void;
 }
 
 /**
@@ -114,8 +118,8 @@ export interface DisplayOptions {
 
 /**
  * Shows a value: in a notebook as a rich output (optionally updatable through an id), in a
- * terminal as its text. Waits a moment after sending in a notebook, because Deno's kernel can
- * report a cell finished before its last outputs went out (headless runs then lose them).
+ * terminal as its text. In a notebook whose kit is imported, the cell does not end before the
+ * output is published (`lib/display/outputs.ts`), so headless runs keep it.
  *
  * @example
  * ```ts
@@ -134,59 +138,67 @@ export async function display(value: unknown, options: DisplayOptions = {}): Pro
     update: options.update,
     display_id: options.id,
   });
-  await settle();
-}
-
-/**
- * Waits `ms` milliseconds (default 50) inside a kernel, so that outputs already sent reach the
- * frontend before the cell reports idle; returns at once elsewhere. End a notebook cell that
- * prints or displays with `await settle()` when it runs headless.
- *
- * @example
- * ```ts
- * import { settle } from "./jupyter.ts";
- * await settle();
- * ```
- */
-export async function settle(ms = 50): Promise<void> {
-  if (inKernel()) await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** What a value shows as: a figure-like object (with bundle and text) or a ready bundle. */
 export type DisplaySource = { toBundle(): MimeBundle; toText(): string } | MimeBundle;
 
+/** Options of {@linkcode displayWith}. */
+export interface DisplayWithOptions<T> {
+  /**
+   * The terminal text (`toString`, `console.log`); needed when `render` is asynchronous (a
+   * display that first computes something), optional otherwise (default: the figure's text).
+   */
+  text?: (value: T) => string;
+}
+
 /**
- * Gives `target` (an object, or a class prototype) a notebook display and a terminal text in
- * one line: `render(value)` returns a figure (from `heatmap`, `bars`, …) or a MIME bundle.
- * Adds `[Symbol.for("Jupyter.display")]`, `toString` and `[Symbol.for("Deno.customInspect")]`,
- * none of them enumerable.
+ * The one recipe by which a value shows itself, for every room (this module loads no tfjs):
+ * gives `target` (an object, or a class prototype) a notebook display and a terminal text in
+ * one line. `render(value)` returns a figure (from `heatmap`, `bars`, …) or a MIME bundle, or a
+ * promise of one (then give `options.text`). Adds `[Symbol.for("Jupyter.display")]`, `toString`
+ * (unless the class has its own) and `[Symbol.for("Deno.customInspect")]`, none of them
+ * enumerable.
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { displayWith } from "./jupyter.ts";
  * class Score {
  *   constructor(readonly value: number) {}
  * }
  * displayWith(Score.prototype, (s) => ({ "text/plain": `score ${s.value}` }));
- * String(new Score(3)); // "score 3"
+ * equal(String(new Score(3)), "score 3");
  * ```
  */
-export function displayWith<T extends object>(target: T, render: (value: T) => DisplaySource): T {
-  const text = (value: T) => {
+export function displayWith<T extends object>(
+  target: T,
+  render: (value: T) => DisplaySource | Promise<DisplaySource>,
+  options: DisplayWithOptions<T> = {},
+): T {
+  const text = options.text ?? ((value: T) => {
     const source = render(value);
+    if (source instanceof Promise) {
+      throw new Error("displayWith: an asynchronous render needs options.text");
+    }
     return isFigureLike(source) ? source.toText() : String(source["text/plain"] ?? "");
-  };
+  });
   const define = (key: PropertyKey, fn: (this: T) => unknown) =>
     Object.defineProperty(target, key, { value: fn, configurable: true, writable: true });
   define(JUPYTER_DISPLAY, function () {
+    const bundle = (source: DisplaySource) => isFigureLike(source) ? source.toBundle() : source;
     const source = render(this);
-    return isFigureLike(source) ? source.toBundle() : source;
+    return source instanceof Promise ? source.then(bundle) : bundle(source);
   });
-  define("toString", function () {
-    return text(this);
-  });
+  // A class's own toString (a one-line summary, say) is kept, and used for console.log too.
+  const ownText = Object.hasOwn(target, "toString");
+  if (!ownText) {
+    define("toString", function () {
+      return text(this);
+    });
+  }
   define(Symbol.for("Deno.customInspect"), function () {
-    return text(this);
+    return ownText ? String(this) : text(this);
   });
   return target;
 }

@@ -1,12 +1,12 @@
 /**
- * Rich display for notebooks, terminals and reports: figures (heatmap, bars, lines, table,
- * stack) as Plotly specs with static SVG and text fallbacks, MIME bundles for Deno's Jupyter
- * kernel, progress bars, standalone HTML documents, and the notebook display of tfjs tensors
- * (installed when this module is imported).
+ * Rich display for notebooks, terminals and reports: figures (heatmap, heatmaps, bars, lines,
+ * table, stack) as Plotly specs with static SVG and text fallbacks (saved from code as SVG, PNG
+ * or a standalone HTML page), MIME bundles for Deno's Jupyter kernel, progress bars and
+ * standalone HTML documents. It loads no tfjs, so every room can import it; the notebook
+ * display of tfjs tensors lives in `./tensor.ts` (installed by the root `mod.ts`).
  *
- * Other rooms attach a display to their values with one line, e.g.
- * `[JUPYTER_DISPLAY]() { return heatmap({...}).toBundle(); }` in a class, or
- * `displayWith(MyClass.prototype, (v) => heatmap({...}))`.
+ * Every room attaches a display to its values with the one recipe, {@linkcode displayWith}:
+ * `displayWith(MyClass.prototype, (v) => heatmap({...}))` after the class.
  *
  * @example
  * ```ts
@@ -21,7 +21,7 @@
  * @module
  */
 export { type ColorRange, type ColorScaleName, PALETTE, sharedColorRange } from "./colors.ts";
-export { bars, Figure, heatmap, lines, stack, table } from "./figure.ts";
+export { bars, Figure, heatmap, heatmaps, lines, stack, table } from "./figure.ts";
 export { escapeXml, formatDuration, formatNumber } from "./format.ts";
 export {
   type HtmlOptions,
@@ -37,12 +37,18 @@ export {
   type DisplayOptions,
   type DisplaySource,
   displayWith,
+  type DisplayWithOptions,
   inKernel,
   isDisplayable,
   JUPYTER_DISPLAY,
   type MimeBundle,
-  settle,
 } from "./jupyter.ts";
+export {
+  flushOutputs,
+  installOutputOrdering,
+  type OutputOrdering,
+  outputOrdering,
+} from "./outputs.ts";
 export type { PlotlyFigure } from "./plotly.ts";
 export {
   type Metrics,
@@ -58,7 +64,9 @@ export type {
   BarsSpec,
   FigureSpec,
   HeatmapOptions,
+  HeatmapsOptions,
   HeatmapSpec,
+  HeatmapsSpec,
   LineSeries,
   LinesOptions,
   LinesSpec,
@@ -67,12 +75,3 @@ export type {
   TableOptions,
   TableSpec,
 } from "./spec.ts";
-export {
-  installTensorDisplay,
-  tensorBundle,
-  tensorFigure,
-  type TensorLike,
-  type TensorSummary,
-  tensorSummary,
-  tensorText,
-} from "./tensor.ts";

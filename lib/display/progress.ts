@@ -9,7 +9,7 @@
  * @module
  */
 import { escapeXml, formatDuration, formatNumber } from "./format.ts";
-import { kernelApi, settle } from "./jupyter.ts";
+import { kernelApi } from "./jupyter.ts";
 
 /** Where progress goes: `auto` picks notebook, terminal or lines from the environment. */
 export type ProgressMode = "auto" | "notebook" | "terminal" | "lines" | "off";
@@ -102,7 +102,6 @@ export class Progress {
     this.#finished = true;
     this.#render(true);
     await this.#chain;
-    if (this.mode === "notebook") await settle();
   }
 
   /** Seconds since the bar was created. */
@@ -174,7 +173,8 @@ export class Progress {
     this.#shown = true;
     const content = {
       data: { "text/plain": this.line(true), "text/html": this.#html() },
-      metadata: {},
+      // Marks the output as progress, so that tools comparing outputs can tell it apart.
+      metadata: { ri: "progress" },
       transient: { display_id: this.#displayId },
     };
     this.#chain = this.#chain.then(() => api.broadcast(type, content)).catch(() => {});

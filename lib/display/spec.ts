@@ -34,6 +34,34 @@ export interface HeatmapSpec {
   digits: number;
 }
 
+/** Several matrices with one set of labels, drawn side by side on one colour scale. */
+export interface HeatmapsSpec {
+  /** Discriminates the figure kinds. */
+  kind: "heatmaps";
+  /** Title above the whole figure. */
+  title?: string;
+  /** The panels, left to right: a title and a matrix each. */
+  panels: { title: string; z: number[][] }[];
+  /** One label per row (shared). */
+  rows: string[];
+  /** One label per column (shared). */
+  columns: string[];
+  /** Axis title under the columns. */
+  xTitle?: string;
+  /** Axis title beside the rows. */
+  yTitle?: string;
+  /** What a cell's value is (the one colour bar's title, hover text). */
+  valueLabel: string;
+  /** Colour scale. */
+  scale: ColorScaleName;
+  /** Values mapped to the scale's ends (shared by every panel). */
+  range: ColorRange;
+  /** Whether each cell shows its value as text. */
+  showValues: boolean;
+  /** Significant digits of shown values. */
+  digits: number;
+}
+
 /** One named series of bar heights, one per category. */
 export interface BarSeries {
   /** Legend name. */
@@ -60,6 +88,15 @@ export interface BarsSpec {
   range?: [number, number];
   /** Significant digits of shown values. */
   digits: number;
+  /**
+   * Other states of the same bars, chosen with a slider in the interactive figure (which needs
+   * no kernel: plotly.js switches them in the page). `series` holds the state `activeStep`.
+   */
+  steps?: { label: string; values: number[][] }[];
+  /** What the slider moves (its label, e.g. "α"). */
+  stepName?: string;
+  /** Index of the step shown first (and in the static picture). */
+  activeStep?: number;
 }
 
 /** One named curve. */
@@ -88,6 +125,8 @@ export interface LinesSpec {
   logY: boolean;
   /** Draw a marker at each point. */
   markers: boolean;
+  /** Vertical lines marking x positions (e.g. a method's default coefficient). */
+  marks: { x: number; label: string }[];
   /** Significant digits of shown values. */
   digits: number;
 }
@@ -120,7 +159,13 @@ export interface StackSpec {
 }
 
 /** Any figure. */
-export type FigureSpec = HeatmapSpec | BarsSpec | LinesSpec | TableSpec | StackSpec;
+export type FigureSpec =
+  | HeatmapSpec
+  | HeatmapsSpec
+  | BarsSpec
+  | LinesSpec
+  | TableSpec
+  | StackSpec;
 
 /** Options of {@linkcode heatmapSpec}. */
 export interface HeatmapOptions {
@@ -196,6 +241,69 @@ export function heatmapSpec(options: HeatmapOptions): HeatmapSpec {
   };
 }
 
+/** Options of {@linkcode heatmapsSpec}. */
+export interface HeatmapsOptions extends Omit<HeatmapOptions, "values" | "title"> {
+  /** The panels, left to right: each a title and a matrix of the same shape. */
+  panels: { title: string; values: ArrayLike<number>[] }[];
+  /** Title above the whole figure. */
+  title?: string;
+}
+
+/**
+ * Validates side-by-side heatmaps: one shape, one label set and one colour range (the panels'
+ * joint range unless given) for every panel.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { heatmapsSpec } from "./spec.ts";
+ * const spec = heatmapsSpec({
+ *   panels: [{ title: "before", values: [[1, 2]] }, { title: "after", values: [[0, 4]] }],
+ * });
+ * equal(spec.range.min, 0);
+ * equal(spec.range.max, 4);
+ * ```
+ */
+export function heatmapsSpec(options: HeatmapsOptions): HeatmapsSpec {
+  if (options.panels.length === 0) throw new Error("heatmaps: panels is empty");
+  const specs = options.panels.map((p) =>
+    heatmapSpec({
+      ...options,
+      values: p.values,
+      title: p.title,
+      range: options.range ?? { min: 0, max: 1 },
+    })
+  );
+  const [first] = specs;
+  specs.forEach((s, i) => {
+    if (s.z.length !== first.z.length || s.z[0].length !== first.z[0].length) {
+      throw new Error(
+        `heatmaps: panel ${i} ("${options.panels[i].title}") is ${s.z.length}×${s.z[0].length}, ` +
+          `expected ${first.z.length}×${first.z[0].length} like panel 0`,
+      );
+    }
+  });
+  const range = options.range ??
+    sharedColorRange(specs.map((s) => s.z), { symmetric: first.scale === "diverging" });
+  if (!(range.min < range.max)) {
+    throw new Error(`heatmaps: range must have min < max, got ${range.min} … ${range.max}`);
+  }
+  return {
+    kind: "heatmaps",
+    title: options.title,
+    panels: specs.map((s) => ({ title: s.title ?? "", z: s.z })),
+    rows: first.rows,
+    columns: first.columns,
+    xTitle: first.xTitle,
+    yTitle: first.yTitle,
+    valueLabel: first.valueLabel,
+    scale: first.scale,
+    range,
+    showValues: first.showValues,
+    digits: first.digits,
+  };
+}
+
 /** Options of {@linkcode barsSpec}. */
 export interface BarsOptions {
   /** Category labels (tasks, methods). */
@@ -212,6 +320,12 @@ export interface BarsOptions {
   range?: [number, number];
   /** Significant digits of shown values (default 3). */
   digits?: number;
+  /** States for a slider: each a label and one value array per series (see `BarsSpec`). */
+  steps?: { label: string; values: ArrayLike<number>[] }[];
+  /** What the slider moves (e.g. "α"). */
+  stepName?: string;
+  /** The step shown first (default 0). */
+  activeStep?: number;
 }
 
 /**
@@ -239,11 +353,32 @@ export function barsSpec(options: BarsOptions): BarsSpec {
   if (options.range && !(options.range[0] < options.range[1])) {
     throw new Error(`bars: range must be [low, high] with low < high, got ${options.range}`);
   }
+  const steps = options.steps?.map((step, k) => {
+    if (step.values.length !== series.length) {
+      throw new Error(
+        `bars: step ${k} has ${step.values.length} series, expected ${series.length}`,
+      );
+    }
+    return {
+      label: String(step.label),
+      values: step.values.map((v, i) => {
+        if (v.length !== n) {
+          throw new Error(`bars: step ${k} series ${i} has ${v.length} values, expected ${n}`);
+        }
+        return Array.from(v, Number);
+      }),
+    };
+  });
+  const activeStep = options.activeStep ?? 0;
+  if (steps && !(activeStep >= 0 && activeStep < steps.length)) {
+    throw new Error(`bars: activeStep ${activeStep} is not one of the ${steps.length} steps`);
+  }
   return {
     kind: "bars",
     title: options.title,
     categories: options.categories.map(String),
-    series,
+    ...(steps ? { steps, stepName: options.stepName ?? "step", activeStep } : {}),
+    series: steps ? series.map((s, i) => ({ ...s, values: steps[activeStep].values[i] })) : series,
     xTitle: options.xTitle,
     yTitle: options.yTitle,
     range: options.range,
@@ -265,6 +400,8 @@ export interface LinesOptions {
   logY?: boolean;
   /** Marker at each point (default: when every curve has at most 50 points). */
   markers?: boolean;
+  /** Vertical lines marking x positions, each with a label (e.g. "default α = 0.3"). */
+  marks?: { x: number; label: string }[];
   /** Significant digits of shown values (default 4). */
   digits?: number;
 }
@@ -298,6 +435,10 @@ export function linesSpec(options: LinesOptions): LinesSpec {
     yTitle: options.yTitle,
     logY: options.logY ?? false,
     markers: options.markers ?? series.every((s) => s.y.length <= 50),
+    marks: (options.marks ?? []).map((m) => {
+      if (!Number.isFinite(m.x)) throw new Error(`lines: mark "${m.label}" has x = ${m.x}`);
+      return { x: m.x, label: String(m.label) };
+    }),
     digits: options.digits ?? 4,
   };
 }

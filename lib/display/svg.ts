@@ -14,8 +14,17 @@ import {
   formatWithStyle,
   niceTicks,
   numberStyle,
+  wrapWords,
 } from "./format.ts";
-import type { BarsSpec, FigureSpec, HeatmapSpec, LinesSpec, StackSpec, TableSpec } from "./spec.ts";
+import type {
+  BarsSpec,
+  FigureSpec,
+  HeatmapSpec,
+  HeatmapsSpec,
+  LinesSpec,
+  StackSpec,
+  TableSpec,
+} from "./spec.ts";
 import { tableCells } from "./text.ts";
 
 /** A drawn figure: its size and its SVG content (without the outer `<svg>` element). */
@@ -51,6 +60,8 @@ function draw(spec: FigureSpec): Drawn {
   switch (spec.kind) {
     case "heatmap":
       return drawHeatmap(spec);
+    case "heatmaps":
+      return drawHeatmaps(spec);
     case "bars":
       return drawBars(spec);
     case "lines":
@@ -66,26 +77,22 @@ function drawHeatmap(spec: HeatmapSpec): Drawn {
   const nRows = spec.rows.length;
   const nCols = spec.columns.length;
   const cell = clamp(Math.floor(Math.min(520 / nCols, 440 / nRows)), 6, 56);
-  const top = titleHeight(spec.title) + 8;
   const rowLabelW = maxWidth(spec.rows) + 10;
   const left = 8 + (spec.yTitle ? 22 : 0) + rowLabelW;
   const gridW = nCols * cell;
   const gridH = nRows * cell;
-  const colLabels = columnLabels(spec.columns, cell, left, top + gridH + 6);
-  const barH = Math.max(gridH, 120);
   const barX = left + gridW + 18;
-  const ticks = niceTicks(spec.range.min, spec.range.max, 4)
-    .filter((t) => t >= spec.range.min - 1e-12 && t <= spec.range.max + 1e-12);
+  const ticks = colorTicks(spec);
   const tickW = maxWidth(ticks.map((t) => formatNumber(t, 3)));
   const width = Math.ceil(barX + 14 + 8 + tickW + 26);
+  const title = titleBlock(spec.title, width);
+  const top = title.height + 8;
+  const colLabels = columnLabels(spec.columns, cell, left, top + gridH + 6);
+  const barH = Math.max(gridH, 120);
   const height = Math.ceil(top + Math.max(gridH + colLabels.height, barH) + xTitleHeight(spec) + 8);
-  const parts = [titleText(spec.title, width)];
-  parts.push(heatmapCells(spec, left, top, cell));
-  parts.push(
-    spec.rows.map((label, i) =>
-      text(left - 6, top + (i + 0.5) * cell, shorten(label), `text-anchor="end" dy="0.35em"`)
-    ).join(""),
-  );
+  const parts = [title.body];
+  parts.push(heatmapCells(spec, spec.z, left, top, cell));
+  parts.push(rowLabels(spec.rows, left, top, cell));
   parts.push(colLabels.body);
   if (spec.yTitle) parts.push(verticalText(14, top + gridH / 2, spec.yTitle));
   if (spec.xTitle) {
@@ -95,11 +102,79 @@ function drawHeatmap(spec: HeatmapSpec): Drawn {
   return { width, height, body: parts.join("") };
 }
 
-function heatmapCells(spec: HeatmapSpec, left: number, top: number, cell: number): string {
+/** Panels side by side with one colour bar at the right. */
+function drawHeatmaps(spec: HeatmapsSpec): Drawn {
+  const nRows = spec.rows.length;
+  const nCols = spec.columns.length;
+  const n = spec.panels.length;
+  const cell = clamp(Math.floor(Math.min(600 / n / nCols, 440 / nRows)), 6, 48);
+  const rowLabelW = maxWidth(spec.rows) + 10;
+  const left = 8 + (spec.yTitle ? 22 : 0) + rowLabelW;
+  const gridW = nCols * cell;
+  const gap = 24;
+  const panelTitles = spec.panels.map((p) => wrapWords(p.title, gridW / (12 * 0.6)));
+  const panelTitleH = Math.max(...panelTitles.map((l) => l.length)) * 15 + 6;
+  const barX = left + n * gridW + (n - 1) * gap + 18;
+  const ticks = colorTicks(spec);
+  const tickW = maxWidth(ticks.map((t) => formatNumber(t, 3)));
+  const width = Math.ceil(barX + 14 + 8 + tickW + 26);
+  const title = titleBlock(spec.title, width);
+  const top = title.height + 8 + panelTitleH;
+  const gridH = nRows * cell;
+  let labelsH = 0;
+  const parts = [title.body];
+  spec.panels.forEach((panel, k) => {
+    const x = left + k * (gridW + gap);
+    panelTitles[k].forEach((line, i) =>
+      parts.push(
+        text(
+          x + gridW / 2,
+          top - panelTitleH + 12 + i * 15,
+          line,
+          `text-anchor="middle" font-weight="bold"`,
+        ),
+      )
+    );
+    parts.push(heatmapCells(spec, panel.z, x, top, cell));
+    const labels = columnLabels(spec.columns, cell, x, top + gridH + 6);
+    labelsH = Math.max(labelsH, labels.height);
+    parts.push(labels.body);
+  });
+  parts.push(rowLabels(spec.rows, left, top, cell));
+  const barH = Math.max(gridH, 120);
+  const height = Math.ceil(top + Math.max(gridH + labelsH, barH) + xTitleHeight(spec) + 8);
+  if (spec.yTitle) parts.push(verticalText(14, top + gridH / 2, spec.yTitle));
+  if (spec.xTitle) {
+    const middle = left + (n * gridW + (n - 1) * gap) / 2;
+    parts.push(text(middle, height - 12, spec.xTitle, `text-anchor="middle"`));
+  }
+  parts.push(colorBar(spec, barX, top, barH, ticks));
+  return { width, height, body: parts.join("") };
+}
+
+function rowLabels(rows: string[], left: number, top: number, cell: number): string {
+  return rows.map((label, i) =>
+    text(left - 6, top + (i + 0.5) * cell, shorten(label), `text-anchor="end" dy="0.35em"`)
+  ).join("");
+}
+
+/** Five or six round ticks over the colour range, its ends included when they are not. */
+function colorTicks(spec: HeatmapSpec | HeatmapsSpec): number[] {
   const { min, max } = spec.range;
-  const style = numberStyle(spec.z.flat(), spec.digits);
+  return niceTicks(min, max, 6).filter((t) => t >= min - 1e-12 && t <= max + 1e-12);
+}
+
+function heatmapCells(
+  spec: HeatmapSpec | HeatmapsSpec,
+  z: number[][],
+  left: number,
+  top: number,
+  cell: number,
+): string {
+  const { min, max } = spec.range;
+  const style = numberStyle(z.flat(), spec.digits);
   const out: string[] = [];
-  spec.z.forEach((row, i) =>
+  z.forEach((row, i) =>
     row.forEach((v, j) => {
       const fill = Number.isFinite(v) ? colorAt(spec.scale, (v - min) / (max - min)) : "#d9d9d9";
       const x = left + j * cell;
@@ -127,7 +202,7 @@ function heatmapCells(spec: HeatmapSpec, left: number, top: number, cell: number
 }
 
 function colorBar(
-  spec: HeatmapSpec,
+  spec: HeatmapSpec | HeatmapsSpec,
   x: number,
   top: number,
   height: number,
@@ -154,22 +229,35 @@ function drawBars(spec: BarsSpec): Drawn {
   const nCat = spec.categories.length;
   const nSer = spec.series.length;
   const plotW = clamp(nCat * (nSer * 22 + 18), 280, 900);
-  const plotH = 260;
   const groupW = plotW / nCat;
   const barW = (groupW * 0.8) / nSer;
   const values = spec.series.flatMap((s) => s.values);
   const axis = valueAxis(values, spec.range, true);
-  const legendH = nSer > 1 ? 24 : 0;
-  const top = titleHeight(spec.title) + legendH + 10;
+  const style = numberStyle(values, spec.digits);
+  // A value label fits across its bar, or stands turned upright above it; never wider than
+  // the bar, so neighbouring labels cannot overlap.
+  const labelW = maxWidth(values.filter(Number.isFinite).map((v) => formatWithStyle(v, style)), 10);
+  const labels: "across" | "upright" | "none" = nCat * nSer > 48
+    ? "none"
+    : labelW <= barW * 0.96
+    ? "across"
+    : barW >= 11
+    ? "upright"
+    : "none";
+  const headroom = labels === "upright" ? labelW + 6 : labels === "across" ? 14 : 0;
+  const plotH = 260 + headroom;
+  const width = Math.ceil(8 + (spec.yTitle ? 22 : 0) + maxWidth(axis.labels) + 10 + plotW + 16);
+  const title = titleBlock(spec.title, width);
+  const legendH = nSer > 1 ? legendHeight(spec.series, width) : 0;
+  const top = title.height + legendH + 10;
   const left = 8 + (spec.yTitle ? 22 : 0) + maxWidth(axis.labels) + 10;
   const catLabels = columnLabels(spec.categories, groupW, left, top + plotH + 6);
-  const width = Math.ceil(left + plotW + 16);
   const height = Math.ceil(top + plotH + catLabels.height + xTitleHeight(spec) + 8);
-  const y = (v: number) => top + plotH * (1 - (v - axis.lo) / (axis.hi - axis.lo));
-  const parts = [titleText(spec.title, width), legend(spec.series, left, titleHeight(spec.title))];
+  const dataTop = top + headroom;
+  const dataH = plotH - headroom;
+  const y = (v: number) => dataTop + dataH * (1 - (v - axis.lo) / (axis.hi - axis.lo));
+  const parts = [title.body, legend(spec.series, left, title.height, width)];
   parts.push(yGrid(axis, left, plotW, y));
-  const style = numberStyle(values, spec.digits);
-  const labelled = nCat * nSer <= 24 && barW >= 16;
   spec.series.forEach((s, k) =>
     s.values.forEach((v, i) => {
       if (!Number.isFinite(v)) return;
@@ -182,10 +270,16 @@ function drawBars(spec: BarsSpec): Drawn {
           `height="${r(Math.abs(end - base))}" fill="${seriesColor(k)}">` +
           `<title>${escapeXml(tip)}</title></rect>`,
       );
-      if (labelled) {
-        const above = v >= 0 ? end - 4 : end + 12;
-        const attrs = `text-anchor="middle" font-size="10" fill="${AXIS}"`;
-        parts.push(text(x + barW * 0.46, above, formatWithStyle(v, style), attrs));
+      const label = formatWithStyle(v, style);
+      const cx = x + barW * 0.46;
+      const tipY = Math.min(base, end);
+      if (labels === "across") {
+        parts.push(text(cx, tipY - 4, label, `text-anchor="middle" font-size="10" fill="${AXIS}"`));
+      } else if (labels === "upright") {
+        parts.push(
+          `<text transform="translate(${r(cx + 3.5)},${r(tipY - 4)}) rotate(-90)" ` +
+            `font-size="10" fill="${AXIS}">${escapeXml(label)}</text>`,
+        );
       }
     })
   );
@@ -194,26 +288,35 @@ function drawBars(spec: BarsSpec): Drawn {
   if (spec.xTitle) {
     parts.push(text(left + plotW / 2, height - 12, spec.xTitle, `text-anchor="middle"`));
   }
+  if (spec.steps) {
+    const note = `${spec.stepName} = ${spec.steps[spec.activeStep ?? 0].label} ` +
+      `(the interactive figure has a slider over ${spec.stepName})`;
+    parts.push(text(8, height + 14, note, `font-size="11" fill="#666666"`));
+    return { width, height: height + 22, body: parts.join("") };
+  }
   return { width, height, body: parts.join("") };
 }
 
 function drawLines(spec: LinesSpec): Drawn {
   const plotW = 520;
   const plotH = 260;
-  const xs = finiteExtent(spec.series.map((s) => s.x));
+  const xs = finiteExtent([...spec.series.map((s) => s.x), spec.marks.map((m) => m.x)]);
   const xAxis = linearAxis(xs[0], xs[1]);
   const yAxis = spec.logY
     ? logAxis(spec.series.flatMap((s) => s.y.filter((v) => v > 0)))
     : valueAxis(spec.series.flatMap((s) => s.y), undefined, false);
-  const legendH = spec.series.length > 1 ? 24 : 0;
-  const top = titleHeight(spec.title) + legendH + 10;
   const left = 8 + (spec.yTitle ? 22 : 0) + maxWidth(yAxis.labels) + 10;
   const width = left + plotW + 24;
+  const title = titleBlock(spec.title, width);
+  const legendH = spec.series.length > 1 ? legendHeight(spec.series, width) : 0;
+  const marksH = spec.marks.length ? 16 : 0;
+  const top = title.height + legendH + marksH + 10;
   const height = top + plotH + 24 + xTitleHeight(spec) + 8;
   const X = (v: number) => left + plotW * (v - xAxis.lo) / (xAxis.hi - xAxis.lo);
   const yOf = (v: number) => (spec.logY ? Math.log10(v) : v);
-  const Y = (v: number) => top + plotH * (1 - (yOf(v) - yAxis.lo) / (yAxis.hi - yAxis.lo));
-  const parts = [titleText(spec.title, width), legend(spec.series, left, titleHeight(spec.title))];
+  const Y = (v: number) =>
+    top + plotH * (1 - (clamp(yOf(v), yAxis.lo, yAxis.hi) - yAxis.lo) / (yAxis.hi - yAxis.lo));
+  const parts = [title.body, legend(spec.series, left, title.height, width)];
   parts.push(
     yGrid(yAxis, left, plotW, (t) => top + plotH * (1 - (t - yAxis.lo) / (yAxis.hi - yAxis.lo))),
   );
@@ -221,9 +324,21 @@ function drawLines(spec: LinesSpec): Drawn {
     parts.push(
       `<line x1="${r(X(t))}" x2="${r(X(t))}" y1="${top + plotH}" y2="${top + plotH + 4}" ` +
         `stroke="${AXIS}"/>`,
-      text(X(t), top + plotH + 17, xAxis.labels[i], `text-anchor="middle"`),
+      text(X(t), top + plotH + 19, xAxis.labels[i], `text-anchor="middle"`),
     )
   );
+  for (const m of spec.marks) {
+    parts.push(
+      `<line x1="${r(X(m.x))}" x2="${r(X(m.x))}" y1="${top}" y2="${top + plotH}" ` +
+        `stroke="#555555" stroke-dasharray="4 3"/>`,
+      text(
+        clamp(X(m.x), left + textWidth(m.label, 11) / 2, left + plotW - textWidth(m.label, 11) / 2),
+        top - 5,
+        m.label,
+        `text-anchor="middle" font-size="11"`,
+      ),
+    );
+  }
   spec.series.forEach((s, k) => parts.push(curve(s, k, X, Y, spec)));
   parts.push(axes(left, top, plotW, plotH));
   if (spec.yTitle) parts.push(verticalText(14, top + plotH / 2, spec.yTitle));
@@ -268,10 +383,13 @@ function drawTable(spec: TableSpec): Drawn {
   const cells = tableCells(spec);
   const widths = spec.columns.map((c, j) => maxWidth([c, ...cells.map((row) => row[j])]) + 18);
   const rowH = 22;
-  const top = titleHeight(spec.title) + 4;
-  const width = Math.ceil(widths.reduce((a, b) => a + b, 0) + 16);
+  // Wide enough for the title on at most a few lines, however narrow the columns.
+  const titleW = spec.title ? Math.min(600, textWidth(spec.title, 15) + 24) : 0;
+  const width = Math.ceil(Math.max(widths.reduce((a, b) => a + b, 0) + 16, titleW));
+  const title = titleBlock(spec.title, width, "start");
+  const top = title.height + 4;
   const height = top + rowH * (cells.length + 1) + 8;
-  const parts = [titleText(spec.title, width)];
+  const parts = [title.body];
   const row = (values: string[], y: number, bold: boolean) => {
     let x = 8;
     return values.map((v, j) => {
@@ -293,8 +411,9 @@ function drawTable(spec: TableSpec): Drawn {
 
 function drawStack(spec: StackSpec): Drawn {
   const drawn = spec.items.map(draw);
-  let y = titleHeight(spec.title);
-  const parts = [titleText(spec.title, Math.max(...drawn.map((d) => d.width), 200))];
+  const title = titleBlock(spec.title, Math.max(...drawn.map((d) => d.width), 200), "start");
+  let y = title.height;
+  const parts = [title.body];
   for (const d of drawn) {
     parts.push(`<g transform="translate(0,${y})">${d.body}</g>`);
     y += d.height + 12;
@@ -336,7 +455,8 @@ function linearAxis(lo: number, hi: number): Axis {
 function logAxis(values: number[]): Axis {
   let [lo, hi] = finiteExtent([values.map(Math.log10)]);
   if (Number.isNaN(lo)) [lo, hi] = [0, 1];
-  lo = Math.floor(lo);
+  // At most four decades below the largest value (see plotly.ts's logYRange).
+  lo = Math.floor(Math.max(lo, hi - 4));
   hi = Math.max(lo + 1, Math.ceil(hi));
   const ticks: number[] = [];
   for (let k = lo; k <= hi; k++) ticks.push(k);
@@ -372,19 +492,36 @@ function axes(left: number, top: number, w: number, h: number): string {
   return `<path d="M${left} ${top}V${top + h}H${left + w}" fill="none" stroke="${AXIS}"/>`;
 }
 
-function legend(series: { name: string }[], left: number, y: number): string {
-  if (series.length < 2) return "";
+function legendItems(series: { name: string }[], left: number, width: number) {
   let x = left;
-  return series.map((s, k) => {
-    const item =
-      `<rect x="${r(x)}" y="${y + 4}" width="12" height="12" fill="${seriesColor(k)}"/>` +
-      text(x + 17, y + 10, s.name, `dy="0.35em"`);
-    x += 30 + textWidth(s.name);
+  let row = 0;
+  return series.map((s) => {
+    const w = 30 + textWidth(s.name);
+    if (x > left && x + w > width - 8) [x, row] = [left, row + 1];
+    const item = { x, row, name: s.name };
+    x += w;
     return item;
+  });
+}
+
+function legendHeight(series: { name: string }[], width: number): number {
+  const rows = Math.max(...legendItems(series, 0, width).map((i) => i.row)) + 1;
+  return rows * 20 + 4;
+}
+
+function legend(series: { name: string }[], left: number, y: number, width: number): string {
+  if (series.length < 2) return "";
+  return legendItems(series, left, width).map((it, k) => {
+    const top = y + it.row * 20;
+    return `<rect x="${r(it.x)}" y="${top + 4}" width="12" height="12" fill="${seriesColor(k)}"/>` +
+      text(it.x + 17, top + 10, it.name, `dy="0.35em"`);
   }).join("");
 }
 
-/** Category or column labels under a plot: straight when they fit, else turned 45°. */
+/**
+ * Category or column labels under a plot: straight when they fit their slot, else upright
+ * (turned 90°, reading upwards), so that neighbouring labels never overlap.
+ */
 function columnLabels(
   labels: string[],
   slot: number,
@@ -400,24 +537,30 @@ function columnLabels(
     return { body, height: 22 };
   }
   const body = shown.map((l, i) => {
-    const x = r(left + (i + 0.5) * slot);
-    return `<text transform="translate(${x},${r(y + 6)}) rotate(-45)" text-anchor="end">` +
+    const x = r(left + (i + 0.5) * slot + 4);
+    return `<text transform="translate(${x},${r(y + 2)}) rotate(-90)" text-anchor="end">` +
       `${escapeXml(l)}</text>`;
   }).join("");
-  return { body, height: widest * 0.62 + 14 };
-}
-
-function titleHeight(title?: string): number {
-  return title ? 30 : 0;
+  return { body, height: widest + 10 };
 }
 
 function xTitleHeight(spec: { xTitle?: string }): number {
   return spec.xTitle ? 24 : 0;
 }
 
-function titleText(title: string | undefined, width: number): string {
-  if (!title) return "";
-  return text(width / 2, 20, title, `text-anchor="middle" font-size="15" font-weight="bold"`);
+/** The title wrapped to `width`: its lines (15 px bold) and the height they take. */
+function titleBlock(
+  title: string | undefined,
+  width: number,
+  align: "middle" | "start" = "middle",
+): { body: string; height: number } {
+  if (!title) return { body: "", height: 0 };
+  const lines = wrapWords(title, (width - 16) / (15 * 0.62));
+  const x = align === "middle" ? width / 2 : 8;
+  const body = lines.map((line, i) =>
+    text(x, 20 + i * 19, line, `text-anchor="${align}" font-size="15" font-weight="bold"`)
+  ).join("");
+  return { body, height: 11 + lines.length * 19 };
 }
 
 function verticalText(x: number, y: number, s: string): string {
@@ -434,8 +577,8 @@ function textWidth(s: string, size = 12): number {
   return s.length * size * 0.58;
 }
 
-function maxWidth(labels: string[]): number {
-  return labels.reduce((m, l) => Math.max(m, textWidth(shorten(l))), 0);
+function maxWidth(labels: string[], size = 12): number {
+  return labels.reduce((m, l) => Math.max(m, textWidth(shorten(l), size)), 0);
 }
 
 function shorten(label: string): string {

@@ -32,6 +32,13 @@ export function toText(spec: FigureSpec): string {
   switch (spec.kind) {
     case "heatmap":
       return heatmapText(spec);
+    case "heatmaps":
+      return withTitle(
+        spec.title,
+        spec.panels.map((p) =>
+          heatmapText({ ...spec, kind: "heatmap", title: p.title, z: p.z }) + "\n"
+        ),
+      ).trimEnd();
     case "bars":
       return barsText(spec);
     case "lines":
@@ -134,6 +141,12 @@ function barsText(spec: BarsSpec): string {
     })
   );
   if (spec.yTitle) lines.push(`(${spec.yTitle})`);
+  if (spec.steps) {
+    lines.push(
+      `shown: ${spec.stepName} = ${spec.steps[spec.activeStep ?? 0].label} ` +
+        `(a slider over ${spec.steps.map((s) => s.label).join(", ")} in the interactive figure)`,
+    );
+  }
   return withTitle(spec.title, lines);
 }
 
@@ -163,6 +176,9 @@ function linesText(spec: LinesSpec): string {
   const axes = [spec.xTitle && `x: ${spec.xTitle}`, spec.yTitle && `y: ${spec.yTitle}`]
     .filter(Boolean).join(", ");
   if (axes) lines.push(`(${axes}${spec.logY ? ", log y" : ""})`);
+  for (const m of spec.marks) {
+    lines.push(`marked: ${m.label} (x = ${formatNumber(m.x, spec.digits)})`);
+  }
   return withTitle(spec.title, lines);
 }
 

@@ -145,7 +145,8 @@ export async function probeGpuAdapter(): Promise<AdapterProbe> {
  * ```
  */
 export async function initEngine(options: { backend?: BackendName } = {}): Promise<EngineInfo> {
-  const requested = options.backend ?? backendFromEnv();
+  // Checked even when typed: a notebook passes any string ("WASM" is fine, "gpu" lists the valid).
+  const requested = options.backend ? parseBackendName(options.backend) : backendFromEnv();
   if (current && (current.requested === requested || current.backend === requested)) {
     return current;
   }
@@ -161,6 +162,36 @@ export async function initEngine(options: { backend?: BackendName } = {}): Promi
   else info = await startTensorflow();
   current = info;
   return info;
+}
+
+let starting: Promise<EngineInfo> | undefined;
+
+/**
+ * The running engine; when none was started, starts the default one (`RI_BACKEND`, else
+ * `auto`: WebGPU on a hardware GPU, else wasm with the OpenBLAS kernels) and says which on
+ * `log` (default stdout), once. Every entry point that computes calls it, so that a notebook or
+ * script that never calls {@linkcode initEngine} still runs at the command line's speed instead
+ * of on tfjs's plain JavaScript kernels.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { ensureEngine, initEngine } from "./backend.ts";
+ * const started = await initEngine({ backend: "wasm" });
+ * equal(await ensureEngine(), started); // an engine is running: nothing changes
+ * ```
+ */
+export async function ensureEngine(
+  log: (line: string) => void = (line) => console.log(line),
+): Promise<EngineInfo> {
+  if (current) return current;
+  if (!starting) {
+    starting = initEngine().then((info) => {
+      log(`engine: ${describeEngine(info)} (started by default; initEngine({ backend }) chooses)`);
+      return info;
+    }).finally(() => (starting = undefined));
+  }
+  return await starting;
 }
 
 /**

@@ -78,9 +78,10 @@ export function distancePerExample(
   p: Tensor2D,
   logits: Tensor2D,
 ): Tensor1D {
+  const kind = parseDistance(name); // an unknown name fails here, listing the valid ones
   return tf.tidy(() => {
     const logQ = tf.logSoftmax(logits);
-    switch (name) {
+    switch (kind) {
       case "kl": {
         const pLogP = tf.where(tf.greater(p, 0), tf.mul(p, tf.log(tf.maximum(p, 1e-30))), 0);
         return tf.sum(tf.sub(pLogP, tf.mul(p, logQ)), 1);

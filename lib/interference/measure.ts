@@ -9,9 +9,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type DistanceName, distancePerExample } from "./distance.ts";
+import { type DistanceName, distancePerExample, parseDistance } from "./distance.ts";
 import type { HeadLogits } from "./predict.ts";
-import { bars, displayWith, heatmap, sharedColorRange, stack } from "../display/mod.ts";
+import { bars, displayWith, heatmap, heatmaps } from "../display/mod.ts";
 import type { ColorRange, Figure } from "../display/mod.ts";
 
 /**
@@ -105,6 +105,7 @@ export function interference(
   model: readonly HeadLogits[],
   distance: DistanceName,
 ): Interference {
+  distance = parseDistance(distance); // case-insensitive; an unknown name lists the valid ones
   if (experts.length !== model.length) {
     throw new Error(`interference: ${experts.length} experts but ${model.length} model outputs`);
   }
@@ -184,6 +185,7 @@ export function pairwiseInterference(
   on: MeasuredOn,
   label?: string,
 ): InterferenceMatrix {
+  distance = parseDistance(distance);
   const values = experts.map((row, i) => {
     if (row.length !== base.length) {
       throw new Error(`pairwiseInterference: expert ${i} has ${row.length} heads' logits`);
@@ -208,8 +210,17 @@ export function pairwiseInterference(
  * ```
  */
 export function compareMatrices(before: InterferenceMatrix, after: InterferenceMatrix): Figure {
-  const range = sharedColorRange([before.values, after.values].map((m) => m.map((r) => [...r])));
-  return stack([before.figure(range), after.figure(range)], {
+  const panel = (m: InterferenceMatrix) => ({
+    title: `${m.label} (off-diagonal mean ${m.offDiagonalMean.toPrecision(3)})`,
+    values: m.values.map((r) => [...r]),
+  });
+  return heatmaps({
+    panels: [panel(before), panel(after)],
+    rowLabels: [...before.tasks],
+    columnLabels: [...before.tasks],
     title: `Pairwise interference before and after RI (${before.distance}, ${before.on} data)`,
+    yTitle: "expert i",
+    xTitle: "task j",
+    valueLabel: `${before.distance}(pj(θ0), pj(θ0+τi))`,
   });
 }

@@ -8,26 +8,17 @@
 import type { HostTensor } from "../tensor/host.ts";
 import { MemorySource, type TensorSource } from "../tensor/source.ts";
 import { scaleInPlace } from "./elementwise.ts";
-import type {
-  DataUse,
-  MergeData,
-  MergeMethod,
-  Params,
-  ProgressCallback,
-  TensorMerger,
-} from "./method.ts";
-import { checkMergeData, describeDataUse } from "./data.ts";
+import type { MergeData, MergeMethod, Params, ProgressCallback, TensorMerger } from "./method.ts";
+import { checkMergeData } from "./data.ts";
 import { numberParam, resolveParams } from "./params.ts";
 import { getMethod, taskCountText } from "./registry.ts";
 import { checkTasks } from "./stream.ts";
 import { readTaskVectors, TaskVector } from "../taskvec/task_vector.ts";
 import { scaleSource, WeightedSum } from "../taskvec/weighted_sum.ts";
-// figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
-// streaming merge CLI never needs.
-import { type Figure, table } from "../display/figure.ts";
-import { formatNumber } from "../display/format.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
-import type { TableCell } from "../display/spec.ts";
+import { displayWith, type Figure } from "../display/mod.ts";
+import { type MergeSummary, mergeSummaryTable } from "./summary.ts";
+
+export type { MergeSummary } from "./summary.ts";
 
 /** Options of {@linkcode merge} and {@linkcode prepareMerge}. */
 export interface MergeOptions {
@@ -49,22 +40,6 @@ export interface MergeOptions {
    * base of the task vectors when they are {@linkcode TaskVector}s.
    */
   baseModel?: TensorSource;
-}
-
-/** What a merge did: the method, its effective hyperparameters and facts found on the way. */
-export interface MergeSummary {
-  /** Registry name of the method. */
-  method: string;
-  /** Effective hyperparameters (defaults filled in, scaling override applied). */
-  params: Params;
-  /** Labels of the task vectors, in order. */
-  tasks: string[];
-  /** Per-task weights applied before merging, if any. */
-  taskScales?: number[];
-  /** Facts the method recorded (thresholds, counts). */
-  notes: Record<string, unknown>;
-  /** The data a data-using method read (absent for data-free methods). */
-  data?: DataUse;
 }
 
 /**
@@ -336,47 +311,7 @@ function applyTaskScales(
   return tasks.map((t, i) => scales[i] === 1 ? t : scaleSource(t, scales[i]));
 }
 
-/**
- * A merge's summary as a table: the method, its effective hyperparameters, the tasks, the
- * task weights and the facts the method recorded, then any `extra` rows.
- *
- * @example
- * ```ts
- * import { mergeSummaryTable } from "./merge.ts";
- * const summary = { method: "ties", params: { k: 20, scaling: 0.3 }, tasks: ["a", "b"], notes: {} };
- * console.log(mergeSummaryTable(summary).toText());
- * ```
- */
-export function mergeSummaryTable(
-  summary: MergeSummary,
-  extra: readonly [string, TableCell][] = [],
-): Figure {
-  const rows: TableCell[][] = [
-    ["method", summary.method],
-    ...Object.entries(summary.params).map(([k, v]) => [`parameter ${k}`, cellOf(v)]),
-    ["tasks", summary.tasks.join(", ")],
-  ];
-  if (summary.taskScales) rows.push(["task weights", summary.taskScales.join(", ")]);
-  if (summary.data) rows.push(["data read", describeDataUse(summary.data)]);
-  for (const [k, v] of Object.entries(summary.notes)) rows.push([k, cellOf(v)]);
-  rows.push(...extra.map(([k, v]) => [k, v]));
-  return table({ columns: ["", "value"], rows, title: `Merge: ${summary.method}`, digits: 4 });
-}
-
-function cellOf(value: unknown): TableCell {
-  if (typeof value === "number" || typeof value === "string") return value;
-  if (Array.isArray(value) && value.every((v) => typeof v === "number")) {
-    return value.map((v) => formatNumber(v, 4)).join(", ");
-  }
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}
-
-/**
- * The merged task vector α·M held in memory, with what produced it. A method that builds one
- * model per task (`output: "per-task"`) gives one task vector α·M_t per task instead, in
- * {@linkcode MergedTaskVector.perTask}; reading a tensor of the (absent) single α·M then throws.
- */
+/** The merged task vector α·M held in memory, with what produced it. */
 export class MergedTaskVector extends MemorySource {
   /**
    * Wraps merged tensors and the merge's summary; `perTask` holds the per-task task vectors of
@@ -445,22 +380,8 @@ export class MergedTaskVector extends MemorySource {
       ["‖α·M‖", this.norm()],
     ]);
   }
-
-  /** What Deno's Jupyter kernel shows: {@linkcode MergedTaskVector.figure}. */
-  [JUPYTER_DISPLAY](): MimeBundle {
-    return this.figure().toBundle();
-  }
-
-  /** The table as text. */
-  override toString(): string {
-    return this.figure().toText();
-  }
-
-  /** The table as text, for `console.log`. */
-  [Symbol.for("Deno.customInspect")](): string {
-    return this.toString();
-  }
 }
+displayWith(MergedTaskVector.prototype, (m) => m.figure());
 
 /**
  * Merges task vectors in memory and returns α·M (add it to θ0 for the merged model). For large

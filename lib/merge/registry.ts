@@ -72,7 +72,8 @@ export function defaultStudyMethods(): string[] {
  * ```
  */
 export function getMethod(name: string): MergeMethod {
-  const method = MERGE_METHODS.find((m) => m.name === name);
+  const wanted = String(name).trim().toLowerCase().replaceAll("-", "_");
+  const method = MERGE_METHODS.find((m) => m.name === wanted);
   if (!method) {
     throw new Error(
       `unknown merge method "${name}": valid methods are ${methodNames().join(", ")}`,

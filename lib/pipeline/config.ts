@@ -9,7 +9,8 @@
 import { type DistanceName, DISTANCES, parseDistance } from "../interference/distance.ts";
 import { type BackendName, parseBackendName } from "../engine/backend.ts";
 import { SUITES } from "../data/tasks.ts";
-import { basename } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
+import { projectRoot } from "../zoo/config.ts";
 import { getMethod } from "../merge/registry.ts";
 
 /** Whether merges run on the original experts, the RI-adapted ones, or both. */
@@ -61,7 +62,11 @@ export interface StudyConfig {
   checkpointEvery: number;
   /** tfjs backend. */
   backend: BackendName;
-  /** Folder holding runs. */
+  /**
+   * Folder holding runs: a relative path is taken from the project root (see `runsRoot`), so
+   * a notebook's kernel in `notebooks/` writes where `deno task merge` does. Default `runs`,
+   * or `RI_RUNS` when set.
+   */
   out: string;
 }
 
@@ -147,7 +152,7 @@ export function resolveStudyConfig(
     distance: wrap(() => parseDistance(text(get("distance"), "distance", where)), where),
     checkpointEvery: integer(get("checkpointEvery"), "checkpointEvery", where, 1),
     backend: wrap(() => parseBackendName(text(get("backend"), "backend", where)), where),
-    out: text(get("out"), "out", where),
+    out: text(partial.out ?? runsFromEnv() ?? STUDY_DEFAULTS.out, "out", where),
   };
   const name = partial.name === undefined ? defaultName(config) : text(partial.name, "name", where);
   if (!/^[\w.+-]+$/.test(name)) {
@@ -275,6 +280,30 @@ function auxSpec(value: unknown, where: string): string {
   throw new Error(
     `${where}: aux must be shapes, noise, oracle, dir:PATH or safetensors:PATH, got "${spec}"`,
   );
+}
+
+/**
+ * The folder a study's `out` names: absolute paths as given, relative ones under the project
+ * root (whatever the working directory).
+ *
+ * @example
+ * ```ts
+ * import { runsRoot } from "./config.ts";
+ * import { projectRoot } from "../zoo/config.ts";
+ * runsRoot("runs") === `${projectRoot()}/runs`; // true
+ * runsRoot("/tmp/runs"); // "/tmp/runs"
+ * ```
+ */
+export function runsRoot(out: string): string {
+  return isAbsolute(out) ? out : join(projectRoot(), out);
+}
+
+function runsFromEnv(): string | undefined {
+  try {
+    return Deno.env.get("RI_RUNS") || undefined;
+  } catch {
+    return undefined; // no --allow-env
+  }
 }
 
 /** Distances accepted by `distance` (re-exported for usage texts). */

@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { ensureEngine } from "../engine/backend.ts";
 import type { ViTConfig } from "../models/config.ts";
 import type { Head } from "../models/head.ts";
 import { type HostParams, hostToParams } from "../models/weights.ts";
@@ -52,6 +53,7 @@ export async function evaluateOnTasks(
   if (suite.heads.length !== suite.tests.length) {
     throw new Error(`evaluate: ${suite.heads.length} heads but ${suite.tests.length} test sets`);
   }
+  await ensureEngine();
   if (Array.isArray(params)) {
     if (params.length !== suite.heads.length) {
       throw new Error(`evaluate: ${params.length} per-task models for ${suite.heads.length} tasks`);

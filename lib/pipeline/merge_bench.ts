@@ -7,10 +7,13 @@
  * @module
  */
 import type { StudyModels } from "./models.ts";
+import { ensureEngine } from "../engine/backend.ts";
+import { asWeights } from "../models/named_weights.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { HostParams } from "../models/weights.ts";
 import { MemorySource } from "../tensor/source.ts";
-import { merge, type MergeOptions, type MergeSummary, mergeSummaryTable } from "../merge/merge.ts";
+import { merge, type MergeOptions } from "../merge/merge.ts";
+import { type MergeSummary, mergeSummaryTable } from "../merge/summary.ts";
 import type { HeadLogits } from "../interference/predict.ts";
 import {
   Interference,
@@ -18,13 +21,43 @@ import {
   type InterferenceMatrix,
   pairwiseInterference,
 } from "../interference/measure.ts";
-import type { DistanceName } from "../interference/distance.ts";
+import { type DistanceName, parseDistance } from "../interference/distance.ts";
 import { modelLogits } from "../ri/adapt.ts";
 import { bars, displayWith, type Figure, stack, table } from "../display/mod.ts";
 import { evaluateOnTasks, type EvaluationSuite } from "./evaluate.ts";
 import { addTaskVector, subtractBase } from "../taskvec/host.ts";
 
-/** A model's scores on the zoo's tasks. */
+/** One task's scores in an {@linkcode Evaluation}. */
+export interface TaskScore {
+  /** Task name. */
+  task: string;
+  /** Top-1 accuracy on the task's test split, in [0, 1]. */
+  accuracy: number;
+  /** Accuracy divided by the task's expert's. */
+  normalised: number;
+  /** ξi: KL(expert ‖ model) on the task's test images. */
+  xi: number;
+}
+
+/**
+ * A model's scores on the zoo's tasks. The names are those of a study's results rows
+ * (`results.json`): `avgAccuracy`, `avgNormalised`, `xi` (here the whole {@linkcode Interference};
+ * `xi.total` is the row's `xi`), `accuracyByTask`, `xiByTask`; arrays (`accuracy`, `normalised`)
+ * follow `tasks`' order, and `perTask` gives one object per task.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
+ * import { Interference } from "../interference/measure.ts";
+ * import { Evaluation } from "./merge_bench.ts";
+ * const e = new Evaluation(["mnist", "fashion"], [0.9, 0.6], [1, 0.75],
+ *   new Interference(["mnist", "fashion"], [0.1, 0.5], "kl"), "ties");
+ * equal(e.avgAccuracy, 0.75);
+ * deepStrictEqual(e.accuracyByTask, { mnist: 0.9, fashion: 0.6 });
+ * deepStrictEqual(e.perTask.map((t) => t.task), ["mnist", "fashion"]);
+ * equal(e.perTask[1].xi, 0.5);
+ * ```
+ */
 export class Evaluation {
   /**
    * Wraps the values below.
@@ -53,9 +86,24 @@ export class Evaluation {
     return mean(this.normalised);
   }
 
-  /** Accuracy per task keyed by task name. */
-  perTask(): Record<string, number> {
+  /** Accuracy per task keyed by task name (a results row's `accuracyByTask`). */
+  get accuracyByTask(): Record<string, number> {
     return Object.fromEntries(this.tasks.map((t, i) => [t, this.accuracy[i]]));
+  }
+
+  /** ξi per task keyed by task name (a results row's `xiByTask`). */
+  get xiByTask(): Record<string, number> {
+    return Object.fromEntries(this.tasks.map((t, i) => [t, this.xi.perTask[i]]));
+  }
+
+  /** One object per task: accuracy, normalised accuracy and ξi. */
+  get perTask(): TaskScore[] {
+    return this.tasks.map((task, i) => ({
+      task,
+      accuracy: this.accuracy[i],
+      normalised: this.normalised[i],
+      xi: this.xi.perTask[i],
+    }));
   }
 }
 displayWith(Evaluation.prototype, (e) =>
@@ -228,7 +276,9 @@ export class MergeBench {
       expertLogits.push(own.logits);
     }
     const baseAccuracy = (await evaluateOnTasks(suite, zoo.base)).map((e) => e.accuracy);
-    const taus = experts.map((p) => subtractBase(p, zoo.base));
+    const taus = experts.map((p, i) =>
+      asWeights(subtractBase(p, zoo.base), `τ ${zoo.taskNames[i]}`)
+    );
     return new MergeBench(zoo, suite, expertAccuracy, expertLogits, baseAccuracy, experts, taus);
   }
 
@@ -246,15 +296,22 @@ export class MergeBench {
     taus: readonly HostParams[],
     options: MergeOptions = {},
   ): Promise<MergedModel> {
+    await ensureEngine(); // wudi trains with tfjs
     const sources = taus.map((t, i) => new MemorySource(this.tasks[i], t));
     const baseModel = options.baseModel ?? new MemorySource("θ0", this.zoo.base);
     const merged = await merge(method, sources, { ...options, baseModel });
     if (merged.perTask) {
-      const tau = merged.perTask.map((m) => m.tensors());
-      return new MergedModel(tau.map((t) => addTaskVector(this.zoo.base, t)), tau, merged.summary);
+      const tau = merged.perTask.map((m, i) =>
+        asWeights(m.tensors(), `α·M (${method}, ${this.tasks[i]})`)
+      );
+      const thetas = tau.map((t, i) =>
+        asWeights(addTaskVector(this.zoo.base, t), `θ0 + α·M (${method}, ${this.tasks[i]})`)
+      );
+      return new MergedModel(thetas, tau, merged.summary);
     }
-    const tau = merged.tensors();
-    return new MergedModel(addTaskVector(this.zoo.base, tau), tau, merged.summary);
+    const tau = asWeights(merged.tensors(), `α·M (${method})`);
+    const theta = asWeights(addTaskVector(this.zoo.base, tau), `θ0 + α·M (${method})`);
+    return new MergedModel(theta, tau, merged.summary);
   }
 
   /**
@@ -264,11 +321,16 @@ export class MergeBench {
    */
   async pairwise(
     taus: readonly HostParams[],
-    distance: DistanceName,
+    distance: DistanceName | "KL" | "CE" | "MSE",
     aux?: ImageSet,
     label = "experts",
     onModel?: (done: number, total: number) => void,
   ): Promise<InterferenceMatrix> {
+    // Before any model runs: an unknown distance fails at once, listing the valid ones.
+    const d = parseDistance(distance);
+    if (taus.length !== this.tasks.length) {
+      throw new Error(`pairwise: ${taus.length} task vectors for ${this.tasks.length} tasks`);
+    }
     const { model, norm } = this.zoo.config;
     const heads = this.zoo.heads;
     const logits = async (params: HostParams): Promise<HeadLogits[]> => {
@@ -282,7 +344,7 @@ export class MergeBench {
       rows.push(await logits(addTaskVector(this.zoo.base, tau)));
       onModel?.(rows.length + 1, taus.length + 1);
     }
-    return pairwiseInterference(base, rows, distance, aux ? "aux" : "task", label);
+    return pairwiseInterference(base, rows, d, aux ? "aux" : "task", label);
   }
 
   /**

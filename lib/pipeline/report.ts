@@ -26,10 +26,14 @@ export function studyReportItems(results: StudyResults, engine?: EngineInfo): Do
     `top-1 on each task's test split under its own head; normalised accuracy divides by the ` +
     `expert's; ξ sums, over tasks, the KL divergence from the expert's predictions to the ` +
     `merged model's.`,
+    { heading: "Settings" },
+    results.settingsTable(),
     { heading: "Merge methods with and without RI (default hyperparameters)" },
     results.table(),
     results.accuracyFigure(),
     results.xiFigure(),
+    { heading: "Accuracy per task" },
+    results.perTaskTable(),
   ];
   const pairwise = results.pairwiseFigure();
   if (pairwise) {
@@ -40,9 +44,9 @@ export function studyReportItems(results: StudyResults, engine?: EngineInfo): Do
       pairwise,
     );
   }
-  if (d.ri_curves) {
+  if (d.riCurves) {
     items.push({ heading: "RI loss curves" });
-    for (const curve of Object.values(d.ri_curves)) items.push(LossCurve.fromJSON(curve).figure());
+    for (const curve of Object.values(d.riCurves)) items.push(LossCurve.fromJSON(curve).figure());
   }
   const times = Object.entries(d.seconds).map(([k, v]) => `${k} ${v} s`).join(", ");
   items.push({ heading: "Run" }, `Stage times: ${times}. Zoo: ${d.zoo}.`);

@@ -12,7 +12,7 @@ import type { HostParams } from "../models/weights.ts";
 import { loadZoo } from "../zoo/zoo.ts";
 import type { SuiteName } from "../data/tasks.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { resolveStudyConfig, type StudyConfig } from "./config.ts";
+import { resolveStudyConfig, runsRoot, type StudyConfig } from "./config.ts";
 import { runPaths, runStudy } from "./study.ts";
 import type { StudyResults, StudyRow } from "./results.ts";
 import { MergeBench } from "./merge_bench.ts";
@@ -54,7 +54,7 @@ const gain = (a: number, b: number) => `${b >= a ? "+" : ""}${(100 * (b - a)).to
 export async function reproduce(options: ReproduceOptions = {}): Promise<string> {
   const log = options.log ?? console.log;
   const parts = options.parts ?? ALL_PARTS;
-  const out = options.out ?? "runs";
+  const out = options.out ?? resolveStudyConfig({}).out;
   const config = (extra: Record<string, unknown>) =>
     resolveStudyConfig({ ...options.base, out, ...extra });
   const command = (c: StudyConfig) => studyCommand(c, options.base ?? {});
@@ -94,7 +94,7 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<string>
     sections.push(tasksSection(runs));
   }
   const text = header(mainResults) + sections.join("\n");
-  const path = options.report ?? join(out, "REPRODUCTION.md");
+  const path = options.report ?? join(runsRoot(out), "REPRODUCTION.md");
   await writeFileAtomic(path, text);
   log(`wrote ${path}`);
   return text;
@@ -156,8 +156,12 @@ function mainSection(r: StudyResults, command: string): string {
     const off = row(r, m, false), on = row(r, m, true);
     if (!off || !on) continue;
     lines.push(
-      `| ${m} | ${pct(off.avg_acc)} | ${pct(on.avg_acc)} | ${gain(off.avg_acc, on.avg_acc)} | ` +
-        `${pct(off.norm_acc)} | ${pct(on.norm_acc)} | ${off.xi.toFixed(3)} | ${on.xi.toFixed(3)} |`,
+      `| ${m} | ${pct(off.avgAccuracy)} | ${pct(on.avgAccuracy)} | ${
+        gain(off.avgAccuracy, on.avgAccuracy)
+      } | ` +
+        `${pct(off.avgNormalised)} | ${pct(on.avgNormalised)} | ${off.xi.toFixed(3)} | ${
+          on.xi.toFixed(3)
+        } |`,
     );
   }
   const mean = (x: Record<string, number>) =>
@@ -183,8 +187,8 @@ function distillSection(r: StudyResults, command: string): string {
   for (const x of r.data.rows.filter((x) => x.distill)) {
     const off = row(r, x.method, false), on = row(r, x.method, true);
     lines.push(
-      `| ${x.method} | ${off ? pct(off.avg_acc) : ""} | ${pct(x.avg_acc)} | ` +
-        `${on ? pct(on.avg_acc) : ""} |`,
+      `| ${x.method} | ${off ? pct(off.avgAccuracy) : ""} | ${pct(x.avgAccuracy)} | ` +
+        `${on ? pct(on.avgAccuracy) : ""} |`,
     );
   }
   lines.push(
@@ -208,7 +212,7 @@ function variantSection(
   for (const [name, r, command] of runs) {
     const cells = FOCUS_METHODS.map((m) => {
       const on = row(r, m, true), off = row(baseline, m, false);
-      return on && off ? `${pct(on.avg_acc)} (${gain(off.avg_acc, on.avg_acc)})` : "";
+      return on && off ? `${pct(on.avgAccuracy)} (${gain(off.avgAccuracy, on.avgAccuracy)})` : "";
     });
     lines.push(`| ${name} | ${cells.join(" | ")} | \`${command}\` |`);
   }
@@ -285,7 +289,7 @@ function tasksSection(runs: [string, StudyResults, string][]): string {
   for (const [suite, r, command] of runs) {
     const cells = FOCUS_METHODS.map((m) => {
       const on = row(r, m, true), off = row(r, m, false);
-      return on && off ? gain(off.avg_acc, on.avg_acc) : "";
+      return on && off ? gain(off.avgAccuracy, on.avgAccuracy) : "";
     });
     lines.push(`| ${suite} | ${cells.join(" | ")} | \`${command}\` |`);
   }

@@ -20,15 +20,15 @@ export interface StudyRow {
   /** Merged, then distilled toward the experts on auxiliary data (Merge + Distill_Aux). */
   distill?: boolean;
   /** Mean top-1 accuracy over tasks, in [0, 1]. */
-  avg_acc: number;
+  avgAccuracy: number;
   /** Mean over tasks of accuracy / the expert's accuracy. */
-  norm_acc: number;
+  avgNormalised: number;
   /** Interference ξ = Σi E[x ~ Di] d(pi(θi), pi(θM)) on the test splits. */
   xi: number;
   /** Accuracy per task. */
-  per_task: Record<string, number>;
+  accuracyByTask: Record<string, number>;
   /** ξi per task. */
-  xi_per_task: Record<string, number>;
+  xiByTask: Record<string, number>;
   /** Effective hyperparameters of the merge. */
   params: Record<string, unknown>;
 }
@@ -58,7 +58,7 @@ export interface StudyData {
   /** One row per merged model. */
   rows: StudyRow[];
   /** RI loss curves per task (when RI ran). */
-  ri_curves?: Record<string, LossCurveData>;
+  riCurves?: Record<string, LossCurveData>;
   /** Pairwise interference on auxiliary data, before and after RI (when RI ran). */
   pairwise?: { tasks: string[]; distance: string; before: number[][]; after: number[][] };
   /** Wall-clock seconds per stage. */
@@ -66,6 +66,37 @@ export interface StudyData {
 }
 
 const pct = (v: number) => (100 * v).toFixed(1);
+
+const LEGACY: Record<string, string> = {
+  avg_acc: "avgAccuracy",
+  norm_acc: "avgNormalised",
+  per_task: "accuracyByTask",
+  xi_per_task: "xiByTask",
+  ri_curves: "riCurves",
+};
+
+function renamed<T>(value: T): T {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [LEGACY[k] ?? k, v]),
+  ) as T;
+}
+
+/**
+ * A results row as written now: rows written before the names were unified (`avg_acc`,
+ * `norm_acc`, `per_task`, `xi_per_task`) are renamed; `null` stays `null`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { normaliseRow, type StudyRow } from "./results.ts";
+ * const old = { method: "ties", ri: false, avg_acc: 0.5 } as unknown as StudyRow;
+ * equal(normaliseRow(old).avgAccuracy, 0.5);
+ * ```
+ */
+export function normaliseRow<T extends StudyRow | null>(row: T): T {
+  return renamed(row);
+}
 
 /**
  * A study's results as a value: `.data` is what `results.json` holds.
@@ -77,8 +108,8 @@ const pct = (v: number) => (100 * v).toFixed(1);
  * const r = new StudyResults({
  *   suite: "mf4", seed: 0, backend: "wasm", adapter: "CPU", aux: "shapes", steps: 10,
  *   config: {}, zoo: "", experts: { a: 0.9 }, base: { a: 0.5 }, seconds: {},
- *   rows: [{ method: "ta", ri: false, avg_acc: 0.7, norm_acc: 0.78, xi: 0.3,
- *     per_task: { a: 0.7 }, xi_per_task: { a: 0.3 }, params: {} }],
+ *   rows: [{ method: "ta", ri: false, avgAccuracy: 0.7, avgNormalised: 0.78, xi: 0.3,
+ *     accuracyByTask: { a: 0.7 }, xiByTask: { a: 0.3 }, params: {} }],
  * });
  * const text = r.table().toText();
  * ok(text.startsWith("mf4: experts 90.0%, θ0 50.0%"));
@@ -86,8 +117,14 @@ const pct = (v: number) => (100 * v).toFixed(1);
  * ```
  */
 export class StudyResults {
+  /** The results data (`results.json`; files with the old snake_case row names are renamed). */
+  readonly data: StudyData;
+
   /** Wraps the results data. */
-  constructor(readonly data: StudyData) {}
+  constructor(data: StudyData) {
+    const d = renamed(data);
+    this.data = { ...d, rows: d.rows.map(normaliseRow) };
+  }
 
   /** Task names in order. */
   get tasks(): string[] {
@@ -104,22 +141,23 @@ export class StudyResults {
     const methods = [...new Set(this.data.rows.map((r) => r.method))];
     const find = (m: string, ri: boolean, distill = false) =>
       this.data.rows.find((r) => r.method === m && r.ri === ri && !!r.distill === distill);
-    const cell = (r: StudyRow | undefined, key: "avg_acc" | "norm_acc") => r ? pct(r[key]) : "";
+    const cell = (r: StudyRow | undefined, key: "avgAccuracy" | "avgNormalised") =>
+      r ? pct(r[key]) : "";
     // The Merge + Distill_Aux column only when the study ran that baseline.
     const distilled = this.data.rows.some((r) => r.distill);
     const rows = methods.map((m) => {
       const off = find(m, false), on = find(m, true), dist = find(m, false, true);
-      const gain = off && on ? (100 * (on.avg_acc - off.avg_acc)).toFixed(1) : "";
+      const gain = off && on ? (100 * (on.avgAccuracy - off.avgAccuracy)).toFixed(1) : "";
       return [
         m,
-        cell(off, "avg_acc"),
-        cell(on, "avg_acc"),
+        cell(off, "avgAccuracy"),
+        cell(on, "avgAccuracy"),
         gain,
-        cell(off, "norm_acc"),
-        cell(on, "norm_acc"),
+        cell(off, "avgNormalised"),
+        cell(on, "avgNormalised"),
         off ? off.xi.toFixed(3) : "",
         on ? on.xi.toFixed(3) : "",
-        ...(distilled ? [cell(dist, "avg_acc")] : []),
+        ...(distilled ? [cell(dist, "avgAccuracy")] : []),
       ];
     });
     const mean = (r: Record<string, number>) =>
@@ -149,7 +187,8 @@ export class StudyResults {
     const series = [false, true].map((ri) => ({
       name: ri ? "with RI" : "without RI",
       values: methods.map((m) =>
-        100 * (this.data.rows.find((r) => r.method === m && r.ri === ri && !r.distill)?.avg_acc ??
+        100 *
+        (this.data.rows.find((r) => r.method === m && r.ri === ri && !r.distill)?.avgAccuracy ??
           NaN)
       ),
     }));
@@ -178,6 +217,7 @@ export class StudyResults {
    * Throws naming the methods run when `method` is not among them.
    */
   perTaskFigure(method: string): Figure {
+    method = String(method).trim().toLowerCase();
     const row = (ri: boolean) =>
       this.data.rows.find((r) => r.method === method && r.ri === ri && !r.distill);
     if (!row(false) && !row(true)) {
@@ -189,8 +229,8 @@ export class StudyResults {
     const series = [
       { name: "expert", values: values(this.data.experts) },
       { name: "θ0", values: values(this.data.base) },
-      { name: method, values: values(row(false)?.per_task) },
-      { name: `${method} + RI`, values: values(row(true)?.per_task) },
+      { name: method, values: values(row(false)?.accuracyByTask) },
+      { name: `${method} + RI`, values: values(row(true)?.accuracyByTask) },
     ].filter((s) => s.values.some(Number.isFinite));
     return bars({
       categories: this.tasks,
@@ -215,14 +255,41 @@ export class StudyResults {
 
   /** The RI loss (total) of every expert against the step; `undefined` without RI. */
   curvesFigure(): Figure | undefined {
-    const curves = this.data.ri_curves;
+    const curves = this.data.riCurves;
     if (!curves || Object.keys(curves).length === 0) return undefined;
     return lines({
       series: Object.entries(curves).map(([task, c]) => ({ name: task, x: c.steps, y: c.total })),
       title: "RI loss per expert (own-task term + α × other-tasks term)",
       xTitle: "step",
       yTitle: "loss",
-      logY: true,
+    });
+  }
+
+  /** Every setting of the run (the whole configuration), one row per key. */
+  settingsTable(): Figure {
+    const rows = Object.entries(this.data.config).map(([key, value]) => [
+      key,
+      Array.isArray(value) ? value.join(", ") : String(value),
+    ]);
+    return table({ title: "Settings of this run", columns: ["setting", "value"], rows });
+  }
+
+  /** Accuracy (%) per task of the experts, θ0 and every merged model, with the mean. */
+  perTaskTable(): Figure {
+    const tasks = this.tasks;
+    const line = (label: string, byTask: Record<string, number>) => {
+      const values = tasks.map((t) => 100 * (byTask[t] ?? NaN));
+      return [label, ...values, values.reduce((a, b) => a + b, 0) / values.length];
+    };
+    return table({
+      title: "Accuracy (%) per task",
+      columns: ["model", ...tasks, "mean"],
+      rows: [
+        line("expert (own task)", this.data.experts),
+        line("θ0 + heads", this.data.base),
+        ...this.data.rows.map((r) => line(StudyResults.rowLabel(r), r.accuracyByTask)),
+      ],
+      digits: 3,
     });
   }
 

@@ -17,7 +17,7 @@ import { auxSource } from "../data/auxiliary.ts";
 import { concatSets, type ImageSet, subset } from "../data/dataset.ts";
 import { Rng } from "../tensor/random.ts";
 import { type SuiteName, suiteTasks } from "../data/tasks.ts";
-import { defaultZooConfig } from "../zoo/config.ts";
+import { defaultZooConfig, projectRelative } from "../zoo/config.ts";
 import { type HostParams } from "../models/weights.ts";
 import { loadModel, saveModel } from "../models/store.ts";
 import { defaultStudyMethods, getMethod } from "../merge/registry.ts";
@@ -28,10 +28,10 @@ import { distillMerged } from "../ri/distill.ts";
 import type { LossCurveData } from "../ri/curve.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
-import type { StudyConfig } from "./config.ts";
+import { runsRoot, type StudyConfig } from "./config.ts";
 import { addTaskVector } from "../taskvec/host.ts";
 import { type Evaluation, MergeBench } from "./merge_bench.ts";
-import { StudyResults, type StudyRow } from "./results.ts";
+import { normaliseRow, StudyResults, type StudyRow } from "./results.ts";
 import { writeStudyReport } from "./report.ts";
 import { checkStudyTasks, openStudyModels, type StudyModels } from "./models.ts";
 import { InterruptedError, watchInterrupt } from "../train/interrupt.ts";
@@ -74,12 +74,13 @@ export interface RunPaths {
  * import { equal } from "node:assert/strict";
  * import { resolveStudyConfig } from "./config.ts";
  * import { runPaths } from "./study.ts";
+ * import { projectRoot } from "../zoo/config.ts";
  * const paths = runPaths(resolveStudyConfig({ suite: "mf4", name: "x", out: "runs" }));
- * equal(paths.adapted("mnist"), "runs/x/adapted/mnist.safetensors");
+ * equal(paths.adapted("mnist"), `${projectRoot()}/runs/x/adapted/mnist.safetensors`);
  * ```
  */
 export function runPaths(config: StudyConfig): RunPaths {
-  const dir = join(config.out, config.name);
+  const dir = join(runsRoot(config.out), config.name);
   return {
     dir,
     config: join(dir, "config.json"),
@@ -179,11 +180,11 @@ export async function runStudy(
       aux: config.aux,
       steps: config.steps,
       config: { ...config },
-      zoo: zoo.dir,
+      zoo: projectRelative(zoo.dir),
       experts: byTask(bench, bench.expertAccuracy),
       base: byTask(bench, bench.baseAccuracy),
       rows,
-      ri_curves: curves,
+      riCurves: curves,
       pairwise,
       seconds,
     });
@@ -444,7 +445,7 @@ async function mergeRow(
   paths: ReturnType<typeof runPaths>,
 ): Promise<StudyRow> {
   const label = method + (ri ? "+ri" : "");
-  const cached = await readJson<StudyRow>(paths.row(label));
+  const cached = normaliseRow(await readJson<StudyRow>(paths.row(label)));
   if (cached) return cached;
   const merged = await bench.merge(method, taus);
   const params = { ...merged.summary.params };
@@ -461,7 +462,7 @@ async function mergeRow(
   } else {
     await saveModel(paths.merged(label), config, merged.theta, metadata);
   }
-  const row = toRow(bench, method, ri, false, await bench.evaluate(merged, label), params);
+  const row = toRow(method, ri, false, await bench.evaluate(merged, label), params);
   await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
   return row;
 }
@@ -476,7 +477,7 @@ async function distillRow(
 ): Promise<StudyRow> {
   const label = `${method}+distill`;
   const state = paths.state(`distill-${method}`);
-  const cached = await readJson<StudyRow>(paths.row(label));
+  const cached = normaliseRow(await readJson<StudyRow>(paths.row(label)));
   if (cached) {
     await Deno.remove(state).catch(() => {}); // left by a run killed just after the row
     return cached;
@@ -501,14 +502,13 @@ async function distillRow(
   const theta = addTaskVector(zoo.base, tau);
   await saveModel(paths.merged(label), zoo.config.model, theta, { kind: "distilled", method });
   const params = { ...merged.summary.params };
-  const row = toRow(bench, method, false, true, await bench.evaluate(theta, label), params);
+  const row = toRow(method, false, true, await bench.evaluate(theta, label), params);
   await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
   await Deno.remove(state).catch(() => {});
   return row;
 }
 
 function toRow(
-  bench: MergeBench,
   method: string,
   ri: boolean,
   distill: boolean,
@@ -519,11 +519,11 @@ function toRow(
     method,
     ri,
     ...(distill ? { distill } : {}),
-    avg_acc: e.avgAccuracy,
-    norm_acc: e.avgNormalised,
+    avgAccuracy: e.avgAccuracy,
+    avgNormalised: e.avgNormalised,
     xi: e.xi.total,
-    per_task: e.perTask(),
-    xi_per_task: byTask(bench, e.xi.perTask),
+    accuracyByTask: e.accuracyByTask,
+    xiByTask: e.xiByTask,
     params,
   };
 }

@@ -21,6 +21,7 @@ import { riLoss } from "./loss.ts";
 import { type TrainOptions, type TrainResult, trainTaskVector } from "./trainer.ts";
 import type { TrainSettings } from "./job.ts";
 import * as tf from "@tensorflow/tfjs";
+import { ensureEngine } from "../engine/backend.ts";
 
 /** RI's settings: the optimiser's plus the loss's. */
 export interface RiSettings extends TrainSettings {
@@ -65,6 +66,7 @@ export async function modelLogits(
   set: ImageSet,
   norm?: PixelNorm,
 ): Promise<HeadLogits[]> {
+  await ensureEngine();
   const tensors = hostToParams(params);
   try {
     return await predictLogits({ config, params: tensors }, heads, set, { norm });
@@ -89,6 +91,7 @@ export async function adaptExpert(
   settings: RiSettings,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
+  await ensureEngine();
   const { task, config, heads, aux, norm } = inputs;
   const own = heads.findIndex((h) => h.task === task);
   if (own < 0) {

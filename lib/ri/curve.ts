@@ -68,7 +68,10 @@ export class LossCurve {
     return { start: mean(this.total.slice(0, window)), end: mean(this.total.slice(-window)) };
   }
 
-  /** The curves (log scale). */
+  /**
+   * The curves on a linear axis: RI's own-task term starts at 0 (τ' = τ), where a log axis
+   * would stretch down to its first, meaningless values.
+   */
   figure(): Figure {
     const parts = Object.entries(this.parts).map(([name, y]) => ({ name, x: this.steps, y }));
     return lines({
@@ -76,7 +79,6 @@ export class LossCurve {
       title: `Loss, ${this.title}`,
       xTitle: "step",
       yTitle: "loss",
-      logY: true,
     });
   }
 }

@@ -10,8 +10,8 @@ import { expertCheckpoints, type ExpertPaths } from "../io/find.ts";
 import { openCheckpoint } from "../io/open.ts";
 import { assertDistinctFiles } from "../io/paths.ts";
 import type { TensorSource } from "../tensor/source.ts";
-import { stack } from "../display/figure.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
+import { type Figure, stack } from "../display/figure.ts";
+import { displayWith } from "../display/jupyter.ts";
 import { applyTaskVectors, TaskVector } from "./task_vector.ts";
 import type { WeightedSum } from "./weighted_sum.ts";
 import {
@@ -165,24 +165,25 @@ export class TaskVectorSet implements Disposable {
   }
 
   /**
-   * What Deno's Jupyter kernel shows: the norms as bars and the cosine similarities as a
-   * heatmap, from one streaming pass made the first time the set is shown.
+   * The norms as bars and the cosine similarities as a heatmap, from one streaming pass made
+   * the first time (what a notebook shows).
    */
-  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+  async figure(): Promise<Figure> {
     this.#stats ??= this.stats().catch((err) => {
       this.#stats = undefined; // a failed pass is not remembered
       throw err;
     });
     const { norms, cosine } = await this.#stats;
-    return stack([norms.figure(), cosine.figure()], { title: this.toString() }).toBundle();
+    return stack([norms.figure(), cosine.figure()], { title: this.headline() });
   }
 
   /** A one-line summary. */
-  toString(): string {
+  headline(): string {
     return `TaskVectorSet(${this.tasks.length} tasks: ${this.tasks.join(", ")}; ` +
       `${this.names().length} tensors; base ${this.base?.label ?? "unknown"})`;
   }
 }
+displayWith(TaskVectorSet.prototype, (s) => s.figure(), { text: (s) => s.headline() });
 
 /**
  * Opens task vectors from a base checkpoint and expert checkpoints; see

@@ -11,7 +11,7 @@ import { readTaskVectors } from "./task_vector.ts";
 // figure.ts and jupyter.ts, not display/mod.ts: that one loads TensorFlow.js, which the
 // streaming merge CLI never needs.
 import { bars, type Figure, heatmap } from "../display/figure.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../display/jupyter.ts";
+import { displayWith } from "../display/jupyter.ts";
 
 /** Options for a streaming pass. */
 export interface PassOptions {
@@ -65,12 +65,8 @@ export class TaskVectorNorms {
       yTitle: "‖τ‖",
     });
   }
-
-  /** What Deno's Jupyter kernel shows: {@linkcode TaskVectorNorms.figure}. */
-  [JUPYTER_DISPLAY](): MimeBundle {
-    return this.figure().toBundle();
-  }
 }
+displayWith(TaskVectorNorms.prototype, (n) => n.figure());
 
 /**
  * Cosine similarities between N task vectors (whole-model, flattened): `matrix[i][j]` =
@@ -123,12 +119,8 @@ export class CosineSimilarity {
       range: { min: -m, max: m },
     });
   }
-
-  /** What Deno's Jupyter kernel shows: {@linkcode CosineSimilarity.figure}. */
-  [JUPYTER_DISPLAY](): MimeBundle {
-    return this.figure().toBundle();
-  }
 }
+displayWith(CosineSimilarity.prototype, (c) => c.figure());
 
 /** Both results of one pass. */
 export interface TaskVectorStats {

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { VIT_TINY, type ViTConfig } from "../models/config.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { SplitSizes } from "../data/dataset.ts";
@@ -153,20 +154,59 @@ export async function configHash(config: ZooConfig): Promise<string> {
 }
 
 /**
- * The cache root: `RI_CACHE` when set, else `.cache` in the working directory.
+ * The root of the checkout this code runs from (the folder holding `deno.json`), whatever the
+ * working directory: a notebook kernel started in `notebooks/` and `deno task merge` share one
+ * cache and one runs folder. Falls back to the working directory when the code was not loaded
+ * from a local file.
  *
  * @example
  * ```ts
- * import { cacheRoot } from "./config.ts";
- * console.log(cacheRoot()); // ".cache" unless RI_CACHE is set
+ * import { existsSync } from "node:fs";
+ * import { projectRoot } from "./config.ts";
+ * existsSync(`${projectRoot()}/deno.json`); // true
+ * ```
+ */
+export function projectRoot(): string {
+  const url = new URL("../../", import.meta.url);
+  if (url.protocol === "file:") return fromFileUrl(url).replace(/[/\\]$/, "");
+  return Deno.cwd();
+}
+
+/**
+ * `path` relative to the project root when it lies inside it (as results files record it, so
+ * that they name no machine's folders), else unchanged.
+ *
+ * @example
+ * ```ts
+ * import { projectRelative, projectRoot } from "./config.ts";
+ * projectRelative(`${projectRoot()}/.cache/zoo`); // ".cache/zoo"
+ * projectRelative("/elsewhere/zoo"); // "/elsewhere/zoo"
+ * ```
+ */
+export function projectRelative(path: string): string {
+  const root = projectRoot();
+  const rel = relative(root, resolve(path));
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+/**
+ * The cache root: `RI_CACHE` when set, else `.cache` in the project root
+ * ({@linkcode projectRoot}), whatever the working directory.
+ *
+ * @example
+ * ```ts
+ * import { cacheRoot, projectRoot } from "./config.ts";
+ * cacheRoot() === `${projectRoot()}/.cache`; // true unless RI_CACHE is set
  * ```
  */
 export function cacheRoot(): string {
+  let fromEnv: string | undefined;
   try {
-    return Deno.env.get("RI_CACHE") || ".cache";
+    fromEnv = Deno.env.get("RI_CACHE");
   } catch {
-    return ".cache"; // no --allow-env
+    fromEnv = undefined; // no --allow-env
   }
+  return fromEnv ? resolve(fromEnv) : join(projectRoot(), ".cache");
 }
 
 /**

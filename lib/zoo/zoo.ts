@@ -11,6 +11,9 @@
  *
  * @module
  */
+import { displayWith } from "../display/jupyter.ts";
+import { asWeights } from "../models/named_weights.ts";
+import { ensureEngine } from "../engine/backend.ts";
 import { join } from "node:path";
 import type { Head } from "../models/head.ts";
 import { disposeHead } from "../models/head.ts";
@@ -44,7 +47,7 @@ export interface LoadZooOptions {
   seed?: number;
   /** A whole configuration (replaces the suite's default; `suite` and `seed` are taken from it). */
   config?: ZooConfig;
-  /** Cache root (default `RI_CACHE` or `.cache`). */
+  /** Cache root (default `RI_CACHE`, else `.cache` in the project root). */
   root?: string;
   /** Build what is missing (default true); false fails on a missing artefact. */
   build?: boolean;
@@ -110,7 +113,7 @@ export class ZooContents {
 
   /** A task by name (an error lists the zoo's tasks). */
   task(name: string): TaskSpec {
-    const t = this.tasks.find((t) => t.name === name);
+    const t = this.tasks.find((t) => t.name === String(name).trim().toLowerCase());
     if (!t) throw new Error(`zoo ${this.dir}: no task "${name}" (tasks: ${this.taskNames})`);
     return t;
   }
@@ -125,7 +128,7 @@ export class ZooContents {
     const name = this.task(task).name;
     let e = this.#experts.get(name);
     if (!e) {
-      e = (await loadModel(this.expertPath(name), this.config.model)).host;
+      e = asWeights((await loadModel(this.expertPath(name), this.config.model)).host, `θ ${name}`);
       this.#experts.set(name, e);
     }
     return e;
@@ -175,17 +178,8 @@ export class Zoo extends ZooContents {
   ) {
     super(contents.config, contents.dir, contents.tasks, contents.base, contents.heads);
   }
-
-  /** The properties as a text table. */
-  override toString(): string {
-    return this.properties.table().toText();
-  }
-
-  /** Jupyter display: the properties table. */
-  [Symbol.for("Jupyter.display")](): Record<string, string> {
-    return this.properties.table().toBundle() as Record<string, string>;
-  }
 }
+displayWith(Zoo.prototype, (z) => z.properties.table());
 
 function expertFile(dir: string, task: string): string {
   return join(dir, "experts", `${task}.safetensors`);
@@ -229,6 +223,7 @@ function expertSeed(config: ZooConfig, task: string): number {
  * ```
  */
 export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
+  await ensureEngine();
   const started = performance.now();
   const config = options.config ?? defaultZooConfig(options.suite ?? "mf8", options.seed ?? 0);
   const dir = await zooDirectory(config, options.root);
@@ -325,7 +320,7 @@ export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
   }
   times.experts = (performance.now() - tExperts) / 1000;
 
-  const contents = new ZooContents(config, dir, tasks, base, heads);
+  const contents = new ZooContents(config, dir, tasks, asWeights(base, "θ0"), heads);
   const propertiesPath = join(dir, `zoo-${config.suite}.json`);
   let properties: ZooProperties;
   if (await exists(propertiesPath)) {

@@ -1,6 +1,7 @@
 import { deepStrictEqual, equal, match, ok as assert } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { bundleOf, isDisplayable, tensorSummary, tensorText } from "../../lib/display/mod.ts";
+import { bundleOf, isDisplayable } from "../../lib/display/mod.ts";
+import { tensorSummary, tensorText } from "../../lib/display/tensor.ts";
 import { runPython } from "../helpers/python.ts";
 
 Deno.test("importing the display module gives tfjs tensors a notebook display", async () => {

@@ -63,6 +63,8 @@ export interface RenderedPage {
   screenshot: Uint8Array;
   /** Messages the page logged at error level. */
   consoleErrors: string[];
+  /** The value of the `probe` expression, when one was given. */
+  probed?: unknown;
 }
 
 /** Options of {@linkcode renderPage}. */
@@ -75,6 +77,8 @@ export interface RenderOptions {
   expectPlots?: number;
   /** Give up after this many milliseconds (default 60 000). */
   timeoutMs?: number;
+  /** A JavaScript expression evaluated in the page once drawn; its value is `probed`. */
+  probe?: string;
 }
 
 /**
@@ -157,6 +161,7 @@ async function inspectPage(
   const plots = await evaluate(page, PLOT_PROBE) as PlotBox[];
   const statics = await evaluate(page, STATIC_PROBE) as RenderedPage["statics"];
   const dom = await evaluate(page, "document.documentElement.outerHTML") as string;
+  const probed = options.probe ? await evaluate(page, options.probe) : undefined;
   const size = await evaluate(
     page,
     "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]",
@@ -167,7 +172,7 @@ async function inspectPage(
     clip: { x: 0, y: 0, width: size[0], height: size[1], scale: 1 },
   });
   const screenshot = Uint8Array.from(atob(shot.data as string), (c) => c.charCodeAt(0));
-  return { dom, plots, statics, screenshot, consoleErrors };
+  return { dom, plots, statics, screenshot, consoleErrors, probed };
 }
 
 // Runs in the page: describes every Plotly plot.
@@ -197,7 +202,11 @@ async function evaluate(
   page: (method: string, params?: Record<string, unknown>) => Promise<Record<string, unknown>>,
   expression: string,
 ): Promise<unknown> {
-  const out = await page("Runtime.evaluate", { expression, returnByValue: true });
+  const out = await page("Runtime.evaluate", {
+    expression,
+    returnByValue: true,
+    awaitPromise: true,
+  });
   if (out.exceptionDetails) {
     throw new Error(`page script failed: ${JSON.stringify(out.exceptionDetails)}`);
   }

@@ -3,8 +3,17 @@ import { bars, heatmap, htmlDocument, lines, table } from "../../lib/display/mod
 import { tempDir } from "../helpers/temp.ts";
 import { regionStats, renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, plotlyOf, saveShot } from "./figures.ts";
-import { assertClean, executeNotebook, REPO_ROOT } from "../../tasks/notebook_runner.ts";
-import { cellWith, notebookToHtml, richOutput, streamText } from "./harness.ts";
+import {
+  assertClean,
+  assertKeptLikeStored,
+  cellWith,
+  executeNotebook,
+  nbconvertExecute,
+  notebookToHtml,
+  REPO_ROOT,
+  richOutput,
+  streamText,
+} from "./harness.ts";
 
 const TASKS = ["mnist", "fashion", "kmnist", "digits"];
 const BEFORE = [
@@ -15,14 +24,14 @@ const BEFORE = [
 ];
 Deno.test("display demo notebook: executes headless with its figures, then draws in Chromium", async (t) => {
   await using dir = await tempDir();
-  const nb = await executeNotebook(`${REPO_ROOT}/notebooks/display_demo.ipynb`, {
-    outDir: dir.path,
-    timeoutS: 300,
-  });
+  const path = `${REPO_ROOT}/notebooks/display_demo.ipynb`;
+  const nb = await nbconvertExecute(path, { outDir: dir.path, timeoutS: 300 });
+  await assertKeptLikeStored(nb, path); // stock nbconvert kept every output
 
   await t.step("every figure cell holds its bundle", () => {
-    const library = richOutput(cellWith(nb, "plotlyLibrary()"));
+    const [library, workspace] = cellWith(nb, "setupNotebook()").outputs.map((o) => o.data!);
     match(library["text/html"] as string, /<script data-ri-plotly="4\.\d+\.\d+">/);
+    match(String(workspace["text/plain"]), /^Workspace[^]*cache +\S+\/\.cache/);
 
     const before = plotlyOf(richOutput(cellWith(nb, "Interference before RI")));
     const after = plotlyOf(richOutput(cellWith(nb, "Interference after RI")));
@@ -128,12 +137,14 @@ Deno.test("without plotly.js on the page a figure keeps its static picture", asy
 /** lib/display/jupyter.ts, for `inKernel` (not part of the public surface). */
 const JUPYTER = JSON.stringify(new URL("../../lib/display/jupyter.ts", import.meta.url).href);
 
-Deno.test("the harness keeps late outputs, updates displays by id and names failing cells", async () => {
+Deno.test("the runner keeps every output without waiting, updates displays by id and names failing cells", async () => {
   await using dir = await tempDir();
   const cells = [
-    `import { display, heatmap } from "@ri-merge/ri";\nimport { inKernel } from ${JUPYTER};\n` +
+    `import { display, heatmap } from "@ri-merge/ri";
+import { inKernel } from ${JUPYTER};
+` +
     `console.log("in kernel:", inKernel());`,
-    // No pause at the end: the kernel often reports idle before these lines are sent.
+    // No pause at the end: without the kit's ordering the kernel often reported idle first.
     `for (let i = 0; i < 30; i++) console.log("line", i);`,
     `await display(heatmap({ values: [[1, 2]], columnLabels: ["a", "b"] }), { id: "h" });\n` +
     `await display(heatmap({ values: [[3, 4]], columnLabels: ["a", "b"] }), { id: "h", update: true });`,

@@ -7,6 +7,19 @@
  */
 import type { ExecutedCell, ExecutedNotebook } from "../../tasks/notebook_runner.ts";
 
+// The runner (tasks/notebook_runner.ts), for tests that import everything from here.
+export {
+  assertClean,
+  assertKeptLikeStored,
+  type ExecutedCell,
+  type ExecutedNotebook,
+  executeNotebook,
+  nbconvertExecute,
+  type NotebookOutput,
+  outputKinds,
+  REPO_ROOT,
+} from "../../tasks/notebook_runner.ts";
+
 /**
  * The one code cell whose source contains `text`; throws if none or several do (so a test
  * cannot silently look at the wrong cell).

@@ -5,9 +5,10 @@ import { tempDir } from "../helpers/temp.ts";
 import { renderPage } from "./chromium.ts";
 import { assertHeatmapDrawn, type Plotly, plotlyOf, saveShot } from "./figures.ts";
 import {
+  assertKeptLikeStored,
   type ExecutedCell,
   type ExecutedNotebook,
-  executeNotebook,
+  nbconvertExecute,
   REPO_ROOT,
 } from "../../tasks/notebook_runner.ts";
 import { cellWith, notebookToHtml, richOutput, streamText } from "./harness.ts";
@@ -48,9 +49,17 @@ function numbersAfter(table: string, label: string): number[] {
   return line.slice(label.length).trim().split(/\s+/).map(Number);
 }
 
-function assertLibraryLoaded(nb: ExecutedNotebook): void {
-  const library = richOutputs(cellWith(nb, "plotlyLibrary()"))[0];
+/** The first cell put plotly.js on the page and stated the engine, cache and runs folders. */
+function assertLibraryLoaded(nb: ExecutedNotebook, runs: string): void {
+  const [library, workspace] = richOutputs(cellWith(nb, "setupNotebook()"));
   match(library["text/html"] as string, /<script data-ri-plotly="4\.\d+\.\d+">/);
+  const text = String(workspace["text/plain"]);
+  match(text, /^Workspace/);
+  match(text, /engine +backend wasm on CPU \(wasm SIMD \+ OpenBLAS/);
+  assert(text.includes(`project  ${REPO_ROOT}`), text);
+  assert(text.includes(`cache    ${REPO_ROOT}/.cache (zoos`), text);
+  assert(text.includes(`runs     ${runs} (study runs`), text);
+  match(text, /outputs +each cell waits until its outputs are on iopub/);
 }
 
 // One test, notebooks in the order a reader takes them: the sensitivity notebook reuses the RI
@@ -61,16 +70,30 @@ Deno.test({
   async fn(t) {
     await using dir = await tempDir();
     const runs = `${dir.path}/runs`;
-    const run = (name: string) =>
-      executeNotebook(`${REPO_ROOT}/notebooks/${name}.ipynb`, {
+    // Stock `jupyter nbconvert --execute`: no wait between cells, the kernel in notebooks/.
+    // Every cell must keep the outputs of the stored copy, and nothing may be written under
+    // notebooks/ (the cache and the runs resolve from the project root).
+    const run = async (name: string) => {
+      const path = `${REPO_ROOT}/notebooks/${name}.ipynb`;
+      const nb = await nbconvertExecute(path, {
         outDir: dir.path,
         env: { RI_RUNS: runs },
         timeoutS: 900,
       });
+      await assertKeptLikeStored(nb, path);
+      for (const stray of [".cache", "runs"]) {
+        const made = await Deno.stat(`${REPO_ROOT}/notebooks/${stray}`).then(
+          () => true,
+          () => false,
+        );
+        assert(!made, `${name} wrote notebooks/${stray}: paths must resolve from the project root`);
+      }
+      return nb;
+    };
 
     await t.step("quickstart: zoo, task vectors, two merges, the heatmap", async () => {
       const nb = await run("quickstart");
-      assertLibraryLoaded(nb);
+      assertLibraryLoaded(nb, runs);
       const zoo = text(richOutput(cellWith(nb, "loadZoo(")));
       match(zoo, /^Zoo validity/);
       for (const task of TASKS) assert(numbersAfter(zoo, task).length === 4, zoo);
@@ -104,7 +127,7 @@ Deno.test({
       "interference: ξ, matrices on task and auxiliary data; drawn in Chromium",
       async () => {
         const nb = await run("interference");
-        assertLibraryLoaded(nb);
+        assertLibraryLoaded(nb, runs);
         const xi = text(richOutput(cellWith(nb, "const methods = [")));
         for (const m of ["average", "task_arithmetic", "ties", "tsv_m", "iso_c"]) {
           const [acc, norm, total] = numbersAfter(xi, m);
@@ -136,14 +159,17 @@ Deno.test({
       "ri: every method with and without RI; the run's report draws in Chromium",
       async () => {
         const nb = await run("ri");
-        assertLibraryLoaded(nb);
+        assertLibraryLoaded(nb, runs);
         const data = JSON.parse(
           await Deno.readTextFile(`${runs}/notebook-ri/results.json`),
         ) as StudyData;
         for (const method of methodNames()) {
           for (const ri of [false, true]) {
             const row = data.rows.find((r) => r.method === method && r.ri === ri);
-            assert(row && row.avg_acc > 0 && Number.isFinite(row.xi), `${method} ri=${ri}: ${row}`);
+            assert(
+              row && row.avgAccuracy > 0 && Number.isFinite(row.xi),
+              `${method} ri=${ri}: ${row}`,
+            );
           }
         }
         const progress = richOutputs(cellWith(nb, "runStudy(config)")).map(text);
@@ -166,7 +192,7 @@ Deno.test({
 
         const curves = plotlyOf(richOutput(cellIs(nb, "results.curvesFigure()")));
         deepStrictEqual(curves.data.map((d) => d.name), TASKS);
-        equal((curves.layout.yaxis as { type: string }).type, "log");
+        equal((curves.layout.yaxis as { type: string }).type, "linear"); // the real range
         const perTask = plotlyOf(
           richOutput(cellIs(nb, `results.perTaskFigure("task_arithmetic")`)),
         );
@@ -179,29 +205,39 @@ Deno.test({
 
         const report = streamText(cellWith(nb, "report.html")).trim();
         equal(report, `${runs}/notebook-ri/report.html`);
-        const page = await renderPage(report, { expectPlots: 8 });
+        const page = await renderPage(report, { expectPlots: 7 });
         await saveShot("ri_report.png", page.screenshot);
         deepStrictEqual(page.consoleErrors, []);
         match(page.dom, /class="main-svg"/);
-        const heatmaps = page.plots.filter((p) => p.heatmapImages > 0);
-        equal(heatmaps.length, 2); // before and after RI
-        for (const h of heatmaps) assertHeatmapDrawn(h, page.screenshot, TASKS);
+        // Before and after RI side by side, one colour bar.
+        const pair = page.plots.filter((p) => p.heatmapImages > 0);
+        equal(pair.length, 1);
+        equal(pair[0].heatmapImages, 2);
         equal(page.plots.filter((p) => p.barPaths > 0).length, 2); // accuracy and ξ bars
+        match(page.dom, /Settings of this run/);
+        match(page.dom, /Accuracy \(%\) per task/);
+        for (const key of ["lr", "batch", "alpha", "distance", "auxSize"]) {
+          assert(page.dom.includes(`>${key}</td>`), `report.html does not state ${key}`);
+        }
       },
     );
 
     await t.step("sensitivity: coefficient sweeps and auxiliary sources", async () => {
       const nb = await run("sensitivity");
-      assertLibraryLoaded(nb);
+      assertLibraryLoaded(nb, runs);
       const norms = streamText(cellWith(nb, "adaptExperts(config"));
       equal(norms.match(/‖τ'‖ \d+\.\d{3}/g)?.length, 4, norms);
       const sweeps = richOutput(cellWith(nb, "scalingSweep("))["text/html"] as string;
       equal(sweeps.match(/Plotly\.newPlot/g)?.length, 2);
       for (const m of ["task_arithmetic", "average"]) {
+        // Titled by method, the default α marked, one curve per set of task vectors.
+        assert(sweeps.includes(`"text":"${m}: average accuracy`), `no sweep titled ${m}`);
         for (const label of ["original", "RI"]) {
-          assert(sweeps.includes(`"name":"${m} (${label})"`), `no curve ${m} (${label})`);
+          assert(sweeps.includes(`"name":"${label}"`), `no curve ${m} (${label})`);
         }
       }
+      match(sweeps, /"text":"default α = 0\.3"/);
+      match(sweeps, /"text":"default α = 1"/);
       const gaps = text(richOutput(cellWith(nb, "Default α against the best α")));
       equal(gaps.split("\n").filter((l) => /^(task_arithmetic|average) /.test(l)).length, 4);
       const xi = plotlyOf(richOutput(cellWith(nb, "Interference ξ against")));

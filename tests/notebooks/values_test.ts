@@ -10,7 +10,7 @@ import {
   TaskVectorSet,
 } from "../../mod.ts";
 import { bundleOf } from "../../lib/display/jupyter.ts";
-import type { FigureSpec, HeatmapSpec } from "../../lib/display/spec.ts";
+import type { FigureSpec, HeatmapSpec, HeatmapsSpec } from "../../lib/display/spec.ts";
 import type { StudyData, StudyRow } from "../../lib/pipeline/results.ts";
 import { LIBRARY_NOTE, storedNotebook } from "../../tasks/notebooks.ts";
 import { plotlyOf } from "./figures.ts";
@@ -103,11 +103,11 @@ function study(pairwise: boolean): StudyResults {
   const row = (method: string, ri: boolean, acc: number[]): StudyRow => ({
     method,
     ri,
-    avg_acc: acc.reduce((a, b) => a + b) / acc.length,
-    norm_acc: 0.8,
+    avgAccuracy: acc.reduce((a, b) => a + b) / acc.length,
+    avgNormalised: 0.8,
     xi: ri ? 0.5 : 1,
-    per_task: { a: acc[0], b: acc[1] },
-    xi_per_task: { a: 0.2, b: 0.3 },
+    accuracyByTask: { a: acc[0], b: acc[1] },
+    xiByTask: { a: 0.2, b: 0.3 },
     params: {},
   });
   const data: StudyData = {
@@ -122,7 +122,7 @@ function study(pairwise: boolean): StudyResults {
     experts: { a: 0.9, b: 0.8 },
     base: { a: 0.5, b: 0.4 },
     rows: [row("ta", false, [0.6, 0.5]), row("ta", true, [0.7, 0.6])],
-    ri_curves: {
+    riCurves: {
       a: { title: "RI a", steps: [1, 2, 3], total: [1, 0.5, 0.25], parts: {} },
       b: { title: "RI b", steps: [1, 2, 3], total: [2, 1, 0.5], parts: {} },
     },
@@ -149,14 +149,15 @@ Deno.test("a study's results show per-task bars, loss curves and the pairwise ma
   const curves = plotlyOf(results.curvesFigure()!.toBundle());
   deepStrictEqual(curves.data.map((d) => d.name), ["a", "b"]);
 
-  const pairwise = results.pairwiseFigure()!.spec;
-  equal(pairwise.kind, "stack");
-  const [before, after] = (pairwise as { items: FigureSpec[] }).items as HeatmapSpec[];
-  deepStrictEqual(before.range, after.range);
-  deepStrictEqual(before.range, { min: 0.05, max: 0.6 });
+  // Before and after RI side by side, on one colour scale (one colour bar).
+  const pairwise = results.pairwiseFigure()!.spec as HeatmapsSpec;
+  equal(pairwise.kind, "heatmaps");
+  equal(pairwise.panels.length, 2);
+  deepStrictEqual(pairwise.range, { min: 0.05, max: 0.6 });
+  equal(results.pairwiseFigure()!.toPlotly()!.data.every((t) => t.coloraxis === "coloraxis"), true);
 
   const shown = (results.figure().spec as { items: FigureSpec[] }).items.map((s) => s.kind);
-  deepStrictEqual(shown, ["table", "bars", "bars", "stack"]);
+  deepStrictEqual(shown, ["table", "bars", "bars", "heatmaps"]);
   match(String((await bundleOf(results))["text/plain"]), /RI-adapted experts/);
 
   equal(study(false).pairwiseFigure(), undefined);

@@ -27,12 +27,15 @@ Deno.test({
     }
     equal(data.rows.length, 5);
     for (const row of data.rows) {
-      assert(row.avg_acc >= 0 && row.avg_acc <= 1 && row.norm_acc > 0, JSON.stringify(row));
+      assert(
+        row.avgAccuracy >= 0 && row.avgAccuracy <= 1 && row.avgNormalised > 0,
+        JSON.stringify(row),
+      );
       assert(Number.isFinite(row.xi) && row.xi >= 0);
-      deepStrictEqual(Object.keys(row.per_task), Object.keys(data.experts));
+      deepStrictEqual(Object.keys(row.accuracyByTask), Object.keys(data.experts));
     }
     // RI lowers its own loss for every expert ...
-    for (const [task, curve] of Object.entries(data.ri_curves!)) {
+    for (const [task, curve] of Object.entries(data.riCurves!)) {
       const first = curve.total.slice(0, 5).reduce((a, b) => a + b) / 5;
       const last = curve.total.slice(-5).reduce((a, b) => a + b) / 5;
       assert(last < first, `RI loss of ${task} went from ${first} to ${last}`);

@@ -77,7 +77,7 @@ Deno.test({
     const read = async (out: string) =>
       JSON.parse(await Deno.readTextFile(`${d}/${out}/run/results.json`)) as StudyData;
     const [a, b] = [await read("one"), await read("many")];
-    for (const key of ["experts", "base", "rows", "ri_curves"] as const) {
+    for (const key of ["experts", "base", "rows", "riCurves"] as const) {
       deepStrictEqual(b[key], a[key], key);
     }
     for (const task of ["a", "b", "c"]) {

@@ -59,7 +59,7 @@ Deno.test({
     assert(log.includes("task_arithmetic"), log);
     // RI ran on the auxiliary pictures (one full batch per step): it lowered its loss, and
     // every expert now moves the other tasks' predictions much less (pairwise, on aux).
-    const curves = Object.values(data.ri_curves!);
+    const curves = Object.values(data.riCurves!);
     deepStrictEqual(curves.map((c) => c.total.length), [8, 8, 8]);
     const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
     const [first, last] = [sum(curves.map((c) => c.total[0])), sum(curves.map((c) => c.total[7]))];
@@ -85,7 +85,7 @@ Deno.test({
     });
     deepStrictEqual(data.base, ref.base);
     deepStrictEqual(data.experts, { a: ref.a.a, b: ref.b.b, c: ref.c.c });
-    for (const [i, row] of data.rows.entries()) deepStrictEqual(row.per_task, ref[labels[i]]);
+    for (const [i, row] of data.rows.entries()) deepStrictEqual(row.accuracyByTask, ref[labels[i]]);
     // RI changed the models: the adapted merge is not the original one.
     const fc1 = async (label: string) => {
       using file = await SafetensorsReader.open(merged(label).path);
