@@ -68,12 +68,12 @@ export const TIDY_COLUMNS: readonly (keyof TidyRow)[] = [
  * import { tidyRows } from "./collect.ts";
  * const rows = tidyRows("r", {
  *   suite: "mf4", seed: 0, backend: "wasm", adapter: "", aux: "shapes", steps: 10, zoo: "",
- *   config: { lr: 3e-4, distance: "kl" }, experts: { a: 0.8 }, base: { a: 0.4 }, seconds: {},
- *   rows: [{ method: "ties", ri: true, avgAccuracy: 0.6, avgNormalised: 0.75, xi: 0.2,
- *     accuracyByTask: { a: 0.6 }, xiByTask: { a: 0.2 }, params: {} }],
+ *   config: { lr: 3e-4, distance: "kl" }, experts: { a: 0.5 }, base: { a: 0.25 }, seconds: {},
+ *   rows: [{ method: "ties", ri: true, avgAccuracy: 0.25, avgNormalised: 0.5, xi: 0.2,
+ *     accuracyByTask: { a: 0.25 }, xiByTask: { a: 0.2 }, params: {} }],
  * });
  * equal(rows.length, 3); // expert, θ0, ties + RI
- * equal(rows[2].normalised, 0.75);
+ * equal(rows[2].normalised, 0.5);
  * ```
  */
 export function tidyRows(run: string, data: StudyData): TidyRow[] {
