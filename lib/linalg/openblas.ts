@@ -1,6 +1,7 @@
 /**
- * OpenBLAS (Debian's `libopenblas0`) through Deno FFI: `cblas_sgemm` for matrix products and
- * LAPACK's `sgesdd_`/`sgesvd_` for the SVD. Loaded once, on first use, and only when the
+ * OpenBLAS (Debian's `libopenblas0`) through Deno FFI: `cblas_sgemm`/`cblas_dgemm` for matrix
+ * products, LAPACK's `sgesdd_`/`sgesvd_` for the SVD and `ssyevr_`/`dsyevr_`/`ssyevd_`/`dsyevd_` for
+ * symmetric eigenproblems. Loaded once, on first use, and only when the
  * process may use FFI (`--allow-ffi`); otherwise callers take the JavaScript fallback.
  *
  * Threads: OpenBLAS would start one thread per core, which on a shared machine (or a 16-core
@@ -91,6 +92,126 @@ const SYMBOLS = {
       "buffer",
       "buffer",
       "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
+    ],
+    result: "void",
+  },
+  cblas_dgemm: {
+    // as cblas_sgemm, in float64
+    parameters: [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f64",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f64",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+  // Symmetric eigensolvers (Fortran, by reference; hidden lengths of the CHARACTER arguments)
+  ssyevr_: {
+    // jobz, range, uplo, n, a, lda, vl, vu, il, iu, abstol, m, w, z, ldz, isuppz, work, lwork,
+    // iwork, liwork, info, len(jobz), len(range), len(uplo)
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
+      "usize",
+    ],
+    result: "void",
+  },
+  dsyevr_: {
+    // as ssyevr_, in float64
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
+      "usize",
+    ],
+    result: "void",
+  },
+  dsyevd_: {
+    // jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info, len(jobz), len(uplo)
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+      "usize",
+    ],
+    result: "void",
+  },
+  ssyevd_: {
+    // as dsyevd_, in float32
+    parameters: [
       "buffer",
       "buffer",
       "buffer",

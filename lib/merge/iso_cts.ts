@@ -7,17 +7,27 @@
  * 3. per task, Δ_t − U_c U_cᵀ Δ_t (the common left subspace removed), its top k_t components;
  * 4. U_all = [U'_1 … U'_T | U_c], V_all likewise, both replaced by their polar factors;
  * 5. M = mean(σ_all) · U_all V_allᵀ (one mean over the common and task-specific values).
- * Other tensors are averaged; α scales everything.
+ * Other tensors are averaged; α scales everything. `svd=fast` (the default) computes only what
+ * these steps keep (see `isoCtsFast` below); `svd=exact` takes every SVD in full, as the
+ * reference code.
  *
  * @module
  */
 import { matmul } from "../linalg/matmul.ts";
 import { polarFactor, svd } from "../linalg/svd.ts";
+import { gramSvd, polarFactorGram, projectedTopSvd, topSvd } from "../linalg/gram_svd.ts";
 import { scaleInPlace, sumOf } from "./elementwise.ts";
 import { copyColumns, copyRows, meanValue } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
 import { numberParam, scalingParam } from "./params.ts";
-import { SPECTRAL_RULE, spectralMerger, spectralTreatment } from "./spectral.ts";
+import {
+  SPECTRAL_RULE,
+  spectralMerger,
+  spectralTreatment,
+  SVD_PARAM,
+  type SvdSolver,
+  svdSolver,
+} from "./spectral.ts";
 import { ISO_ALPHA_GRID } from "./iso_c.ts";
 
 /**
@@ -76,7 +86,12 @@ export function isoCtsMergeMatrix(
   rows: number,
   cols: number,
   fraction: number,
+  solver: SvdSolver = "fast",
 ): Float32Array {
+  if (solver === "fast") {
+    const merged = isoCtsFast(taus, rows, cols, fraction);
+    if (merged) return merged;
+  }
   const r = Math.min(rows, cols);
   const T = taus.length;
   const { common, perTask } = isoCtsBudget(r, T, fraction);
@@ -105,6 +120,78 @@ export function isoCtsMergeMatrix(
     r,
     cols,
   );
+  return scaleInPlace(merged, meanValue(sigma));
+}
+
+/**
+ * Iso-CTS computing only what it keeps, or undefined where the sum's common singular values
+ * reach below the Gram path's range (lib/linalg/gram_svd.ts; the caller then runs the exact
+ * steps):
+ * - the sum S from the float64 eigendecomposition of its Gram matrix: U_c, V_c and σ_c, and
+ *   when m ≤ n the whole left basis, whose last r − k_c vectors U_⊥ span the complement of
+ *   U_c; Δ_t − U_c U_cᵀ Δ_t = U_⊥ (U_⊥ᵀ Δ_t), so each task's top k_t triplets come from the
+ *   (r − k_c)×n matrix U_⊥ᵀ Δ_t (for a tall S, lib/linalg's projectedTopSvd from Gram
+ *   matrices);
+ * - the task directions are orthogonal to U_c, so polar([U' | U_c]) = [polar(U') | U_c]: only
+ *   the m×(T·k_t) block needs a polar factor;
+ * - polar(V_all) from its Gram eigendecomposition in float64.
+ */
+function isoCtsFast(
+  taus: readonly Float32Array[],
+  rows: number,
+  cols: number,
+  fraction: number,
+): Float32Array | undefined {
+  const r = Math.min(rows, cols);
+  const T = taus.length;
+  const { common, perTask } = isoCtsBudget(r, T, fraction);
+  const specific = T * perTask;
+  const wide = rows <= cols;
+  const sum = common > 0
+    ? gramSvd(sumOf(taus), rows, cols, common, wide ? "left" : "right")
+    : undefined;
+  if (common > 0 && !sum) return undefined;
+  const u = new Float32Array(rows * specific), vt = new Float32Array(specific * cols);
+  const sigma = new Float32Array(r);
+  const uAll = { data: u, rows, cols: specific };
+  const vtAll = { data: vt, rows: specific, cols };
+  if (perTask > 0) {
+    // U_⊥: the left basis beyond the common vectors ((rows − common)×rows, one per row)
+    const perp = wide && sum ? sum.basis.subarray(common * rows) : undefined;
+    taus.forEach((tau, t) => {
+      let f: { u: Float32Array; s: Float32Array; vt: Float32Array };
+      if (perp) {
+        const inside = rows - common;
+        const g = topSvd(matmul(perp, tau, inside, rows, cols), inside, cols, perTask);
+        f = { u: matmul(perp, g.u, rows, inside, perTask, { transA: true }), s: g.s, vt: g.vt };
+      } else {
+        f = sum
+          ? projectedTopSvd(tau, rows, cols, sum.u, common, perTask)
+          : topSvd(tau, rows, cols, perTask);
+      }
+      copyColumns({ data: f.u, rows, cols: perTask }, 0, uAll, t * perTask, perTask);
+      copyRows({ data: f.vt, rows: perTask, cols }, 0, vtAll, t * perTask, perTask);
+      sigma.set(f.s, t * perTask);
+    });
+  }
+  const left = { data: new Float32Array(rows * r), rows, cols: r };
+  const right = new Float32Array(r * cols);
+  if (specific > 0) {
+    copyColumns(
+      { data: polarFactorGram(u, rows, specific), rows, cols: specific },
+      0,
+      left,
+      0,
+      specific,
+    );
+    right.set(vt);
+  }
+  if (sum) {
+    copyColumns({ data: sum.u, rows, cols: common }, 0, left, specific, common);
+    right.set(sum.vt, specific * cols);
+    sigma.set(sum.s, specific);
+  }
+  const merged = matmul(left.data, polarFactorGram(right, r, cols), rows, r, cols);
   return scaleInPlace(merged, meanValue(sigma));
 }
 
@@ -163,6 +250,7 @@ export const isoCts: MergeMethod = {
       "tanganke/fusion_bench@54c9e8c config/method/isotropic_merging/iso_cts.yaml " +
         "(scaling_factor: 1.0); the Iso repo searches α in {0.1, …, 3.0}",
     ),
+    SVD_PARAM,
   ],
   scalingSearch: {
     grid: ISO_ALPHA_GRID,
@@ -171,8 +259,9 @@ export const isoCts: MergeMethod = {
   treatment: (name, shape) => spectralTreatment(name, shape),
   prepare: ({ params }) => {
     const fraction = numberParam(params, "common_fraction");
+    const solver = svdSolver(params);
     return Promise.resolve(
-      spectralMerger((taus, rows, cols) => isoCtsMergeMatrix(taus, rows, cols, fraction)),
+      spectralMerger((taus, rows, cols) => isoCtsMergeMatrix(taus, rows, cols, fraction, solver)),
     );
   },
 };

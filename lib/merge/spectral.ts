@@ -6,7 +6,7 @@
  * @module
  */
 import { meanOf } from "./elementwise.ts";
-import type { TensorMerger, Treatment } from "./method.ts";
+import type { Params, ParamSpec, TensorMerger, Treatment } from "./method.ts";
 import { isSpectralMatrix } from "./rules.ts";
 
 /** Merges the T task matrices (each rows×cols, row-major) of one tensor. */
@@ -53,3 +53,43 @@ export const SPECTRAL_RULE: string =
   "2-D tensors whose name lacks 'text_projection' (HF: q/k/v/out_proj, " +
   "fc1, fc2, position_embedding, visual_projection; open_clip: in_proj, out_proj, c_fc, c_proj, " +
   "positional_embedding, proj): per matrix; every other tensor: mean over tasks";
+
+/** How the spectral methods decompose matrices: see {@linkcode SVD_PARAM}. */
+export type SvdSolver = "fast" | "exact";
+
+/**
+ * The `svd` parameter of TSV-M and Iso-CTS: `fast` computes only what the method keeps (the top
+ * singular triplets and the polar factors from Gram eigenproblems, lib/linalg/gram_svd.ts, with
+ * the error bounds stated there), `exact` takes every SVD in full as the reference code does.
+ * Both give the same merge within float32 rounding of the singular vectors (tests/merge).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { SVD_PARAM } from "./spectral.ts";
+ * equal(SVD_PARAM.default, "fast");
+ * ```
+ */
+export const SVD_PARAM: ParamSpec = {
+  name: "svd",
+  type: "choice",
+  default: "fast",
+  choices: ["fast", "exact"],
+  source: "this project: lib/linalg/gram_svd.ts (fast), the reference code's full SVDs (exact)",
+  meaning: "fast: top singular triplets and polar factors from Gram eigenproblems (equal to " +
+    "exact within float32 rounding); exact: every SVD in full, as the reference code",
+};
+
+/**
+ * The solver a method's resolved parameters ask for.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { svdSolver } from "./spectral.ts";
+ * equal(svdSolver({ svd: "exact" }), "exact");
+ * ```
+ */
+export function svdSolver(params: Params): SvdSolver {
+  return params.svd === "exact" ? "exact" : "fast";
+}

@@ -5,16 +5,26 @@
  * 2. concatenate them: U = [U_1,k … U_T,k] (m×r, zero columns when T·k < r), σ, Vᵀ (r×n);
  * 3. replace U and Vᵀ by their polar factors (nearest orthogonal matrices);
  * 4. M = U⊥ · diag(σ) · Vᵀ⊥ (singular values kept as they are).
- * Other tensors are averaged; α scales everything.
+ * Other tensors are averaged; α scales everything. With `svd=fast` (the default) step 1 computes
+ * only the k triplets kept and step 3 the polar factors from Gram eigenproblems
+ * (lib/linalg/gram_svd.ts); `svd=exact` takes full SVDs throughout, as the reference code.
  *
  * @module
  */
 import { matmul } from "../linalg/matmul.ts";
 import { polarFactor, svd } from "../linalg/svd.ts";
+import { polarFactorGram, topSvd } from "../linalg/gram_svd.ts";
 import { copyColumns, copyRows, scaleColumns } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
 import { scalingParam } from "./params.ts";
-import { SPECTRAL_RULE, spectralMerger, spectralTreatment } from "./spectral.ts";
+import {
+  SPECTRAL_RULE,
+  spectralMerger,
+  spectralTreatment,
+  SVD_PARAM,
+  type SvdSolver,
+  svdSolver,
+} from "./spectral.ts";
 
 /**
  * The TSV-M merge of one matrix from its T task matrices (rows×cols each).
@@ -30,21 +40,25 @@ export function tsvMergeMatrix(
   taus: readonly Float32Array[],
   rows: number,
   cols: number,
+  solver: SvdSolver = "fast",
 ): Float32Array {
   const r = Math.min(rows, cols);
   const k = Math.floor(r / taus.length);
   if (k === 0) return new Float32Array(rows * cols);
+  const fast = solver === "fast";
   const u = { data: new Float32Array(rows * r), rows, cols: r };
   const vt = { data: new Float32Array(r * cols), rows: r, cols };
   const sigma = new Float32Array(r);
   taus.forEach((tau, t) => {
-    const f = svd(tau, rows, cols);
+    // fast: only the k triplets kept (lib/linalg/gram_svd.ts); exact: the full SVD
+    const f = fast ? topSvd(tau, rows, cols, k) : svd(tau, rows, cols);
     copyColumns({ data: f.u, rows, cols: f.k }, 0, u, t * k, k);
     copyRows({ data: f.vt, rows: f.k, cols }, 0, vt, t * k, k);
     sigma.set(f.s.subarray(0, k), t * k);
   });
-  const uOrth = scaleColumns(polarFactor(u.data, rows, r), rows, r, sigma);
-  return matmul(uOrth, polarFactor(vt.data, r, cols), rows, r, cols);
+  const polar = fast ? polarFactorGram : polarFactor;
+  const uOrth = scaleColumns(polar(u.data, rows, r), rows, r, sigma);
+  return matmul(uOrth, polar(vt.data, r, cols), rows, r, cols);
 }
 
 /**
@@ -77,11 +91,17 @@ export const tsvM: MergeMethod = {
       "tanganke/fusion_bench@54c9e8c config/method/task_singular_vector/" +
         "TaskSingularVectorMerging.yaml (alpha: 1); the TSV repo searches α in {0.1, …, 3.0}",
     ),
+    SVD_PARAM,
   ],
   scalingSearch: {
     grid: Array.from({ length: 30 }, (_, i) => (i + 1) / 10),
     source: "AntoAndGar/task_singular_vectors (evaluate_task_vector, branch TSVM)",
   },
   treatment: (name, shape) => spectralTreatment(name, shape),
-  prepare: () => Promise.resolve(spectralMerger(tsvMergeMatrix)),
+  prepare: ({ params }) => {
+    const solver = svdSolver(params);
+    return Promise.resolve(
+      spectralMerger((taus, rows, cols) => tsvMergeMatrix(taus, rows, cols, solver)),
+    );
+  },
 };

@@ -42,10 +42,12 @@ const CASES: Case[] = [
   { method: "consensus_ties", tasks: 8, quantized: true },
   { method: "tsv_m", tasks: 3 },
   { method: "tsv_m", tasks: 8 },
+  { method: "tsv_m", tasks: 5, params: { svd: "exact" } },
   { method: "iso_c", tasks: 4 },
   { method: "iso_cts", tasks: 3 },
   { method: "iso_cts", tasks: 8 }, // r = 17 and 16: round(0.5) = 0, all common
   { method: "iso_cts", tasks: 5, params: { common_fraction: 0.7, scaling: 1.5 } },
+  { method: "iso_cts", tasks: 4, params: { svd: "exact" } },
   { method: "wudi", tasks: 4 },
   { method: "wudi", tasks: 8, params: { tensors: "all2d", iterations: 100 } },
 ];
