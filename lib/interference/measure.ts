@@ -205,8 +205,9 @@ export function pairwiseInterference(
  * const a = new InterferenceMatrix(["x", "y"], [[0.5, 0.2], [0.3, 0.4]], "kl", "aux", "before");
  * const b = new InterferenceMatrix(["x", "y"], [[0.5, 0.1], [0.1, 0.4]], "kl", "aux", "after");
  * const text = compareMatrices(a, b).toText();
- * ok(text.includes("before (aux data; off-diagonal mean 0.250)"));
- * ok(text.includes("after (aux data; off-diagonal mean 0.100)"));
+ * ok(text.includes("Pairwise interference before and after RI (kl, aux data)"));
+ * ok(text.includes("before (off-diagonal mean 0.250)"));
+ * ok(text.includes("after (off-diagonal mean 0.100)"));
  * ```
  */
 export function compareMatrices(before: InterferenceMatrix, after: InterferenceMatrix): Figure {

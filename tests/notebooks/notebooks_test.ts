@@ -188,7 +188,8 @@ Deno.test({
           assert(cells.every(Number.isFinite), `${method}: ${cells}`);
           assert(html.includes(`>${method}</td>`), `${method} missing from the HTML table`);
         }
-        match(text(shown), /RI-adapted experts \(aux data/);
+        match(text(shown), /RI-adapted experts \(off-diagonal mean [0-9.]+\)/);
+        match(text(shown), /Pairwise interference before and after RI \(kl, aux data\)/);
 
         const curves = plotlyOf(richOutput(cellIs(nb, "results.curvesFigure()")));
         deepStrictEqual(curves.data.map((d) => d.name), TASKS);
