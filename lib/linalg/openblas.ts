@@ -108,6 +108,21 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  cblas_saxpy: {
+    // n, alpha, x, incx, y, incy: y ← alpha·x + y
+    parameters: ["i32", "f32", "buffer", "i32", "buffer", "i32"],
+    result: "void",
+  },
+  cblas_sscal: {
+    // n, alpha, x, incx: x ← alpha·x
+    parameters: ["i32", "f32", "buffer", "i32"],
+    result: "void",
+  },
+  cblas_sasum: {
+    // n, x, incx → Σ|x|
+    parameters: ["i32", "buffer", "i32"],
+    result: "f32",
+  },
   cblas_dgemm: {
     // as cblas_sgemm, in float64
     parameters: [

@@ -17,6 +17,7 @@ import {
 } from "../io/paths.ts";
 import type { DType, WritableDType } from "../io/dtype.ts";
 import { writeCheckpoint } from "../io/write_checkpoint.ts";
+import { addInPlace } from "../linalg/vector.ts";
 import { openTaskVectors } from "../taskvec/set.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
 import { checkCommonBase } from "../taskvec/base_check.ts";
@@ -290,9 +291,7 @@ function mergedModel(base: TensorSource, merged: TensorSource): TensorSource {
     read: async (name) => {
       if (!mergedNames.has(name)) return await base.read(name);
       const m = await merged.read(name);
-      const theta = await base.read(name);
-      for (let i = 0; i < theta.length; i++) theta[i] += m[i];
-      return theta;
+      return addInPlace(await base.read(name), m);
     },
   };
 }

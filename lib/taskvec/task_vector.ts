@@ -18,6 +18,7 @@
 import { Checkpoint } from "../io/checkpoint.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { cachedReader, type LeafReader, WeightedSum } from "./weighted_sum.ts";
+import { subtractFinite } from "../linalg/vector.ts";
 
 /**
  * τ = θ − θ0 for one task, read lazily: each read reads the expert's and the base's tensor and
@@ -129,20 +130,6 @@ function readUnchecked(source: TensorSource, name: string): Promise<Float32Array
   return source instanceof Checkpoint
     ? source.read(name, { allowNonFinite: true })
     : source.read(name);
-}
-
-/**
- * `data −= base` in place; false when a result is NaN or ±Infinity (before float32 rounding,
- * as the inputs' own check would have found). One pass instead of a scan of each input.
- */
-function subtractFinite(data: Float32Array, base: Float32Array): boolean {
-  let check = 0; // d − d is 0 for finite d and NaN otherwise; NaN sticks
-  for (let i = 0; i < data.length; i++) {
-    const d = data[i] - base[i];
-    data[i] = d;
-    check += d - d;
-  }
-  return check === 0;
 }
 
 /**
