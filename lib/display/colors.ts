@@ -57,8 +57,10 @@ export const PALETTE: readonly string[] = [
  *
  * @example
  * ```ts
- * import { seriesColor } from "./colors.ts";
- * seriesColor(0); // "#1f77b4"
+ * import { equal } from "node:assert/strict";
+ * import { PALETTE, seriesColor } from "./colors.ts";
+ * equal(seriesColor(0), "#1f77b4");
+ * equal(seriesColor(PALETTE.length), seriesColor(0));
  * ```
  */
 export function seriesColor(index: number): string {
@@ -70,8 +72,11 @@ export function seriesColor(index: number): string {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { plotlyColorscale } from "./colors.ts";
- * plotlyColorscale("diverging")[0]; // [0, "#2166ac"]
+ * const scale = plotlyColorscale("diverging");
+ * deepEqual(scale[0], [0, "#2166ac"]);
+ * equal(scale.at(-1)?.[0], 1);
  * ```
  */
 export function plotlyColorscale(name: ColorScaleName): [number, string][] {
@@ -84,8 +89,10 @@ export function plotlyColorscale(name: ColorScaleName): [number, string][] {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { colorAt } from "./colors.ts";
- * colorAt("diverging", 0.5); // "#f7f7f7"
+ * equal(colorAt("diverging", 0.5), "#f7f7f7");
+ * equal(colorAt("diverging", -3), "#2166ac"); // clamped to the first stop
  * ```
  */
 export function colorAt(name: ColorScaleName, t: number): string {
@@ -103,8 +110,10 @@ export function colorAt(name: ColorScaleName, t: number): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { textColorOn } from "./colors.ts";
- * textColorOn("#440154"); // "#ffffff"
+ * equal(textColorOn("#440154"), "#ffffff");
+ * equal(textColorOn("#fde725"), "#000000");
  * ```
  */
 export function textColorOn(background: string): string {
@@ -131,9 +140,10 @@ export interface ColorRange {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { sharedColorRange } from "./colors.ts";
- * sharedColorRange([[[0.1, 0.5]], [[0.2, 0.9]]]); // { min: 0.1, max: 0.9 }
- * sharedColorRange([[[-0.2, 0.5]]], { symmetric: true }); // { min: -0.5, max: 0.5 }
+ * deepEqual(sharedColorRange([[[0.1, 0.5]], [[0.2, 0.9]]]), { min: 0.1, max: 0.9 });
+ * deepEqual(sharedColorRange([[[-0.2, 0.5]]], { symmetric: true }), { min: -0.5, max: 0.5 });
  * ```
  */
 export function sharedColorRange(

@@ -31,10 +31,13 @@ import { toText } from "./text.ts";
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { Figure } from "./figure.ts";
  * import { tableSpec } from "./spec.ts";
  * const fig = new Figure(tableSpec({ columns: ["x"], rows: [[1]] }));
- * console.log(fig.toText());
+ * equal(fig.toText(), "x\n─\n1");
+ * // a table has no SVG or Plotly form
+ * deepEqual(Object.keys(fig.toBundle()), ["text/plain", "text/html"]);
  * ```
  */
 export class Figure {
@@ -142,6 +145,7 @@ export class Figure {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { heatmap } from "./figure.ts";
  * const fig = heatmap({
  *   values: [[0.02, 0.4], [0.3, 0.01]],
@@ -149,7 +153,13 @@ export class Figure {
  *   columnLabels: ["mnist", "fashion"],
  *   title: "Interference ξ",
  * });
- * console.log(fig.toText());
+ * deepEqual(fig.toText().split("\n").slice(0, 4), [
+ *   "Interference ξ",
+ *   "           mnist fashion",
+ *   "mnist    0.020 · 0.400 █",
+ *   "fashion  0.300 ▓ 0.010 ·",
+ * ]);
+ * equal(fig.toPlotly()?.data[0].type, "heatmap");
  * ```
  */
 export function heatmap(options: HeatmapOptions): Figure {
@@ -184,6 +194,7 @@ export function heatmaps(options: HeatmapsOptions): Figure {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { bars } from "./figure.ts";
  * const fig = bars({
  *   categories: ["TA", "TIES"],
@@ -191,7 +202,10 @@ export function heatmaps(options: HeatmapsOptions): Figure {
  *   yTitle: "accuracy",
  *   range: [0, 1],
  * });
- * console.log(fig.toText());
+ * equal(fig.toPlotly()?.data.length, 2); // one trace per series
+ * const text = fig.toText().split("\n");
+ * ok(text[0].startsWith("TA    merged") && text[0].endsWith("0.710"));
+ * ok(text[3].startsWith("      +RI") && text[3].endsWith("0.850"));
  * ```
  */
 export function bars(options: BarsOptions): Figure {
@@ -203,9 +217,11 @@ export function bars(options: BarsOptions): Figure {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { lines } from "./figure.ts";
  * const fig = lines({ series: [{ name: "loss", y: [2.3, 1.1, 0.6, 0.4] }], xTitle: "step" });
- * console.log(fig.toText());
+ * equal(fig.toText(), "loss  █▄▂▁  2.3 → 0.4, min 0.4 at x=3 (4 points)\n(x: step)");
+ * deepEqual(fig.toPlotly()?.data[0].x, [0, 1, 2, 3]);
  * ```
  */
 export function lines(options: LinesOptions): Figure {
@@ -217,9 +233,10 @@ export function lines(options: LinesOptions): Figure {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { table } from "./figure.ts";
  * const fig = table({ columns: ["method", "acc"], rows: [["TA", 0.71], ["TA+RI", 0.83]] });
- * console.log(fig.toText());
+ * equal(fig.toText(), "method    acc\n──────  ─────\nTA      0.710\nTA+RI   0.830");
  * ```
  */
 export function table(options: TableOptions): Figure {
@@ -231,9 +248,10 @@ export function table(options: TableOptions): Figure {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { stack, table } from "./figure.ts";
  * const t = table({ columns: ["a"], rows: [[1]] });
- * console.log(stack([t, t], { title: "Two tables" }).toText());
+ * equal(stack([t, t], { title: "Two tables" }).toText(), "Two tables\na\n─\n1\n\na\n─\n1");
  * ```
  */
 export function stack(figures: Figure[], options: { title?: string } = {}): Figure {

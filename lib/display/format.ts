@@ -10,8 +10,9 @@
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { escapeXml } from "./format.ts";
- * escapeXml(`a<b & "c"`); // "a&lt;b &amp; &quot;c&quot;"
+ * equal(escapeXml(`a<b & "c"`), "a&lt;b &amp; &quot;c&quot;");
  * ```
  */
 export function escapeXml(text: string): string {
@@ -32,8 +33,11 @@ const XML_ENTITIES: Record<string, string> = {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { scriptJson } from "./format.ts";
- * scriptJson({ label: "</script>" }); // '{"label":"\\u003c/script\\u003e"}'
+ * const json = scriptJson({ label: "</script>" });
+ * equal(json, '{"label":"\\u003c/script\\u003e"}');
+ * deepEqual(JSON.parse(json), { label: "</script>" });
  * ```
  */
 export function scriptJson(value: unknown): string {
@@ -51,10 +55,12 @@ export function scriptJson(value: unknown): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { formatNumber } from "./format.ts";
- * formatNumber(0.123456); // "0.1235"
- * formatNumber(42); // "42"
- * formatNumber(NaN); // "n/a"
+ * equal(formatNumber(0.123456), "0.1235");
+ * equal(formatNumber(42), "42");
+ * equal(formatNumber(NaN), "n/a");
+ * equal(formatNumber(1.5e-7), "1.500e-7");
  * ```
  */
 export function formatNumber(value: number, digits = 4): string {
@@ -80,8 +86,10 @@ export interface NumberStyle {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { numberStyle } from "./format.ts";
- * numberStyle([0.01, 0.25, 0.9]); // { kind: "fixed", decimals: 3 }
+ * deepEqual(numberStyle([0.01, 0.25, 0.9]), { kind: "fixed", decimals: 3 });
+ * deepEqual(numberStyle([3, 12]), { kind: "fixed", decimals: 0 });
  * ```
  */
 export function numberStyle(values: Iterable<number>, digits = 3): NumberStyle {
@@ -105,8 +113,10 @@ export function numberStyle(values: Iterable<number>, digits = 3): NumberStyle {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { formatWithStyle } from "./format.ts";
- * formatWithStyle(0.5, { kind: "fixed", decimals: 2 }); // "0.50"
+ * equal(formatWithStyle(0.5, { kind: "fixed", decimals: 2 }), "0.50");
+ * equal(formatWithStyle(12345678, { kind: "exponent", decimals: 2 }), "1.23e+7");
  * ```
  */
 export function formatWithStyle(value: number, style: NumberStyle): string {
@@ -122,8 +132,9 @@ export function formatWithStyle(value: number, style: NumberStyle): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { plotlyFormat } from "./format.ts";
- * plotlyFormat({ kind: "fixed", decimals: 2 }); // ".2f"
+ * equal(plotlyFormat({ kind: "fixed", decimals: 2 }), ".2f");
  * ```
  */
 export function plotlyFormat(style: NumberStyle): string {
@@ -135,8 +146,11 @@ export function plotlyFormat(style: NumberStyle): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { formatDuration } from "./format.ts";
- * formatDuration(187); // "3m07s"
+ * equal(formatDuration(45), "45s");
+ * equal(formatDuration(187), "3m07s");
+ * equal(formatDuration(7500), "2h05m");
  * ```
  */
 export function formatDuration(seconds: number): string {
@@ -153,8 +167,9 @@ export function formatDuration(seconds: number): string {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { niceTicks } from "./format.ts";
- * niceTicks(0, 0.93); // [0, 0.2, 0.4, 0.6, 0.8, 1]
+ * deepEqual(niceTicks(0, 0.93), [0, 0.2, 0.4, 0.6, 0.8, 1]);
  * ```
  */
 export function niceTicks(min: number, max: number, count = 5): number[] {
@@ -177,8 +192,10 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { finiteExtent } from "./format.ts";
- * finiteExtent([[1, NaN], [-2, 5]]); // [-2, 5]
+ * deepEqual(finiteExtent([[1, NaN], [-2, 5]]), [-2, 5]);
+ * deepEqual(finiteExtent([[NaN]]), [NaN, NaN]);
  * ```
  */
 export function finiteExtent(arrays: Iterable<ArrayLike<number>>): [number, number] {

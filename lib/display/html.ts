@@ -47,8 +47,9 @@ let libraryCarried = false;
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { plotlyVersion } from "./html.ts";
- * console.log(plotlyVersion()); // "4.1.1"
+ * equal(plotlyVersion(), "4.1.1"); // the version pinned in deno.json
  * ```
  */
 export function plotlyVersion(): string {
@@ -61,8 +62,12 @@ export function plotlyVersion(): string {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { plotlyLibraryScript } from "./html.ts";
- * plotlyLibraryScript().length > 1e6; // true
+ * const script = plotlyLibraryScript();
+ * ok(script.startsWith('<script data-ri-plotly="4.1.1">'));
+ * ok(script.length > 1e6); // the whole library, inline
+ * ok(!script.slice(8, -9).includes("</script")); // nothing inside closes the element
  * ```
  */
 export function plotlyLibraryScript(): string {
@@ -79,8 +84,13 @@ export function plotlyLibraryScript(): string {
  *
  * @example
  * ```ts
- * import { takeLibrary } from "./html.ts";
- * takeLibrary("never"); // false
+ * import { equal } from "node:assert/strict";
+ * import { resetPlotlyLibrary, takeLibrary } from "./html.ts";
+ * resetPlotlyLibrary();
+ * equal(takeLibrary("never"), false);
+ * equal(takeLibrary("once"), true); // the first output carries it
+ * equal(takeLibrary("once"), false); // later ones do not
+ * equal(takeLibrary("always"), true);
  * ```
  */
 export function takeLibrary(mode: LibraryMode): boolean {
@@ -96,8 +106,12 @@ export function takeLibrary(mode: LibraryMode): boolean {
  *
  * @example
  * ```ts
- * import { resetPlotlyLibrary } from "./html.ts";
+ * import { equal } from "node:assert/strict";
+ * import { resetPlotlyLibrary, takeLibrary } from "./html.ts";
+ * takeLibrary("once");
+ * equal(takeLibrary("once"), false);
  * resetPlotlyLibrary();
+ * equal(takeLibrary("once"), true); // carried again
  * ```
  */
 export function resetPlotlyLibrary(): void {
@@ -111,10 +125,13 @@ export function resetPlotlyLibrary(): void {
  *
  * @example
  * ```ts
- * import { plotlyLibrary } from "./html.ts";
+ * import { equal, ok } from "node:assert/strict";
+ * import { plotlyLibrary, takeLibrary } from "./html.ts";
  * import { JUPYTER_DISPLAY } from "./jupyter.ts";
  * const bundle = plotlyLibrary()[JUPYTER_DISPLAY]();
- * bundle["text/plain"]; // "plotly.js 4.1.1 (offline copy) loaded"
+ * equal(bundle["text/plain"], "plotly.js 4.1.1 (offline copy) loaded");
+ * ok(String(bundle["text/html"]).startsWith("<script data-ri-plotly"));
+ * equal(takeLibrary("once"), false); // figures after it need not carry the library
  * ```
  */
 export function plotlyLibrary(): { [JUPYTER_DISPLAY](): MimeBundle; toString(): string } {
@@ -138,11 +155,14 @@ export function plotlyLibrary(): { [JUPYTER_DISPLAY](): MimeBundle; toString(): 
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { figureHtml } from "./html.ts";
  * import { barsSpec } from "./spec.ts";
  * const spec = barsSpec({ categories: ["a", "b"], series: [{ name: "acc", values: [0.5, 0.75] }] });
  * const html = figureHtml(spec, { library: "never" });
- * html.includes("Plotly.newPlot"); // true
+ * ok(html.includes("Plotly.newPlot"));
+ * ok(html.includes("<svg ")); // the static picture shown until Plotly draws
+ * ok(!html.includes("data-ri-plotly")); // the library is not carried
  * ```
  */
 export function figureHtml(spec: FigureSpec, options: HtmlOptions = {}): string {
@@ -202,9 +222,12 @@ function drawScript(id: string, figure: unknown): string {
  *
  * @example
  * ```ts
+ * import { match, ok } from "node:assert/strict";
  * import { tableHtml } from "./html.ts";
  * import { tableSpec } from "./spec.ts";
- * tableHtml(tableSpec({ columns: ["a"], rows: [[1]] })).startsWith("<table"); // true
+ * const html = tableHtml(tableSpec({ columns: ["a"], rows: [[1]] }));
+ * ok(html.startsWith("<table"));
+ * match(html, /<td[^>]*text-align:right[^>]*>1<\/td>/); // numbers right-aligned
  * ```
  */
 export function tableHtml(spec: TableSpec): string {

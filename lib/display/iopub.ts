@@ -29,8 +29,9 @@ export interface ConnectionInfo {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { kernelConnectionFile } from "./iopub.ts";
- * kernelConnectionFile(); // undefined outside a kernel
+ * equal(kernelConnectionFile(), undefined); // outside a kernel
  * ```
  */
 export function kernelConnectionFile(): string | undefined {

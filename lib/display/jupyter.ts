@@ -11,8 +11,11 @@
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { JUPYTER_DISPLAY } from "./jupyter.ts";
+ * equal(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));
  * const value = { [JUPYTER_DISPLAY]: () => ({ "text/plain": "hello" }) };
+ * deepEqual(value[JUPYTER_DISPLAY](), { "text/plain": "hello" });
  * ```
  */
 export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
@@ -47,8 +50,9 @@ interface KernelApi {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { kernelApi } from "./jupyter.ts";
- * kernelApi(); // undefined outside a notebook
+ * equal(kernelApi(), undefined); // outside a notebook
  * ```
  */
 export function kernelApi(): KernelApi | undefined {
@@ -65,8 +69,9 @@ export function kernelApi(): KernelApi | undefined {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { inKernel } from "./jupyter.ts";
- * console.log(inKernel()); // false under deno run / deno test
+ * equal(inKernel(), false); // under deno run / deno test
  * ```
  */
 export function inKernel(): boolean {
@@ -78,9 +83,10 @@ export function inKernel(): boolean {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isDisplayable, JUPYTER_DISPLAY } from "./jupyter.ts";
- * isDisplayable({ [JUPYTER_DISPLAY]: () => ({ "text/plain": "x" }) }); // true
- * isDisplayable(42); // false
+ * equal(isDisplayable({ [JUPYTER_DISPLAY]: () => ({ "text/plain": "x" }) }), true);
+ * equal(isDisplayable(42), false);
  * ```
  */
 export function isDisplayable(value: unknown): value is Displayable {
@@ -94,9 +100,11 @@ export function isDisplayable(value: unknown): value is Displayable {
  *
  * @example
  * ```ts
- * import { bundleOf } from "./jupyter.ts";
- * const bundle = await bundleOf({ a: 1 });
- * bundle["text/plain"]; // "{ a: 1 }"
+ * import { deepEqual } from "node:assert/strict";
+ * import { bundleOf, JUPYTER_DISPLAY } from "./jupyter.ts";
+ * deepEqual(await bundleOf({ a: 1 }), { "text/plain": "{ a: 1 }" });
+ * const html = { [JUPYTER_DISPLAY]: () => ({ "text/html": "<b>x</b>" }), toString: () => "x" };
+ * deepEqual(Object.keys(await bundleOf(html)), ["text/html", "text/plain"]); // text/plain added
  * ```
  */
 export async function bundleOf(value: unknown): Promise<MimeBundle> {
@@ -123,8 +131,17 @@ export interface DisplayOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { display } from "./jupyter.ts";
- * await display({ "answer": 42 }); // prints "{ answer: 42 }" outside a notebook
+ * const printed: unknown[] = [];
+ * const log = console.log;
+ * console.log = (line: unknown) => printed.push(line);
+ * try {
+ *   await display({ "answer": 42 }); // outside a notebook: prints the text
+ * } finally {
+ *   console.log = log;
+ * }
+ * deepEqual(printed, ["{ answer: 42 }"]);
  * ```
  */
 export async function display(value: unknown, options: DisplayOptions = {}): Promise<void> {

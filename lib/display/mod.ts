@@ -10,12 +10,14 @@
  *
  * @example
  * ```ts
+ * import { deepEqual, ok } from "node:assert/strict";
  * import { heatmap, sharedColorRange } from "./mod.ts";
  * const before = [[0.02, 0.41], [0.35, 0.03]];
  * const after = [[0.01, 0.12], [0.09, 0.02]];
  * const range = sharedColorRange([before, after]);
+ * deepEqual(range, { min: 0.01, max: 0.41 });
  * const fig = heatmap({ values: after, rowLabels: ["a", "b"], columnLabels: ["a", "b"], range });
- * console.log(fig.toText());
+ * ok(fig.toText().endsWith("spans 0.01 … 0.41")); // the shared range, not this matrix's own
  * ```
  *
  * @module

@@ -63,8 +63,9 @@ const waiting = new Map<string, () => void>();
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { installOutputOrdering } from "./outputs.ts";
- * installOutputOrdering().active; // false outside a notebook
+ * deepEqual(installOutputOrdering(), { active: false, detail: "not in a Jupyter kernel" });
  * ```
  */
 export function installOutputOrdering(): OutputOrdering {
@@ -93,8 +94,9 @@ export function installOutputOrdering(): OutputOrdering {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { outputOrdering } from "./outputs.ts";
- * outputOrdering().active; // false outside a notebook
+ * deepEqual(outputOrdering(), { active: false, detail: "not in a Jupyter kernel" });
  * ```
  */
 export function outputOrdering(): OutputOrdering {
@@ -112,8 +114,9 @@ export function outputOrdering(): OutputOrdering {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { flushOutputs } from "./outputs.ts";
- * await flushOutputs(); // true at once outside a notebook
+ * equal(await flushOutputs(), true); // at once, outside a notebook
  * ```
  */
 export async function flushOutputs(timeoutMs = 10_000): Promise<boolean> {

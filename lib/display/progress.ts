@@ -36,10 +36,13 @@ export interface ProgressOptions {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { progress } from "./progress.ts";
  * const bar = progress("merging", 3, { mode: "off" });
  * for (let i = 1; i <= 3; i++) bar.update(i);
  * await bar.done();
+ * equal(bar.current, 3);
+ * equal(bar.line(), "merging  100%  3/3  done in 0s");
  * ```
  */
 export class Progress {
@@ -200,10 +203,20 @@ export class Progress {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { progress } from "./progress.ts";
- * const bar = progress("RI mnist", 100, { mode: "lines", write: (s) => console.log(s.trim()) });
- * for (let i = 1; i <= 100; i++) bar.update(i, { loss: 1 / i });
- * await bar.done(); // prints the first and the last state
+ * const lines: string[] = [];
+ * let ms = 0; // a clock: one step per second
+ * const write = (s: string) => lines.push(s);
+ * const bar = progress("RI mnist", 100, { mode: "lines", write, now: () => ms });
+ * for (let i = 1; i <= 100; i++) {
+ *   ms += 1000;
+ *   bar.update(i, { loss: 1 / i });
+ * }
+ * await bar.done();
+ * equal(lines.length, 11); // the first state, then one line every 10 s, then the last
+ * equal(lines[0], "RI mnist  1%  1/100  1/s  ETA 1m39s  loss 1\n");
+ * equal(lines[10], "RI mnist  100%  100/100  done in 1m40s  loss 0.01\n");
  * ```
  */
 export function progress(label: string, total: number, options: ProgressOptions = {}): Progress {
@@ -215,8 +228,9 @@ export function progress(label: string, total: number, options: ProgressOptions 
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { textBar } from "./progress.ts";
- * textBar(0.5, 4); // "██░░"
+ * equal(textBar(0.5, 4), "██░░");
  * ```
  */
 export function textBar(fraction: number, width = 20): string {

@@ -16,10 +16,14 @@ export type DocumentItem = Figure | string | { heading: string } | { html: strin
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { htmlDocument } from "./report.ts";
  * import { table } from "./figure.ts";
  * const page = htmlDocument("Run", [{ heading: "Results" }, table({ columns: ["a"], rows: [[1]] })]);
- * page.startsWith("<!DOCTYPE html>"); // true
+ * ok(page.startsWith("<!DOCTYPE html>"));
+ * ok(page.includes("<h1>Run</h1>") && page.includes("<h2>Results</h2>"));
+ * ok(page.includes("<table"));
+ * ok(!page.includes("data-ri-plotly")); // only tables: no plotly.js
  * ```
  */
 export function htmlDocument(title: string, items: DocumentItem[]): string {
@@ -59,11 +63,17 @@ function itemHtml(item: DocumentItem): string {
  *
  * @example
  * ```ts
+ * import { deepEqual, ok } from "node:assert/strict";
  * import { writeHtmlDocument } from "./report.ts";
  * import { bars } from "./figure.ts";
  * const dir = await Deno.makeTempDir();
  * const fig = bars({ categories: ["a"], series: [{ name: "s", values: [1] }] });
  * await writeHtmlDocument(`${dir}/report.html`, "Report", [fig]);
+ * const page = await Deno.readTextFile(`${dir}/report.html`);
+ * ok(page.startsWith("<!DOCTYPE html>") && page.includes("<title>Report</title>"));
+ * ok(page.includes("data-ri-plotly")); // a plot: the page carries plotly.js once, in its head
+ * // no temporary file left
+ * deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["report.html"]);
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

@@ -202,9 +202,11 @@ export interface HeatmapOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { heatmapSpec } from "./spec.ts";
  * const spec = heatmapSpec({ values: [[1, 2], [3, 4]], rowLabels: ["a", "b"] });
- * spec.columns; // ["0", "1"]
+ * deepEqual(spec.columns, ["0", "1"]); // default labels: the indices
+ * deepEqual(spec.range, { min: 1, max: 4 });
  * ```
  */
 export function heatmapSpec(options: HeatmapOptions): HeatmapSpec {
@@ -333,8 +335,14 @@ export interface BarsOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { barsSpec } from "./spec.ts";
- * barsSpec({ categories: ["mnist"], series: [{ name: "acc", values: [0.9] }] }).series.length; // 1
+ * const spec = barsSpec({ categories: ["mnist"], series: [{ name: "acc", values: [0.9] }] });
+ * deepEqual(spec.series, [{ name: "acc", values: [0.9] }]);
+ * throws(
+ *   () => barsSpec({ categories: ["mnist"], series: [{ name: "acc", values: [0.9, 0.1] }] }),
+ *   /series 0 \("acc"\) has 2 values, expected 1/,
+ * );
  * ```
  */
 export function barsSpec(options: BarsOptions): BarsSpec {
@@ -411,8 +419,9 @@ export interface LinesOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { linesSpec } from "./spec.ts";
- * linesSpec({ series: [{ name: "loss", y: [1, 0.5, 0.25] }] }).series[0].x; // [0, 1, 2]
+ * deepEqual(linesSpec({ series: [{ name: "loss", y: [1, 0.5, 0.25] }] }).series[0].x, [0, 1, 2]);
  * ```
  */
 export function linesSpec(options: LinesOptions): LinesSpec {
@@ -460,8 +469,10 @@ export interface TableOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { tableSpec } from "./spec.ts";
- * tableSpec({ columns: ["method", "acc"], rows: [["TA", 0.81]] }).rows.length; // 1
+ * deepEqual(tableSpec({ columns: ["method", "acc"], rows: [["TA", 0.81]] }).rows, [["TA", 0.81]]);
+ * throws(() => tableSpec({ columns: ["method", "acc"], rows: [["TA"]] }), /row 0 has 1 cells/);
  * ```
  */
 export function tableSpec(options: TableOptions): TableSpec {

@@ -43,10 +43,13 @@ const GRID = "#e6e6e6";
  *
  * @example
  * ```ts
+ * import { match, ok } from "node:assert/strict";
  * import { toSvg } from "./svg.ts";
  * import { heatmapSpec } from "./spec.ts";
  * const svg = toSvg(heatmapSpec({ values: [[0, 1], [1, 0]], rowLabels: ["a", "b"] }));
- * svg.startsWith("<svg"); // true
+ * match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="\d+" height="\d+"/);
+ * ok(svg.endsWith("</svg>"));
+ * ok(svg.includes(">a</text>") && svg.includes(">b</text>")); // the row labels are drawn
  * ```
  */
 export function toSvg(spec: FigureSpec): string {

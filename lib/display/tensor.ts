@@ -57,10 +57,21 @@ export interface TensorSummary {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { tensorSummary } from "./tensor.ts";
- * const t = tf.tensor2d([[1, 2], [3, 4]]);
- * tensorSummary(t).mean; // 2.5
+ * const t = tf.tensor2d([[1, 2], [3, NaN]]);
+ * deepEqual(tensorSummary(t), {
+ *   shape: [2, 2],
+ *   dtype: "float32",
+ *   size: 4,
+ *   min: 1,
+ *   max: 3,
+ *   mean: 2,
+ *   std: Math.sqrt(2 / 3), // population std of 1, 2, 3
+ *   nans: 1,
+ *   infinities: 0,
+ * });
  * t.dispose();
  * ```
  */
@@ -106,11 +117,16 @@ function isNumeric(t: TensorLike): boolean {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { tensorText } from "./tensor.ts";
  * const t = tf.tensor1d([1, 2, 3]);
- * tensorText(t); // "Tensor float32 [3] · min 1 · max 3 · mean 2 · std 0.8165 · values [1, 2, 3]"
+ * equal(
+ *   tensorText(t),
+ *   "Tensor float32 [3] · min 1 · max 3 · mean 2 · std 0.8165 · values [1, 2, 3]",
+ * );
  * t.dispose();
+ * equal(tensorText(t), "Tensor float32 [3] (disposed)");
  * ```
  */
 export function tensorText(t: TensorLike): string {
@@ -145,10 +161,19 @@ const MAX_CELLS = 64;
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { tensorFigure } from "./tensor.ts";
- * const t = tf.randomNormal([4, 5]);
- * console.log(tensorFigure(t).toText());
+ * const t = tf.tensor2d([[1, -2], [3, 4]]);
+ * const fig = tensorFigure(t); // a statistics table above a heatmap
+ * equal(fig.spec.kind, "stack");
+ * deepEqual(fig.toText().split("\n").slice(3, 8), [
+ *   "   4   -2    4  1.500  2.291    0     0",
+ *   "",
+ *   "      0    1",
+ *   "0   1 ▓ -2 ░",
+ *   "1   3 █  4 █",
+ * ]);
  * t.dispose();
  * ```
  */
@@ -232,10 +257,17 @@ function blockMean(
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { tensorBundle } from "./tensor.ts";
  * const t = tf.eye(3);
- * tensorBundle(t)["text/plain"]; // "Tensor float32 [3, 3] · min 0 · max 1 · mean 0.3333 · std 0.4714 · values […]"
+ * const bundle = tensorBundle(t);
+ * equal(
+ *   bundle["text/plain"],
+ *   "Tensor float32 [3, 3] · min 0 · max 1 · mean 0.3333 · std 0.4714 · " +
+ *     "values [1, 0, 0, 0, 1, 0, 0, 0, 1]",
+ * );
+ * deepEqual(Object.keys(bundle), ["text/plain", "text/html", "image/svg+xml"]);
  * t.dispose();
  * ```
  */
@@ -250,8 +282,18 @@ export function tensorBundle(t: TensorLike): MimeBundle {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { bundleOf } from "./jupyter.ts";
  * import { installTensorDisplay } from "./tensor.ts";
  * installTensorDisplay();
+ * const t = tf.tensor1d([1, 2, 3]);
+ * const bundle = await bundleOf(t); // what the kernel shows
+ * equal(
+ *   bundle["text/plain"],
+ *   "Tensor float32 [3] · min 1 · max 3 · mean 2 · std 0.8165 · values [1, 2, 3]",
+ * );
+ * t.dispose();
  * ```
  */
 export function installTensorDisplay(): void {

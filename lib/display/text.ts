@@ -23,9 +23,11 @@ const BAR_WIDTH = 30;
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { toText } from "./text.ts";
  * import { tableSpec } from "./spec.ts";
- * console.log(toText(tableSpec({ columns: ["method", "acc"], rows: [["TA", 0.8125]] })));
+ * const text = toText(tableSpec({ columns: ["method", "acc"], rows: [["TA", 0.8125]] }));
+ * equal(text, "method    acc\n──────  ─────\nTA      0.813");
  * ```
  */
 export function toText(spec: FigureSpec): string {
@@ -56,9 +58,11 @@ export function toText(spec: FigureSpec): string {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { tableCells } from "./text.ts";
  * import { tableSpec } from "./spec.ts";
- * tableCells(tableSpec({ columns: ["a"], rows: [[0.5], [0.25]] })); // [["0.500"], ["0.250"]]
+ * const spec = tableSpec({ columns: ["a"], rows: [[0.5], [0.25]] });
+ * deepEqual(tableCells(spec), [["0.500"], ["0.250"]]); // one style: the decimals line up
  * ```
  */
 export function tableCells(spec: TableSpec): string[][] {
@@ -187,8 +191,9 @@ function linesText(spec: LinesSpec): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { sparkline } from "./text.ts";
- * sparkline([1, 2, 3, 4]); // "▁▃▆█"
+ * equal(sparkline([1, 2, 3, 4]), "▁▃▆█");
  * ```
  */
 export function sparkline(values: ArrayLike<number>, width = 24): string {
