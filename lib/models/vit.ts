@@ -22,6 +22,14 @@ import { fusedLayerNorm, fusedQuickGelu } from "../engine/fused.ts";
 /** Tensors by parameter name (variables while training, plain tensors otherwise). */
 export type ParamMap = Record<string, Tensor>;
 
+/**
+ * Sees the input rows [rows, in] of every linear layer (`nn.Linear` in Hugging Face's model:
+ * the attention projections, the MLP's two layers and the visual projection; not the patch
+ * embedding, a convolution) just before the layer applies, named by its weight. It runs inside
+ * the forward pass's `tf.tidy`: keep (`tf.keep`) or read anything it wants to outlive the pass.
+ */
+export type LinearObserver = (weight: string, input: Tensor2D) => void;
+
 const V = "vision_model.";
 
 /**
@@ -65,13 +73,24 @@ export function checkParams(params: ParamMap, config: ViTConfig, label = "parame
  * const f = imageFeatures(params, VIT_TINY, tf.zeros([2, 1, 28, 28]));
  * deepStrictEqual(f.shape, [2, 64]);
  * ```
+ *
+ * `observe`, when given, sees every linear layer's input rows (see {@linkcode LinearObserver}).
  */
-export function imageFeatures(params: ParamMap, config: ViTConfig, pixels: Tensor): Tensor2D {
+export function imageFeatures(
+  params: ParamMap,
+  config: ViTConfig,
+  pixels: Tensor,
+  observe?: LinearObserver,
+): Tensor2D {
   return tf.tidy(() => {
     checkPixels(pixels, config);
+    const lin: Linear = (x, weight, bias) => {
+      observe?.(weight, x);
+      return linear(x, params[weight], bias === undefined ? undefined : params[bias]);
+    };
     let x = embed(params, config, pixels);
     x = layerNorm(x, params[`${V}pre_layrnorm.weight`], params[`${V}pre_layrnorm.bias`], config);
-    for (let i = 0; i < config.layers; i++) x = block(params, config, i, x);
+    for (let i = 0; i < config.layers; i++) x = block(params, config, i, x, lin);
     const [batch, , width] = x.shape;
     const pooled = x.slice([0, 0, 0], [batch, 1, width]).reshape([batch, width]) as tf.Tensor2D;
     const normed = layerNorm(
@@ -80,9 +99,12 @@ export function imageFeatures(params: ParamMap, config: ViTConfig, pixels: Tenso
       params[`${V}post_layernorm.bias`],
       config,
     );
-    return linear(normed, params[PROJECTION_NAME]);
+    return lin(normed, PROJECTION_NAME);
   });
 }
+
+/** A linear layer by its weight's (and bias's) parameter name. */
+type Linear = (x: Tensor2D, weight: string, bias?: string) => Tensor2D;
 
 function checkPixels(pixels: tf.Tensor, config: ViTConfig): void {
   const s = config.imageSize;
@@ -132,7 +154,13 @@ function layerNorm<T extends tf.Tensor>(
 }
 
 /** One pre-LN block: x + attention(LN1(x)), then x + MLP(LN2(x)). */
-function block(params: ParamMap, config: ViTConfig, i: number, x: tf.Tensor3D): tf.Tensor3D {
+function block(
+  params: ParamMap,
+  config: ViTConfig,
+  i: number,
+  x: tf.Tensor3D,
+  lin: Linear,
+): tf.Tensor3D {
   const l = `${V}encoder.layers.${i}.`;
   const [batch, tokens, width] = x.shape;
   const flat = x.reshape([batch * tokens, width]) as tf.Tensor2D;
@@ -142,7 +170,7 @@ function block(params: ParamMap, config: ViTConfig, i: number, x: tf.Tensor3D): 
     params[`${l}layer_norm1.bias`],
     config,
   );
-  const attended = attention(params, config, l, h1, batch, tokens);
+  const attended = attention(config, l, h1, batch, tokens, lin);
   const mid = flat.add(attended) as tf.Tensor2D;
   const h2 = layerNorm(
     mid,
@@ -150,22 +178,19 @@ function block(params: ParamMap, config: ViTConfig, i: number, x: tf.Tensor3D): 
     params[`${l}layer_norm2.bias`],
     config,
   );
-  const hidden = activate(
-    linear(h2, params[`${l}mlp.fc1.weight`], params[`${l}mlp.fc1.bias`]),
-    config,
-  );
-  const out = mid.add(linear(hidden, params[`${l}mlp.fc2.weight`], params[`${l}mlp.fc2.bias`]));
+  const hidden = activate(lin(h2, `${l}mlp.fc1.weight`, `${l}mlp.fc1.bias`), config);
+  const out = mid.add(lin(hidden, `${l}mlp.fc2.weight`, `${l}mlp.fc2.bias`));
   return out.reshape([batch, tokens, width]);
 }
 
 /** Multi-head self-attention on rows [B·T, D]; returns [B·T, D] after out_proj. */
 function attention(
-  params: ParamMap,
   config: ViTConfig,
   l: string,
   x: tf.Tensor2D,
   batch: number,
   tokens: number,
+  lin: Linear,
 ): tf.Tensor2D {
   const h = config.heads;
   const hd = config.width / h;
@@ -173,17 +198,15 @@ function attention(
   const split = (t: tf.Tensor2D) =>
     t.reshape([batch, tokens, h, hd]).transpose([0, 2, 1, 3]).reshape([batch * h, tokens, hd]);
   // Hugging Face scales the queries (after their bias) by head_dim^-0.5.
-  const q = split(
-    linear(x, params[`${a}q_proj.weight`], params[`${a}q_proj.bias`]).mul(hd ** -0.5),
-  );
-  const k = split(linear(x, params[`${a}k_proj.weight`], params[`${a}k_proj.bias`]));
-  const v = split(linear(x, params[`${a}v_proj.weight`], params[`${a}v_proj.bias`]));
+  const q = split(lin(x, `${a}q_proj.weight`, `${a}q_proj.bias`).mul(hd ** -0.5));
+  const k = split(lin(x, `${a}k_proj.weight`, `${a}k_proj.bias`));
+  const v = split(lin(x, `${a}v_proj.weight`, `${a}v_proj.bias`));
   const weights = tf.softmax(tf.matMul(q, k, false, true));
   const mixed = tf.matMul(weights, v)
     .reshape([batch, h, tokens, hd])
     .transpose([0, 2, 1, 3])
     .reshape([batch * tokens, config.width]) as tf.Tensor2D;
-  return linear(mixed, params[`${a}out_proj.weight`], params[`${a}out_proj.bias`]);
+  return lin(mixed, `${a}out_proj.weight`, `${a}out_proj.bias`);
 }
 
 function activate(x: tf.Tensor2D, config: ViTConfig): tf.Tensor2D {
