@@ -75,6 +75,26 @@ export function checkMergeData(
 }
 
 /**
+ * The record of what a method read from `data`: the source, the images per task, whether labels
+ * were read, and the source's origin when the context describes it.
+ *
+ * @example
+ * ```ts
+ * import { dataUseOf } from "./data.ts";
+ * dataUseOf(undefined, "train", 256, false); // { source: "train", perTask: 256, labels: false }
+ * ```
+ */
+export function dataUseOf(
+  data: MergeData | undefined,
+  source: DataSourceName,
+  perTask: number,
+  labels: boolean,
+): DataUse {
+  const origin = data?.describe?.(source);
+  return { source, perTask, labels, ...(origin ? { origin } : {}) };
+}
+
+/**
  * One line saying what a merge read, e.g. `test_inputs 256/task, no labels`.
  *
  * @example

@@ -153,8 +153,8 @@ export interface MergeData {
    * and `aux` come without labels. Throws, naming the source, when it is not available.
    */
   images(source: DataSourceName, task: number): Promise<ImageSet>;
-  /** A short description of a source's origin (e.g. the auxiliary source `shapes`). */
-  describe?(source: DataSourceName): string;
+  /** A short description of a source's origin (e.g. the auxiliary source `shapes`), if any. */
+  describe?(source: DataSourceName): string | undefined;
 }
 
 /** What data one merge read: recorded with the merge and in study results. */

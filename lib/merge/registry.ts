@@ -15,6 +15,10 @@ import { tsvM } from "./tsv_m.ts";
 import { isoC } from "./iso_c.ts";
 import { isoCts } from "./iso_cts.ts";
 import { wudi } from "./wudi.ts";
+import { adaMergingLayer, adaMergingTask } from "./adamerging.ts";
+import { regMean } from "./regmean.ts";
+import { regMeanPlusPlus } from "./regmean_plusplus.ts";
+import { fisherMerging } from "./fisher.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -32,19 +36,27 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   isoC,
   isoCts,
   wudi,
+  fisherMerging,
+  regMean,
+  regMeanPlusPlus,
+  adaMergingTask,
+  adaMergingLayer,
 ];
 
 /**
- * Names of the registered methods.
+ * Names of the registered methods: all of them, only the data-free ones (what a study runs for
+ * `methods: "all"`), or only those that read data (`needs: "data"`).
  *
  * @example
  * ```ts
  * import { methodNames } from "./registry.ts";
  * methodNames().includes("ties"); // true
+ * methodNames("data").includes("ties"); // false
  * ```
  */
-export function methodNames(): string[] {
-  return MERGE_METHODS.map((m) => m.name);
+export function methodNames(which: "all" | "data-free" | "data" = "all"): string[] {
+  return MERGE_METHODS.filter((m) => which === "all" || (which === "data") === (m.needs === "data"))
+    .map((m) => m.name);
 }
 
 /**

@@ -12,7 +12,7 @@ import { MemorySource } from "../../lib/tensor/source.ts";
 import type { Head } from "../../lib/models/head.ts";
 import { VIT_TINY } from "../../lib/models/config.ts";
 import type { ImageSet } from "../../lib/data/dataset.ts";
-import { MERGE_METHODS } from "../../lib/merge/registry.ts";
+import { getMethod, MERGE_METHODS } from "../../lib/merge/registry.ts";
 
 const tau = (v: number) =>
   new MemorySource(`τ${v}`, { w: { shape: [2], data: Float32Array.from([v, -v]) } });
@@ -90,6 +90,7 @@ Deno.test("every data-using method names its source; data-free ones name none", 
   for (const m of MERGE_METHODS) {
     equal(typeof m.dataSource === "function", m.needs === "data", m.name);
   }
+  ok(getMethod("adamerging").needs === "data");
 });
 
 Deno.test("describeDataUse and pickImages", () => {

@@ -83,4 +83,5 @@ def main():
     st.save(out_path, out)
 
 
-main()
+if __name__ == "__main__":  # importable: tests/merge/data_reference.py uses features()
+    main()

@@ -1,0 +1,134 @@
+/**
+ * Running the model for data-using merge methods (AdaMerging, RegMean, Fisher merging): the
+ * task vectors read whole into host memory, θ0 + τ as tfjs tensors, batches of a method's
+ * images, and the small tensor operations they share (a stop-gradient, the entropy loss).
+ *
+ * This module loads TensorFlow.js; the method files import it only inside `prepare`, so that a
+ * data-free checkpoint merge never loads it.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor2D, Tensor4D } from "../models/tf_types.ts";
+import type { HostParams } from "../models/params.ts";
+import type { ParamMap } from "../models/vit.ts";
+import type { PixelNorm } from "../data/batches.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import type { TensorSource } from "../tensor/source.ts";
+import type { ProgressCallback } from "./method.ts";
+import { forEachTensor } from "./stream.ts";
+
+/**
+ * Every task vector whole in host memory (tensor by tensor, as a merge pass reads them:
+ * per-task weights applied, the base shared), in the first task's tensor order.
+ *
+ * @example
+ * ```ts
+ * import { readTaskVectors } from "./model_pass.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const t = new MemorySource("τ", { w: { shape: [1], data: new Float32Array([2]) } });
+ * (await readTaskVectors([t, t]))[1].get("w")?.data; // Float32Array [2]
+ * ```
+ */
+export async function readTaskVectors(
+  tasks: readonly TensorSource[],
+  progress?: ProgressCallback,
+): Promise<HostParams[]> {
+  const out: HostParams[] = tasks.map(() => new Map());
+  await forEachTensor(tasks, "read task vectors", (name, shape, taus) => {
+    taus.forEach((data, t) => out[t].set(name, { shape, data }));
+  }, progress);
+  return out;
+}
+
+/**
+ * θ0 + τ as tfjs tensors (τ = undefined gives θ0; a tensor τ lacks stays at θ0). The caller
+ * disposes them.
+ *
+ * @example
+ * ```ts
+ * import { modelTensors } from "./model_pass.ts";
+ * const base = new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]);
+ * const tau = new Map([["w", { shape: [2], data: new Float32Array([0.5, 0]) }]]);
+ * const p = modelTensors(base, tau);
+ * console.log(p.w.dataSync()); // Float32Array [1.5, 2]
+ * p.w.dispose();
+ * ```
+ */
+export function modelTensors(base: HostParams, tau?: HostParams): ParamMap {
+  const out: ParamMap = {};
+  for (const [name, b] of base) {
+    const t = tau?.get(name);
+    if (t && t.data.length !== b.data.length) {
+      throw new Error(
+        `task vector tensor "${name}" has ${t.data.length} values, θ0 has ${b.data.length}`,
+      );
+    }
+    const data = t ? b.data.map((v, i) => v + t.data[i]) : b.data;
+    out[name] = tf.tensor(data, [...b.shape], "float32");
+  }
+  return out;
+}
+
+/**
+ * The images of `set` at `indices` as one normalised batch [n, channels, size, size].
+ *
+ * @example
+ * ```ts
+ * import { pixelBatch } from "./model_pass.ts";
+ * const set = { count: 2, channels: 1, size: 1, pixels: new Float32Array([0, 1]),
+ *   labels: new Int32Array(0), classes: [] };
+ * const x = pixelBatch(set, [1, 0], { mean: 0.5, std: 0.5 });
+ * console.log(x.dataSync()); // Float32Array [1, -1]
+ * x.dispose();
+ * ```
+ */
+export function pixelBatch(set: ImageSet, indices: ArrayLike<number>, norm?: PixelNorm): Tensor4D {
+  const per = set.channels * set.size * set.size;
+  const out = new Float32Array(indices.length * per);
+  const mean = norm?.mean ?? 0, std = norm?.std ?? 1;
+  for (let i = 0; i < indices.length; i++) {
+    const k = indices[i];
+    if (!(k >= 0 && k < set.count)) throw new Error(`image ${k} outside 0–${set.count - 1}`);
+    const src = set.pixels.subarray(k * per, (k + 1) * per);
+    for (let j = 0; j < per; j++) out[i * per + j] = (src[j] - mean) / std;
+  }
+  return tf.tensor4d(out, [indices.length, set.channels, set.size, set.size]);
+}
+
+/**
+ * `x` in the forward pass, no gradient in the backward pass (PyTorch's `detach()`).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { stopGradient } from "./model_pass.ts";
+ * const g = tf.grad((x: tf.Tensor) => stopGradient(x).mul(x).sum())(tf.tensor1d([3]));
+ * console.log(g.dataSync()); // Float32Array [3]
+ * ```
+ */
+export function stopGradient<T extends Tensor>(x: T): T {
+  const f = tf.customGrad((...inputs: (Tensor | tf.GradSaveFunc)[]) => {
+    const input = inputs[0] as Tensor;
+    return { value: input.clone(), gradFunc: (dy: Tensor) => tf.zerosLike(dy) };
+  });
+  return f(x) as T;
+}
+
+/**
+ * The mean Shannon entropy of the rows' softmax, H = −mean_i Σ_c p_ic log(p_ic + ε) with
+ * ε = 1e-8 (FusionBench `entropy_loss`, the loss AdaMerging minimises).
+ *
+ * @example
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { entropyLoss } from "./model_pass.ts";
+ * console.log(entropyLoss(tf.tensor2d([[0, 0]])).dataSync()[0]); // ≈ 0.693 (log 2)
+ * ```
+ */
+export function entropyLoss(logits: Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const p = tf.softmax(logits);
+    return p.mul(p.add(1e-8).log()).sum(1).mean().neg() as tf.Scalar;
+  });
+}

@@ -1,0 +1,365 @@
+/**
+ * A small random problem for the data-using merge methods, shared by the cross-checks against
+ * the independent PyTorch reference and against FusionBench's own code: θ0 of a small CLIP
+ * vision tower, T task vectors, one head per task, each task's test and training images, the
+ * {@linkcode MergeData} context our methods read, and the same things written as safetensors
+ * for Python.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { ok as assert } from "node:assert/strict";
+import { merge } from "../../lib/merge/merge.ts";
+import { adaMergingBatch, adaMergingSettings } from "../../lib/merge/adamerging.ts";
+import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
+import { gramInputs } from "../../lib/merge/regmean.ts";
+import { resolveParams } from "../../lib/merge/params.ts";
+import { getMethod } from "../../lib/merge/registry.ts";
+import { SafetensorsReader } from "../../lib/io/safetensors.ts";
+import { runPython } from "../helpers/python.ts";
+import { initEngine } from "../../lib/engine/backend.ts";
+import { parameterShapes, type ViTConfig } from "../../lib/models/config.ts";
+import { type Head, makeHead } from "../../lib/models/head.ts";
+import type { HostParams } from "../../lib/models/params.ts";
+import { saveModel } from "../../lib/models/store.ts";
+import { writeSafetensors } from "../../lib/io/safetensors.ts";
+import { Rng } from "../../lib/data/random.ts";
+import type { ImageSet } from "../../lib/data/dataset.ts";
+import type { PixelNorm } from "../../lib/data/batches.ts";
+import type { DataSourceName, MergeData } from "../../lib/merge/method.ts";
+import { MemorySource } from "../../lib/tensor/source.ts";
+
+/** Three channels, two blocks, every tensor small: seconds in both frameworks. */
+export const DATA_VIT: ViTConfig = {
+  imageSize: 12,
+  patchSize: 4,
+  channels: 3,
+  width: 16,
+  layers: 2,
+  heads: 2,
+  mlpDim: 40,
+  projectionDim: 8,
+  activation: "quick_gelu",
+  layerNormEps: 1e-5,
+};
+
+/** Pixel normalisation of the problem (applied by both sides). */
+export const DATA_NORM: PixelNorm = { mean: 0.5, std: 0.25 };
+
+/** The problem: θ0, task vectors, heads, images. */
+export interface DataProblem {
+  /** Geometry. */
+  config: ViTConfig;
+  /** θ0. */
+  base: HostParams;
+  /** Task vectors (in memory). */
+  taus: MemorySource[];
+  /** One head per task. */
+  heads: Head[];
+  /** Per task: test images (labels dropped when read as test inputs). */
+  tests: ImageSet[];
+  /** Per task: training images with labels. */
+  trains: ImageSet[];
+  /** The context our data-using methods read. */
+  data: MergeData;
+  /** Frees the heads. */
+  dispose(): void;
+}
+
+function randomImages(rng: Rng, count: number, config: ViTConfig, classes: number): ImageSet {
+  const per = config.channels * config.imageSize ** 2;
+  const pixels = new Float32Array(count * per);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = rng.uniform();
+  const labels = Int32Array.from({ length: count }, () => rng.int(classes));
+  const names = Array.from({ length: classes }, (_, c) => `c${c}`);
+  return {
+    count,
+    channels: config.channels,
+    size: config.imageSize,
+    pixels,
+    labels,
+    classes: names,
+  };
+}
+
+/**
+ * A random problem: θ0 with every tensor random (LayerNorm scales near 1), T task vectors of
+ * scale `tauScale`, heads of 3, 4, 5, … classes with logit scale 10, `test` and `train` images
+ * per task.
+ */
+export async function dataProblem(
+  tasks: number,
+  { seed = 3, test = 40, train = 48, tauScale = 0.05 } = {},
+): Promise<DataProblem> {
+  await initEngine({ backend: "wasm" });
+  const config = DATA_VIT;
+  const rng = new Rng(seed, "data-problem");
+  const base: HostParams = new Map();
+  for (const [name, shape] of parameterShapes(config)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = rng.fork(name).normals(n, 0.3);
+    if (/norm\d?\.weight$|layrnorm\.weight$/.test(name)) data.forEach((v, i) => data[i] = 1 + v);
+    base.set(name, { shape, data });
+  }
+  const taus = Array.from({ length: tasks }, (_, t) => {
+    const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+    for (const [name, b] of base) {
+      tensors[name] = {
+        shape: b.shape,
+        data: rng.fork(`tau${t}/${name}`).normals(b.data.length, tauScale),
+      };
+    }
+    return new MemorySource(`τ${t}`, tensors);
+  });
+  const heads = Array.from({ length: tasks }, (_, t) => {
+    const classes = 3 + t;
+    const w = tf.tensor2d(rng.fork(`head${t}`).normals(classes * config.projectionDim), [
+      classes,
+      config.projectionDim,
+    ]);
+    const head = makeHead(`task${t}`, Array.from({ length: classes }, (_, c) => `c${c}`), w, 10);
+    w.dispose();
+    return head;
+  });
+  const tests = heads.map((h, t) =>
+    randomImages(rng.fork(`test${t}`), test, config, h.classes.length)
+  );
+  const trains = heads.map((h, t) =>
+    randomImages(rng.fork(`train${t}`), train, config, h.classes.length)
+  );
+  const sources: DataSourceName[] = ["test_inputs", "train"];
+  const data: MergeData = {
+    model: { config, base, heads, norm: DATA_NORM },
+    sources,
+    images: (source, t) =>
+      Promise.resolve(
+        source === "train" ? trains[t] : { ...tests[t], labels: new Int32Array(0), classes: [] },
+      ),
+  };
+  return {
+    config,
+    base,
+    taus,
+    heads,
+    tests,
+    trains,
+    data,
+    dispose: () => heads.forEach((h) => h.weight.dispose()),
+  };
+}
+
+/**
+ * Writes the problem for Python into `dir`: base.safetensors, tau{t}.safetensors,
+ * heads.safetensors (head{t} [classes, P], scale{t}) and images.safetensors (images{t} of
+ * `source`, [n, C, H, W] before normalisation). Returns the paths.
+ */
+export async function writeProblem(
+  p: DataProblem,
+  dir: string,
+  source: "test" | "train",
+): Promise<{ base: string; tasks: string[]; heads: string; images: string }> {
+  const base = `${dir}/base.safetensors`;
+  await saveModel(base, p.config, p.base);
+  const tasks: string[] = [];
+  for (let t = 0; t < p.taus.length; t++) {
+    const path = `${dir}/tau${t}.safetensors`;
+    const host: HostParams = new Map(p.taus[t].names().map((n) => [n, p.taus[t].get(n)]));
+    await saveModel(path, p.config, host);
+    tasks.push(path);
+  }
+  const heads = `${dir}/heads.safetensors`;
+  await writeSafetensors(
+    heads,
+    p.heads.flatMap((h, t) => [
+      { name: `head${t}`, shape: h.weight.shape, data: h.weight.dataSync() as Float32Array },
+      { name: `scale${t}`, shape: [], data: new Float32Array([h.logitScale]) },
+    ]),
+  );
+  const images = `${dir}/images.safetensors`;
+  const sets = source === "train" ? p.trains : p.tests;
+  await writeSafetensors(
+    images,
+    sets.map((s, t) => ({
+      name: `images${t}`,
+      shape: [s.count, s.channels, s.size, s.size],
+      data: s.pixels,
+    })),
+  );
+  return { base, tasks, heads, images };
+}
+
+const DIR = new URL(".", import.meta.url).pathname;
+
+/** The Python side: our independent reference, or FusionBench's own code. */
+export type Reference = "data_reference" | "fusionbench_data";
+
+async function runReference(reference: Reference, spec: Record<string, unknown>) {
+  await runPython(
+    `import sys, json
+sys.path.insert(0, ${JSON.stringify(DIR)})
+import ${reference}
+${reference}.main(json.loads(sys.argv[1]))`,
+    [JSON.stringify(spec)],
+  );
+}
+
+function chunks(idx: ArrayLike<number>, size: number): number[][] {
+  const all = Array.from(idx), out: number[][] = [];
+  for (let i = 0; i < all.length; i += size) out.push(all.slice(i, i + size));
+  return out;
+}
+
+/**
+ * The attention key bias adds the same number to every score of a query's row, which the
+ * softmax ignores: its gradient is zero in exact arithmetic, and Adam (m̂/√v̂) turns each side's
+ * rounding noise into steps of ±lr. Layer-wise AdaMerging's coefficient for it (and M's values
+ * on it, which change no output) follow that noise in both implementations (FusionBench's too)
+ * and are left out of the comparison.
+ */
+function isKeyBias(name: string): boolean {
+  return name.endsWith("self_attn.k_proj.bias");
+}
+
+/** max |ours − ref| over every tensor (key biases left out, see isKeyBias), and max |ref|. */
+async function compare(
+  ours: { names(): readonly string[]; get(n: string): { data: Float32Array } },
+  refPath: string,
+) {
+  using ref = await SafetensorsReader.open(refPath);
+  let diff = 0, scale = 0;
+  for (const name of ours.names()) {
+    if (isKeyBias(name)) continue;
+    const a = ours.get(name).data, b = await ref.read(`M.${name}`);
+    for (let i = 0; i < a.length; i++) {
+      diff = Math.max(diff, Math.abs(a[i] - b[i]));
+      scale = Math.max(scale, Math.abs(b[i]));
+    }
+  }
+  return { diff, scale };
+}
+
+/**
+ * RegMean or Fisher merging here and in `reference` on the same problem and batches: the merged
+ * task vectors agree to float32 rounding (max |diff| < 1e-4 · max |M|).
+ */
+export async function closedForm(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  method: "regmean" | "regmean_plusplus" | "fisher",
+  params: Record<string, unknown>,
+) {
+  const ours = await merge(method, p.taus, { params, data: p.data });
+  const P = ours.summary.params;
+  const batch = P.batch as number, examples = P.examples as number;
+  const batches = p.trains.map((set, t) => {
+    if (method !== "fisher") {
+      return chunks(
+        gramInputs(set.count, examples, batch, P.seed as number, `regmean/task${t}`),
+        batch,
+      );
+    }
+    const count = examples === 0
+      ? set.count
+      : Math.min(set.count, Math.ceil(examples / batch) * batch);
+    return chunks(Array.from({ length: count }, (_, i) => i), batch);
+  });
+  const files = await writeProblem(p, dir, "train");
+  const out = `${dir}/ref-${method}.safetensors`;
+  await runReference(reference, {
+    method,
+    config: p.config,
+    norm: DATA_NORM,
+    ...files,
+    params: P,
+    batches,
+    out,
+  });
+  const { diff, scale } = await compare(ours, out);
+  console.log(
+    `${method} ${JSON.stringify(params)}: max |diff| ${diff.toExponential(2)}, max |M| ${
+      scale.toFixed(3)
+    }`,
+  );
+  assert(scale > 1e-3, `${method}: the merged task vector is (nearly) zero`);
+  assert(diff < 1e-4 * scale, `${method}: max |diff| ${diff} ≥ 1e-4 × ${scale}`);
+}
+
+/** Largest allowed |Δλ| between trajectories (a fiftieth of the tests' step size 0.01). */
+export const TRAJECTORY_TOLERANCE = 2e-4;
+
+/**
+ * AdaMerging here and in `reference` from the same coefficients, on the same batches, for the
+ * same steps: the trajectories agree within {@linkcode TRAJECTORY_TOLERANCE} at every step (the
+ * key-bias coefficients left out, see isKeyBias), and so do the merged task vectors.
+ */
+export async function adaMergingCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  method: "adamerging" | "adamerging_task",
+  params: Record<string, unknown>,
+) {
+  const m = getMethod(method);
+  const P = resolveParams(m, params);
+  const settings = adaMergingSettings(P, method === "adamerging");
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const ours: Float32Array[] = [];
+  await fitAdaMerging({
+    model: p.data.model,
+    taus,
+    names,
+    sets,
+    settings,
+    onStep: (_s, lambda) => ours.push(Float32Array.from(lambda)),
+  });
+  const merged = await merge(method, p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: settings.steps },
+    (_, s) =>
+      sets.map((set, t) =>
+        Array.from(adaMergingBatch(set.count, settings.batch, settings.seed, t, s + 1))
+      ),
+  );
+  const files = await writeProblem(p, dir, "test");
+  const out = `${dir}/ref-${method}.safetensors`;
+  await runReference(reference, {
+    method,
+    config: p.config,
+    norm: DATA_NORM,
+    ...files,
+    names,
+    layer_wise: settings.layerWise,
+    params: P,
+    batches,
+    out,
+  });
+  using ref = await SafetensorsReader.open(out);
+  const trajectory = await ref.read("trajectory"); // [steps, T, L]
+  const per = ours[0].length;
+  let worst = 0, moved = 0;
+  let where = 0;
+  ours.forEach((lambda, s) => {
+    for (let i = 0; i < per; i++) {
+      if (settings.layerWise && isKeyBias(names[i % names.length])) continue;
+      if (Math.abs(lambda[i] - trajectory[s * per + i]) > worst) where = i;
+      worst = Math.max(worst, Math.abs(lambda[i] - trajectory[s * per + i]));
+      moved = Math.max(moved, Math.abs(lambda[i] - settings.init));
+    }
+  });
+  const { diff, scale } = await compare(merged, out);
+  console.log(
+    `${method} ${JSON.stringify(params)}: trajectory max |Δλ| ${worst.toExponential(2)} over ` +
+      `${settings.steps} steps (λ moved up to ${moved.toFixed(3)}); M max |diff| ${
+        diff.toExponential(2)
+      } worst ${names[where % names.length]}`,
+  );
+  assert(moved > 20 * TRAJECTORY_TOLERANCE, `${method}: the coefficients hardly moved (${moved})`);
+  assert(worst < TRAJECTORY_TOLERANCE, `${method}: trajectories differ by ${worst}`);
+  assert(
+    diff < 1e-4 * scale,
+    `${method}: merged task vector differs by ${diff} (max |M| ${scale})`,
+  );
+}

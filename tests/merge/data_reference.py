@@ -1,0 +1,244 @@
+"""Independent PyTorch references of the data-using merge methods, written from the papers and
+the method descriptions (not from the TypeScript code), in float64 on the CLIP vision tower of
+tests/models/clip_vision_ref.py. main(spec) reads θ0, the task vectors, the heads, the images
+and the batches (which images each step reads: a data choice made by the caller), runs
+spec["method"] and writes its outputs to spec["out"].
+
+- RegMean (Jin et al. 2023): G_t = X_tᵀX_t / N_t over every linear layer's input rows while
+  expert θ0 + τ_t runs on its batches; off-diagonals × alpha; M = (Σ G_t)^{-1} Σ G_t τ_tᵀ for
+  linear weights (transposed back), the mean of the τ_t for every other tensor.
+- RegMean++ (Nguyen et al. 2025): the same closed form, block by block: the embeddings and the
+  pre-LayerNorm averaged, then block l's Gram matrices measured with the merged embeddings and
+  blocks < l and expert t's block l; tail=regmean: post-LayerNorm averaged, projection by RegMean
+  on the merged model's features; tail=pretrained: both left at θ0 (M = 0).
+- Fisher merging (Matena & Raffel 2022, the batch estimator of FusionBench/MergeLM): F_t = Σ_B
+  (∇ Σ_{i∈B} Σ_c sg(√p_ic) log p_ic)² / N_t; task weights 1/T, normalised by inverse global
+  norms; M = Σ_t w_t (F_t + ε) τ_t / Σ_t w_t (F_t + ε).
+- AdaMerging (Yang et al. 2024): λ (T × L) starts at `init`; each step sums, over tasks, the
+  mean entropy −Σ p log(p + 1e-8) of the model θ0 + Σ λ τ on the task's batch under its head,
+  back-propagates to λ and takes one torch.optim.Adam step. Writes λ after every step.
+"""
+import os
+import re
+import sys
+
+import torch
+import torch.nn.functional as F
+
+import st
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+import clip_vision_ref  # noqa: E402
+
+torch.set_default_dtype(torch.float64)
+
+
+def load(path):
+    return {k: v.double() for k, v in st.load(path)[0].items()}
+
+
+def pixels(images, task, idx, norm):
+    x = images[f"images{task}"][list(idx)]
+    return (x - norm["mean"]) / norm["std"]
+
+
+def logits(p, x, cfg, head, scale):
+    f = clip_vision_ref.features(p, x, cfg)
+    return scale * (F.normalize(f, dim=-1) @ F.normalize(head, dim=-1).T)
+
+
+# ---- RegMean ---------------------------------------------------------------------------------
+class Capture:
+    """Stands in for torch.nn.functional inside clip_vision_ref: records every linear input."""
+
+    def __init__(self, names):
+        self.names, self.sums, self.rows = names, {}, {}
+
+    def __getattr__(self, k):
+        return getattr(F, k)
+
+    def linear(self, x, w, b=None):
+        name = self.names[id(w)]
+        rows = x.reshape(-1, x.shape[-1])
+        self.sums[name] = self.sums.get(name, 0) + rows.T @ rows
+        self.rows[name] = self.rows.get(name, 0) + rows.shape[0]
+        return F.linear(x, w, b)
+
+
+def regmean(spec, cfg, base, taus, images, norm):
+    P, grams = spec["params"], []
+    for t, tau in enumerate(taus):
+        p = {k: base[k] + tau[k] for k in base}
+        cap = Capture({id(v): k for k, v in p.items()})
+        clip_vision_ref.F = cap
+        try:
+            with torch.no_grad():
+                for idx in spec["batches"][t]:
+                    clip_vision_ref.features(p, pixels(images, t, idx, norm), cfg)
+        finally:
+            clip_vision_ref.F = F
+        grams.append({k: cap.sums[k] / cap.rows[k] for k in cap.sums})
+    out = {}
+    for k in base:
+        if k in grams[0]:
+            n = grams[0][k].shape[0]
+            mask = torch.full((n, n), P["alpha"]).fill_diagonal_(1.0)
+            G = [g[k] * mask for g in grams]
+            rhs = sum(Gt @ tau[k].T for Gt, tau in zip(G, taus))
+            out[k] = torch.linalg.solve(sum(G), rhs).T
+        else:
+            out[k] = sum(tau[k] for tau in taus) / len(taus)
+    return out, {"linear": sorted(grams[0].keys())}
+
+
+def grams_of(spec, cfg, p, t, images, norm, wanted):
+    cap = Capture({id(v): k for k, v in p.items()})
+    clip_vision_ref.F = cap
+    try:
+        with torch.no_grad():
+            for idx in spec["batches"][t]:
+                clip_vision_ref.features(p, pixels(images, t, idx, norm), cfg)
+    finally:
+        clip_vision_ref.F = F
+    return {k: cap.sums[k] / cap.rows[k] for k in wanted}
+
+
+def regmean_plusplus(spec, cfg, base, taus, images, norm):
+    P, T = spec["params"], len(taus)
+
+    def block(k):
+        m = re.search(r"(?:^|\.)layers\.(\d+)\.", k)
+        return int(m.group(1)) if m else None
+
+    def is_tail(k):
+        return k == "visual_projection.weight" or k.startswith("vision_model.post_layernorm")
+
+    def linear(k):
+        return k == "visual_projection.weight" or k.endswith(("_proj.weight", "fc1.weight", "fc2.weight"))
+
+    M = {}
+
+    def mean(k):
+        M[k] = sum(tau[k] for tau in taus) / T
+
+    def stage(members):
+        wanted = [k for k in members if linear(k)]
+        grams = [grams_of(spec, cfg, {k: base[k] + M.get(k, tau[k]) for k in base}, t, images,
+                          norm, wanted) for t, tau in enumerate(taus)]
+        for k in members:
+            if k not in wanted:
+                mean(k)
+                continue
+            n = grams[0][k].shape[0]
+            mask = torch.full((n, n), P["alpha"]).fill_diagonal_(1.0)
+            G = [g[k] * mask for g in grams]
+            M[k] = torch.linalg.solve(sum(G), sum(Gt @ tau[k].T for Gt, tau in zip(G, taus))).T
+
+    for k in base:
+        if block(k) is None and not is_tail(k):
+            mean(k)
+    for b in range(cfg["layers"]):
+        stage([k for k in base if block(k) == b])
+    tail = [k for k in base if is_tail(k)]
+    if P["tail"] == "pretrained":
+        for k in tail:
+            M[k] = torch.zeros_like(base[k])
+    else:
+        for k in tail:
+            if k != "visual_projection.weight":
+                mean(k)
+        stage(["visual_projection.weight"])
+    return M, {}
+
+
+# ---- Fisher merging --------------------------------------------------------------------------
+def fisher(spec, cfg, base, taus, images, heads, norm):
+    P, fishers = spec["params"], []
+    for t, tau in enumerate(taus):
+        p = {k: (base[k] + tau[k]).requires_grad_(True) for k in base}
+        acc, count = {k: torch.zeros_like(v) for k, v in p.items()}, 0
+        for idx in spec["batches"][t]:
+            z = logits(p, pixels(images, t, idx, norm), cfg, heads[f"head{t}"], heads[f"scale{t}"])
+            loss = (torch.softmax(z, -1).sqrt().detach() * torch.log_softmax(z, -1)).sum()
+            grads = torch.autograd.grad(loss, list(p.values()))
+            for k, g in zip(p, grads):
+                acc[k] += g ** 2
+            count += len(idx)
+        fishers.append({k: v / count for k, v in acc.items()})
+    eps, T = P["epsilon"], len(taus)
+    w = torch.full((T,), 1.0 / T)
+    if P["normalize"]:
+        norms = torch.stack([torch.sqrt(sum((f ** 2).sum() for f in ft.values())) for ft in fishers])
+        inv = 1.0 / (norms + eps)
+        w = w * inv / inv.sum()
+    out = {}
+    for k in base:
+        num = sum(w[t] * (fishers[t][k] + eps) * taus[t][k] for t in range(T))
+        den = sum(w[t] * (fishers[t][k] + eps) for t in range(T))
+        out[k] = num / den
+    return out, {"norms": [float(torch.sqrt(sum((f ** 2).sum() for f in ft.values()))) for ft in fishers]}
+
+
+# ---- AdaMerging ------------------------------------------------------------------------------
+def adamerging(spec, cfg, base, taus, images, heads, norm):
+    P, names, T = spec["params"], spec["names"], len(taus)
+    L = len(names) if spec["layer_wise"] else 1
+    lam = torch.nn.Parameter(torch.full((T, L), float(P["init"])))
+    opt = torch.optim.Adam([lam], lr=P["lr"])
+    trajectory, losses = [], []
+
+    def merged():
+        used = lam.clamp(0, 1) if P["clamp"] else lam
+        p = dict(base)
+        for l, k in enumerate(names):
+            p[k] = base[k] + sum(used[t, l if L > 1 else 0] * taus[t][k] for t in range(T))
+        return p
+
+    for step in range(P["steps"]):
+        total = 0.0
+        for t in range(T):
+            x = pixels(images, t, spec["batches"][step][t], norm)
+            z = logits(merged(), x, cfg, heads[f"head{t}"], heads[f"scale{t}"])
+            prob = torch.softmax(z, -1)
+            loss = -(prob * torch.log(prob + 1e-8)).sum(-1).mean()
+            loss.backward()
+            total += float(loss)
+        opt.step()
+        opt.zero_grad()
+        trajectory.append(lam.detach().clone())
+        losses.append(total)
+    used = lam.detach().clamp(0, 1) if P["clamp"] else lam.detach()
+    out = {k: sum(used[t, l if L > 1 else 0] * taus[t][k] for t in range(T))
+           for l, k in enumerate(names)}
+    return out, {"trajectory": torch.stack(trajectory), "losses": torch.tensor(losses)}
+
+
+def main(spec):
+    cfg = spec["config"]
+    base = load(spec["base"])
+    taus = [load(path) for path in spec["tasks"]]
+    images = load(spec["images"])
+    heads = load(spec["heads"])
+    norm = spec["norm"]
+    method = spec["method"]
+    if method == "regmean":
+        merged, extra = regmean(spec, cfg, base, taus, images, norm)
+    elif method == "regmean_plusplus":
+        merged, extra = regmean_plusplus(spec, cfg, base, taus, images, norm)
+    elif method == "fisher":
+        merged, extra = fisher(spec, cfg, base, taus, images, heads, norm)
+    elif method in ("adamerging", "adamerging_task"):
+        merged, extra = adamerging(spec, cfg, base, taus, images, heads, norm)
+    else:
+        raise ValueError(f"no reference for {method}")
+    out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}
+    for k, v in extra.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.float().contiguous()
+    st.save(spec["out"], out, {k: ",".join(v) for k, v in extra.items() if isinstance(v, list)
+                               and all(isinstance(s, str) for s in v)})
+
+
+def main_all(specs):
+    for spec in specs:
+        main(spec)

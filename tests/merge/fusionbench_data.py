@@ -1,0 +1,460 @@
+"""Runs FusionBench's own code for the data-using merge methods on the problem the TypeScript
+test writes (same spec and outputs as data_reference.py), from a checkout of
+tanganke/fusion_bench named by the environment variable FUSION_BENCH_DIR (the directory that
+holds `fusion_bench/`). Nothing of FusionBench is copied here: its files are executed from the
+checkout, with its heavy dependencies (Lightning, Hydra/OmegaConf, transformers, tqdm) replaced
+by the small stand-ins below, and torch 1.13's `torch.nn.utils.stateless.functional_call` under
+the name `torch.func.functional_call` (torch ≥ 2.0) that the wrappers import.
+
+What runs from FusionBench:
+- AdaMerging: TaskWiseMergedModel / LayerWiseMergedModel (models/wrappers), entropy_loss, and the
+  algorithms' own `test_time_adaptation` loops (task_wise_adamerging.py, layer_wise_adamerging.py)
+  with CLIPTaskWiseAdaMergingAlgorithm.compute_logits;
+- RegMean: RegMeanAlgorithmForCLIP.get_regmean_weights (its forward hooks) and
+  merging_with_regmean_weights;
+- RegMean++: RegMeanAlgorithmForCLIPPlusPlus.run, its whole layer-by-layer merge;
+- Fisher merging: FisherMergingForCLIPVisionModel.get_fisher_weights and
+  merging_with_fisher_weights.
+The data loaders are replaced by ones that yield the test's batches in the test's order.
+"""
+import contextlib
+import importlib.util
+import os
+import sys
+import types
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+import st
+
+ROOT = os.environ.get("FUSION_BENCH_DIR", "")
+
+
+# ---- loading FusionBench files without its package __init__ files or dependencies ----------------
+def package(name):
+    m = sys.modules.get(name) or types.ModuleType(name)
+    m.__path__ = [os.path.join(ROOT, *name.split("."))]
+    sys.modules[name] = m
+    return m
+
+
+def stub(name, **attrs):
+    m = sys.modules.get(name) or types.ModuleType(name)
+    m.__dict__.update(attrs)
+    sys.modules[name] = m
+    return m
+
+
+def load(name):
+    path = os.path.join(ROOT, *name.split(".")) + ".py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Config(dict):
+    """OmegaConf's DictConfig as FusionBench reads it: keys as attributes, .get()."""
+
+    def __getattr__(self, k):
+        try:
+            return self[k]
+        except KeyError as e:
+            raise AttributeError(k) from e
+
+
+class Fabric:
+    """Lightning Fabric on one CPU process: setup is the identity, backward is autograd's."""
+
+    def setup(self, *objs):
+        return objs if len(objs) > 1 else objs[0]
+
+    def setup_dataloaders(self, loader):
+        return loader
+
+    def backward(self, loss, **kwargs):
+        loss.backward(**kwargs)
+
+    def log_dict(self, *args, **kwargs):
+        pass
+
+    def to_device(self, x):
+        return x
+
+
+class Profiler:
+    @contextlib.contextmanager
+    def profile(self, *args):
+        yield
+
+    def print_profile_summary(self, *args):
+        pass
+
+
+class passthrough:  # noqa: N801 - stands in for tqdm
+    def __init__(self, it=None, *args, **kwargs):
+        self.it = it if it is not None else range(0)
+
+    def __iter__(self):
+        return iter(self.it)
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+
+def setup():
+    if not ROOT or not os.path.isdir(os.path.join(ROOT, "fusion_bench")):
+        raise SystemExit(f"FUSION_BENCH_DIR={ROOT!r} holds no fusion_bench/ checkout")
+
+    def functional_call(module, params, args=(), kwargs=None, tie_weights=True, strict=False):
+        return torch.nn.utils.stateless.functional_call(module, params, args, kwargs or {})
+
+    if not hasattr(torch, "func"):
+        torch.func = stub("torch.func", functional_call=functional_call)
+    stub("tqdm", tqdm=passthrough)
+    stub("tqdm.autonotebook", tqdm=passthrough)
+    stub("omegaconf", DictConfig=Config)
+    stub("lightning", Fabric=Fabric)
+    stub("lightning.fabric")
+    stub("lightning.fabric.utilities")
+    stub("lightning.fabric.utilities.rank_zero", rank_zero_only=lambda f: f)
+    stub("transformers", CLIPModel=object, CLIPProcessor=object)
+    for name in ["fusion_bench", "fusion_bench.models", "fusion_bench.models.wrappers",
+                 "fusion_bench.method", "fusion_bench.method.adamerging",
+                 "fusion_bench.method.regmean", "fusion_bench.method.fisher_merging",
+                 "fusion_bench.method.regmean_plusplus",
+                 "fusion_bench.utils", "fusion_bench.mixins", "fusion_bench.compat",
+                 "fusion_bench.dataset"]:
+        package(name)
+    identity = lambda cls=None, **kw: cls if cls is not None else (lambda c: c)  # noqa: E731
+
+    def base(name):  # a distinct empty class per stand-in, so classes may list several
+        return type(name, (), {"_config_mapping": {}})
+
+    algorithm, fabric_mixin, clip_mixin = base("BaseAlgorithm"), base("Fabric"), base("CLIP")
+    stub("fusion_bench", auto_register_config=identity, BaseAlgorithm=algorithm)
+    stub("fusion_bench.utils", timeit_context=contextlib.nullcontext)
+    stub("fusion_bench.utils.type", StateDictType=dict,
+         TorchModelType=TypeVar("TorchModelType"))
+    stub("fusion_bench.utils.dict", dict_merge=lambda *a, **k: {})
+    stub("fusion_bench.utils.data", load_tensor_from_file=torch.load, InfiniteDataLoader=iter)
+    stub("fusion_bench.compat.method", ModelFusionAlgorithm=base("ModelFusionAlgorithm"))
+    stub("fusion_bench.compat.modelpool", ModelPool=object)
+    stub("fusion_bench.modelpool", BaseModelPool=object, CLIPVisionModelPool=object)
+    stub("fusion_bench.dataset", CLIPDataset=lambda dataset, processor=None: dataset)
+    stub("fusion_bench.dataset.clip_dataset", CLIPDataset=lambda dataset, processor=None: dataset)
+    stub("fusion_bench.models.hf_clip", HFCLIPClassifier=object)
+    stub("fusion_bench.tasks.clip_classification", get_classnames_and_templates=None)
+    stub("fusion_bench.method", BaseAlgorithm=algorithm)
+    stub("fusion_bench.mixins", SimpleProfilerMixin=Profiler, auto_register_config=identity,
+         CLIPClassificationMixin=clip_mixin, LightningFabricMixin=fabric_mixin)
+    stub("fusion_bench.mixins.lightning_fabric", LightningFabricMixin=fabric_mixin)
+    stub("fusion_bench.mixins.simple_profiler", SimpleProfilerMixin=Profiler)
+    stub("fusion_bench.mixins.clip_classification", VISION_MODEL_PREFIX="vision_model.",
+         vision_backbone=lambda model: model.vision_model)
+    load("fusion_bench.models.utils")
+    mods = {}
+    for name in ["fusion_bench.models.wrappers.task_wise_fusion",
+                 "fusion_bench.models.wrappers.layer_wise_fusion",
+                 "fusion_bench.method.adamerging.entropy_loss",
+                 "fusion_bench.method.adamerging.utils",
+                 "fusion_bench.method.adamerging.task_wise_adamerging",
+                 "fusion_bench.method.adamerging.layer_wise_adamerging",
+                 "fusion_bench.method.adamerging.clip_task_wise_adamerging",
+                 "fusion_bench.method.regmean.utils",
+                 "fusion_bench.method.regmean.regmean",
+                 "fusion_bench.method.regmean.clip_regmean",
+                 "fusion_bench.method.regmean_plusplus.regmean_plusplus",
+                 "fusion_bench.method.regmean_plusplus.clip_regmean_plusplus",
+                 "fusion_bench.method.fisher_merging.fisher_merging",
+                 "fusion_bench.method.fisher_merging.clip_fisher_merging"]:
+        mods[name.split(".")[-1]] = mods[".".join(name.split(".")[-2:])] = load(name)
+    return mods
+
+
+# ---- the test's CLIP vision tower as an nn.Module with Hugging Face's names -----------------------
+class Attention(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q_proj, self.k_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.v_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        hd = d // self.heads
+
+        def split(y):
+            return y.view(b, t, self.heads, hd).transpose(1, 2)
+
+        q, k, v = split(self.q_proj(x) * hd ** -0.5), split(self.k_proj(x)), split(self.v_proj(x))
+        o = (torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v).transpose(1, 2).reshape(b, t, d)
+        return self.out_proj(o)
+
+
+class Mlp(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(h * torch.sigmoid(1.702 * h))
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d, eps = cfg["width"], cfg["layerNormEps"]
+        self.self_attn = Attention(d, cfg["heads"])
+        self.layer_norm1 = nn.LayerNorm(d, eps=eps)
+        self.mlp = Mlp(d, cfg["mlpDim"])
+        self.layer_norm2 = nn.LayerNorm(d, eps=eps)
+
+    def forward(self, x, **kwargs):  # RegMean++ passes attention masks (None)
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d, p = cfg["width"], cfg["patchSize"]
+        self.class_embedding = nn.Parameter(torch.zeros(d))
+        self.patch_embedding = nn.Conv2d(cfg["channels"], d, p, stride=p, bias=False)
+        self.position_embedding = nn.Embedding((cfg["imageSize"] // p) ** 2 + 1, d)
+
+    def forward(self, x):
+        tokens = self.patch_embedding(x).flatten(2).transpose(1, 2)
+        cls = self.class_embedding.expand(x.shape[0], 1, -1)
+        return torch.cat([cls, tokens], dim=1) + self.position_embedding.weight
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.layers = nn.ModuleList([Layer(cfg) for _ in range(cfg["layers"])])
+
+
+class VisionModel(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d, eps = cfg["width"], cfg["layerNormEps"]
+        self.embeddings = Embeddings(cfg)
+        self.pre_layrnorm = nn.LayerNorm(d, eps=eps)
+        self.encoder = Encoder(cfg)
+        self.post_layernorm = nn.LayerNorm(d, eps=eps)
+
+
+class Tower(nn.Module):
+    """Returns (None, image features) like CLIPVisionModel's (last_hidden_state, pooled), with
+    the projection inside, so that FusionBench's compute_logits (module(images)[1], then its
+    visual_projection, here the identity) sees the merged projection."""
+
+    def __init__(self, cfg, params):
+        super().__init__()
+        self.vision_model = VisionModel(cfg)
+        self.visual_projection = nn.Linear(cfg["width"], cfg["projectionDim"], bias=False)
+        missing = self.load_state_dict({k: v.float() for k, v in params.items()}, strict=True)
+        assert not missing.missing_keys and not missing.unexpected_keys, missing
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def forward(self, x):
+        v = self.vision_model
+        h = v.pre_layrnorm(v.embeddings(x))
+        for layer in v.encoder.layers:
+            h = layer(h)
+        return None, self.visual_projection(v.post_layernorm(h[:, 0, :]))
+
+
+# ---- the methods -----------------------------------------------------------------------------------
+def pixels(images, task, idx, norm):
+    x = images[f"images{task}"][list(idx)]
+    return (x - norm["mean"]) / norm["std"]
+
+
+class Loader:
+    """Stands in for torch's DataLoader: the test's batches, in the test's order."""
+
+    def __init__(self, batches):
+        self.batches, self.batch_size = batches, len(batches[0][0]) if batches else 1
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def clip_setup(algo, heads, task_names):
+    algo.zeroshot_weights = {n: torch.nn.functional.normalize(heads[f"head{t}"], dim=-1)
+                             for t, n in enumerate(task_names)}
+    algo.visual_projection = nn.Identity()
+    scales = {float(heads[f"scale{t}"]) for t in range(len(task_names))}
+    assert len(scales) == 1, "FusionBench uses one logit scale for every head"
+    algo.logit_scale_exp = torch.tensor(scales.pop())
+
+
+def adamerging(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T = spec["params"], len(taus)
+    names = [f"task{t}" for t in range(T)]
+    pretrained = Tower(cfg, base)
+    finetuned = [Tower(cfg, {k: base[k] + tau[k] for k in base}) for tau in taus]
+    # FusionBench's columns follow named_parameters() (Hugging Face's module order); the test's
+    # follow spec["names"].
+    order = [[n for n, _ in pretrained.named_parameters()].index(n) for n in spec["names"]]
+    config = Config(optimizer="adam", lr=P["lr"], max_steps=P["steps"], init_values=P["init"],
+                    clamp_weights=P["clamp"], tie_weights=True, strict=False, fast_dev_run=False)
+    iters = {n: iter([(pixels(images, t, spec["batches"][s][t], norm), None)
+                      for s in range(P["steps"])]) for t, n in enumerate(names)}
+    task_wise = not spec["layer_wise"]
+    if task_wise:
+        tw = mods["task_wise_fusion"]
+        module = tw.TaskWiseMergedModel(
+            task_wise_weight=tw.get_task_wise_weights(T, P["init"]), pretrained_model=pretrained,
+            finetuned_models=finetuned, clamp_weights=P["clamp"], tie_weights=True, strict=False)
+        algo_cls = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm
+    else:
+        lw = mods["layer_wise_fusion"]
+        layers = len([p for p in pretrained.parameters() if p.requires_grad])
+        module = lw.LayerWiseMergedModel(
+            layer_wise_weight=lw.get_layer_wise_weights(T, layers, P["init"]),
+            pretrained_model=pretrained, finetuned_models=finetuned, clamp_weights=P["clamp"],
+            tie_weights=True, strict=False)
+        algo_cls = mods["layer_wise_adamerging"].LayerWiseAdaMergingAlgorithm
+    trajectory, merge_weights = [], module.merge_weights
+
+    def recording_merge_weights(*a, **k):  # called once before the loop and after every step
+        trajectory.append(module.merge_weight.detach().clone())
+        return merge_weights(*a, **k)
+
+    module.merge_weights = recording_merge_weights
+    tasks_compute_logits = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm.compute_logits
+
+    class Algo(algo_cls):
+        def __init__(self):  # FusionBench's __init__ builds Lightning; set what the loop reads
+            self.config, self._fabric, self.fabric = config, Fabric(), Fabric()
+            self.modelpool = types.SimpleNamespace(model_names=names)
+            self.is_debug_mode = False
+            clip_setup(self, heads, names)
+
+        def get_shuffled_test_loader_iter(self, task):
+            return iters[task]
+
+        def compute_logits(self, module, batch, task):
+            images = batch[0] if isinstance(batch, tuple) else batch
+            return tasks_compute_logits(self, module, (images, None), task)
+
+        def on_test_time_adaptation_start(self):
+            pass
+
+        def profile(self, *a):
+            return contextlib.nullcontext()
+
+        def print_profile_summary(self, *a):
+            pass
+
+    Algo().test_time_adaptation(module)
+    steps = torch.stack(trajectory[1:])  # λ after each step
+    steps = steps.reshape(P["steps"], T, 1) if task_wise else steps[:, :, order]
+    used = module.merge_weight.detach()
+    used = used.clamp(0, 1) if P["clamp"] else used
+    merged = module.merge_and_unload()
+    out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
+    return out, {"trajectory": steps}
+
+
+def regmean(mods, spec, cfg, base, taus, images, norm):
+    P, T = spec["params"], len(taus)
+    names = [f"task{t}" for t in range(T)]
+    cr, rm, ru = mods["clip_regmean"], mods["regmean.regmean"], mods["regmean.utils"]
+    algo = cr.RegMeanAlgorithmForCLIP.__new__(cr.RegMeanAlgorithmForCLIP)
+    algo.fabric, algo.num_regmean_examples = Fabric(), 10 ** 9  # the test's batches decide
+    algo.dataloader_kwargs, algo.clip_processor = {}, None
+    clip_setup(algo, {f"head{t}": torch.eye(cfg["projectionDim"]) for t in range(T)} |
+               {f"scale{t}": torch.tensor(1.0) for t in range(T)}, names)
+    params, grams = {}, []
+    for t, tau in enumerate(taus):
+        model = Tower(cfg, {k: base[k] + tau[k] for k in base})
+        for k, v in model.state_dict().items():
+            params.setdefault(k, []).append(v)
+        batches = [(pixels(images, t, idx, norm).float(), None) for idx in spec["batches"][t]]
+        cr.DataLoader = lambda dataset, shuffle=False, **kw: Loader(batches)  # noqa: B023
+        linear = ru.get_modules_to_merge(model, [nn.Linear])
+        with torch.no_grad():
+            grams.append(algo.get_regmean_weights(names[t], model, None, linear))
+    merged = rm.merging_with_regmean_weights(params, grams, P["alpha"], weight_transpose=True)
+    return {k: v.double() - base[k] for k, v in merged.items()}, {}
+
+
+def regmean_plusplus(mods, spec, cfg, base, taus, images, norm):
+    P, T = spec["params"], len(taus)
+    if P["tail"] != "pretrained":
+        raise ValueError("FusionBench's RegMean++ leaves the tail at θ0: run it with tail=pretrained")
+    crp = mods["clip_regmean_plusplus"]
+    algo = crp.RegMeanAlgorithmForCLIPPlusPlus.__new__(crp.RegMeanAlgorithmForCLIPPlusPlus)
+    algo.num_regmean_examples = 10 ** 9  # the test's batches decide
+    algo.exclude_param_names_regex, algo.reduce_non_diagonal_ratio = [], P["alpha"]
+    algo.weight_transpose, algo.fabric, algo.dataloader_kwargs = True, Fabric(), {}
+    algo.clip_processor = None
+    algo.config = Config(exclude_param_names_regex=[], weight_transpose=True)
+    algo.on_regmean_start = lambda: None  # builds zero-shot heads, unused by the merge
+    batches = {f"task{t}": [(pixels(images, t, idx, norm).float(), None)
+                            for idx in spec["batches"][t]] for t in range(T)}
+    crp.DataLoader = lambda dataset, shuffle=False, **kw: Loader(dataset)
+    pool = types.SimpleNamespace(
+        named_models=lambda: [(f"task{t}", Tower(cfg, {k: base[k] + tau[k] for k in base}))
+                              for t, tau in enumerate(taus)],
+        load_pretrained_model=lambda: Tower(cfg, base),
+        load_train_dataset=lambda name: batches[name])
+    merged = algo.run(pool)
+    return {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}, {}
+
+
+def fisher(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T = spec["params"], len(taus)
+    names = [f"task{t}" for t in range(T)]
+    cf, fm = mods["clip_fisher_merging"], mods["fisher_merging"]
+    algo = cf.FisherMergingForCLIPVisionModel.__new__(cf.FisherMergingForCLIPVisionModel)
+    algo.fabric, algo.dataloader_kwargs, algo.clip_processor = None, {}, None
+    algo.config = Config(num_fisher_examples=10 ** 9)  # the test's batches decide
+    clip_setup(algo, heads, names)
+    params, fishers = {}, []
+    for t, tau in enumerate(taus):
+        model = Tower(cfg, {k: base[k] + tau[k] for k in base})
+        for k, v in model.state_dict().items():
+            params.setdefault(k, []).append(v.detach())
+        batches = [(pixels(images, t, idx, norm).float(), None) for idx in spec["batches"][t]]
+        cf.DataLoader = lambda dataset, **kw: Loader(batches)  # noqa: B023
+        fishers.append(algo.get_fisher_weights(names[t], model, None, list(params.keys())))
+    merged = fm.merging_with_fisher_weights(
+        params, fishers, torch.ones(T) / T, normalize_fisher_weight=P["normalize"],
+        minimal_fisher_weight=P["epsilon"])
+    return {k: v.double() - base[k] for k, v in merged.items()}, {}
+
+
+def main(spec):
+    mods = setup()
+    cfg, norm = spec["config"], spec["norm"]
+    base = {k: v.double() for k, v in st.load(spec["base"])[0].items()}
+    taus = [{k: v.double() for k, v in st.load(p)[0].items()} for p in spec["tasks"]]
+    images = {k: v.float() for k, v in st.load(spec["images"])[0].items()}
+    heads = {k: v.float() for k, v in st.load(spec["heads"])[0].items()}
+    torch.set_default_dtype(torch.float32)
+    method = spec["method"]
+    if method in ("adamerging", "adamerging_task"):
+        merged, extra = adamerging(mods, spec, cfg, base, taus, images, heads, norm)
+    elif method == "regmean":
+        merged, extra = regmean(mods, spec, cfg, base, taus, images, norm)
+    elif method == "regmean_plusplus":
+        merged, extra = regmean_plusplus(mods, spec, cfg, base, taus, images, norm)
+    elif method == "fisher":
+        merged, extra = fisher(mods, spec, cfg, base, taus, images, heads, norm)
+    else:
+        raise ValueError(f"no FusionBench run for {method}")
+    out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}
+    out.update({k: v.float().contiguous() for k, v in extra.items()})
+    st.save(spec["out"], out)

@@ -1,0 +1,78 @@
+/**
+ * The data-using merge methods against FusionBench's own code (tests/merge/fusionbench_data.py
+ * runs its files from a checkout), on the problem and batches of data_crosscheck_test.ts. CI has
+ * no FusionBench checkout, so this runs only when `FUSION_BENCH_DIR` names one (the directory
+ * holding `fusion_bench/`, e.g. `git -C MIRROR archive 54c9e8c fusion_bench | tar -x -C DIR`).
+ *
+ * FusionBench computes in float32 like ours: RegMean, RegMean++ (with `tail: pretrained`, its
+ * rule for the post-LayerNorm and projection) and Fisher merging agree to float32 rounding
+ * (max |diff| < 1e-4 · max |M|), AdaMerging's coefficient trajectories within 2e-4 per step (see
+ * data_crosscheck_test.ts for why, and for the key-bias coefficients left out).
+ */
+import { tempDir } from "../helpers/python.ts";
+import { adaMergingCase, closedForm, dataProblem } from "./data_fixtures.ts";
+
+const ROOT = Deno.env.get("FUSION_BENCH_DIR");
+const ignore = !ROOT;
+if (ignore) {
+  console.log(
+    "fusionbench_data_test: skipped — set FUSION_BENCH_DIR to a tanganke/fusion_bench checkout " +
+      "(commit 54c9e8c) to run FusionBench's own AdaMerging, RegMean and Fisher merging",
+  );
+}
+
+Deno.test({
+  name: "FusionBench's RegMean, RegMean++ and Fisher merging give our merged task vectors",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      for (const params of [{ examples: 20, batch: 8 }, { alpha: 1, examples: 0, batch: 16 }]) {
+        await t.step(
+          `regmean ${JSON.stringify(params)}`,
+          () => closedForm("fusionbench_data", p, dir.path, "regmean", params),
+        );
+      }
+      for (const params of [{ tail: "pretrained", examples: 20, batch: 8 }]) {
+        await t.step(
+          `regmean_plusplus ${JSON.stringify(params)}`,
+          () => closedForm("fusionbench_data", p, dir.path, "regmean_plusplus", params),
+        );
+      }
+      for (const params of [{ examples: 20, batch: 8 }, { normalize: false, batch: 10 }]) {
+        await t.step(
+          `fisher ${JSON.stringify(params)}`,
+          () => closedForm("fusionbench_data", p, dir.path, "fisher", params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "FusionBench's AdaMerging follows our coefficient trajectories",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      const cases: ["adamerging" | "adamerging_task", Record<string, unknown>][] = [
+        ["adamerging_task", { steps: 20, lr: 0.01, batch: 6 }],
+        ["adamerging_task", { steps: 12, lr: 0.01, batch: 8, init: 0.97, clamp: true, seed: 2 }],
+        ["adamerging", { steps: 12, lr: 0.01, batch: 7 }],
+        ["adamerging", { steps: 8, lr: 0.01, batch: 5, init: 0.99, clamp: true }],
+      ];
+      for (const [method, params] of cases) {
+        await t.step(
+          `${method} ${JSON.stringify(params)}`,
+          () => adaMergingCase("fusionbench_data", p, dir.path, method, params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
