@@ -23,9 +23,9 @@
  *
  * @module
  */
-import { Rng } from "../data/random.ts";
+import { Rng } from "../tensor/random.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
-import { dataUseOf, pickImages } from "./data.ts";
+import { DATA_METHOD_NOT_DEFAULT, dataUseOf, pickImages } from "./data.ts";
 import type {
   DataSourceName,
   MergeMethod,
@@ -215,6 +215,7 @@ function adaMerging(layerWise: boolean): MergeMethod {
       ? "every tensor: λ_{t,ℓ}·τ_{t,ℓ} summed over tasks, one learned λ per task and tensor"
       : "every tensor: λ_t·τ_t summed over tasks, one learned λ per task",
     needs: "data",
+    notInDefaultStudy: DATA_METHOD_NOT_DEFAULT,
     dataSource: (params) => stringParam(params, "data") as DataSourceName,
     treatment: () => "elementwise",
     async prepare(context: PrepareContext): Promise<TensorMerger> {

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import { headLogits } from "../models/head.ts";
 import { imageFeatures, type ParamMap } from "../models/vit.ts";
 import type { ImageSet } from "../data/dataset.ts";

@@ -17,6 +17,14 @@ import {
 } from "./method.ts";
 
 /**
+ * Why data-using methods are left out of the study's default set (`--methods all`): the
+ * default comparison is between merges that read only the task vectors, and AdaMerging's
+ * optimisation alone would take longer than the default study's time budget.
+ */
+export const DATA_METHOD_NOT_DEFAULT =
+  "reads data besides the task vectors (see data:), so it runs when named (--methods)";
+
+/**
  * The data source `method` reads under `params`, or undefined for a data-free method.
  *
  * @example

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import type {
   DataSourceName,
   MergeMethod,
@@ -24,7 +24,7 @@ import type {
   TensorMerger,
 } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
-import { dataUseOf } from "./data.ts";
+import { DATA_METHOD_NOT_DEFAULT, dataUseOf } from "./data.ts";
 
 const FB = "FusionBench config/method/fisher_merging/clip_fisher_merging.yaml (54c9e8c)";
 
@@ -154,6 +154,7 @@ export const fisherMerging: MergeMethod = {
   params: PARAMS,
   tensorRule: "every tensor: the Fisher-weighted mean of the task vectors, elementwise",
   needs: "data",
+  notInDefaultStudy: DATA_METHOD_NOT_DEFAULT,
   dataSource: (params) => stringParam(params, "data") as DataSourceName,
   treatment: () => "elementwise",
   async prepare(context: PrepareContext): Promise<TensorMerger> {

@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ViTConfig } from "../models/config.ts";
 import { type Head, headLogits } from "../models/head.ts";
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import { imageFeatures, type ParamMap } from "../models/vit.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";

@@ -9,8 +9,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor, Tensor2D, Tensor4D } from "../models/tf_types.ts";
-import type { HostParams } from "../models/params.ts";
+import type { Tensor, Tensor2D, Tensor4D } from "../engine/tf_types.ts";
+import type { HostParams } from "../models/weights.ts";
 import type { ParamMap } from "../models/vit.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";

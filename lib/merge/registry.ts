@@ -44,19 +44,16 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
 ];
 
 /**
- * Names of the registered methods: all of them, only the data-free ones (what a study runs for
- * `methods: "all"`), or only those that read data (`needs: "data"`).
+ * Names of the registered methods.
  *
  * @example
  * ```ts
  * import { methodNames } from "./registry.ts";
  * methodNames().includes("ties"); // true
- * methodNames("data").includes("ties"); // false
  * ```
  */
-export function methodNames(which: "all" | "data-free" | "data" = "all"): string[] {
-  return MERGE_METHODS.filter((m) => which === "all" || (which === "data") === (m.needs === "data"))
-    .map((m) => m.name);
+export function methodNames(): string[] {
+  return MERGE_METHODS.map((m) => m.name);
 }
 
 /**

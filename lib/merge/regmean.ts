@@ -29,8 +29,8 @@
 import { matmul } from "../linalg/matmul.ts";
 import { solveLinear } from "../linalg/solve.ts";
 import { PROJECTION_NAME } from "../models/config.ts";
-import { Rng } from "../data/random.ts";
-import { dataUseOf } from "./data.ts";
+import { Rng } from "../tensor/random.ts";
+import { DATA_METHOD_NOT_DEFAULT, dataUseOf } from "./data.ts";
 import { meanOf } from "./elementwise.ts";
 import type {
   DataSourceName,
@@ -195,6 +195,7 @@ export const regMean: MergeMethod = {
   tensorRule: "linear-layer weights (attention q/k/v/out, MLP fc1/fc2, visual projection): " +
     "RegMean's closed form from their input Gram matrices; every other tensor: mean over tasks",
   needs: "data",
+  notInDefaultStudy: DATA_METHOD_NOT_DEFAULT,
   dataSource: (params) => stringParam(params, "data") as DataSourceName,
   usesLinalg: true,
   treatment(name: string, shape: readonly number[]): Treatment {

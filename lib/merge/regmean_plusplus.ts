@@ -20,10 +20,10 @@
  *
  * @module
  */
-import type { HostParams } from "../models/params.ts";
+import type { HostParams } from "../models/weights.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { PROJECTION_NAME, VISION_PREFIX } from "../models/config.ts";
-import { dataUseOf } from "./data.ts";
+import { DATA_METHOD_NOT_DEFAULT, dataUseOf } from "./data.ts";
 import { meanOf } from "./elementwise.ts";
 import type {
   DataSourceName,
@@ -91,6 +91,12 @@ export const regMeanPlusPlus: MergeMethod = {
     "RegMean on the merged model's inputs, other tensors mean; post-LayerNorm: mean and " +
     "visual projection: RegMean (tail=regmean) or both θ0 (tail=pretrained)",
   needs: "data",
+  notInDefaultStudy: DATA_METHOD_NOT_DEFAULT,
+  fusionBench: {
+    params: { tail: "pretrained" },
+    note: "FusionBench's CLIP RegMean++ merges the embeddings and the blocks only, leaving the " +
+      "post-LayerNorm and the projection at θ0; this toolkit's experts fine-tune both",
+  },
   dataSource: (params) => stringParam(params, "data") as DataSourceName,
   usesLinalg: true,
   treatment(name: string, shape: readonly number[], params): Treatment {

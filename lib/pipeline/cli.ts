@@ -17,6 +17,7 @@ const FLAG_KEYS: Record<string, string> = {
   "aux-size": "auxSize",
   "weight-decay": "weightDecay",
   "checkpoint-every": "checkpointEvery",
+  "method-params": "methodParams",
 };
 
 /** The study's flags (every configuration key, kebab-cased, plus --config). */

@@ -12,6 +12,7 @@ import { SUITES } from "../data/tasks.ts";
 import { basename, isAbsolute, join } from "node:path";
 import { projectRoot } from "../zoo/config.ts";
 import { getMethod } from "../merge/registry.ts";
+import { resolveParams } from "../merge/params.ts";
 
 /** Whether merges run on the original experts, the RI-adapted ones, or both. */
 export type RiMode = "on" | "off" | "both";
@@ -34,6 +35,12 @@ export interface StudyConfig {
    * registry entry says why not, `notInDefaultStudy`).
    */
   methods: string[] | "all";
+  /**
+   * Hyperparameters of some methods, by method and parameter (`--method-params
+   * adamerging.examples=256,regmean.alpha=0.9`); the others run with their defaults. Absent
+   * when none is given.
+   */
+  methodParams?: Record<string, Record<string, string>>;
   /** Merges without RI, with RI, or both. */
   ri: RiMode;
   /** Also run the Merge + Distill_Aux baseline for these methods ([] = none). */
@@ -94,7 +101,12 @@ export const STUDY_DEFAULTS: Readonly<Omit<StudyConfig, "name">> = Object.freeze
   out: "runs",
 });
 
-const KEYS = ["name", "models", ...Object.keys(STUDY_DEFAULTS)] as (keyof StudyConfig)[];
+const KEYS = [
+  "name",
+  "models",
+  ...Object.keys(STUDY_DEFAULTS),
+  "methodParams",
+] as (keyof StudyConfig)[];
 
 /**
  * The valid configuration keys.
@@ -154,6 +166,10 @@ export function resolveStudyConfig(
     backend: wrap(() => parseBackendName(text(get("backend"), "backend", where)), where),
     out: text(partial.out ?? runsFromEnv() ?? STUDY_DEFAULTS.out, "out", where),
   };
+  if (partial.methodParams !== undefined) {
+    const given = methodParams(partial.methodParams, config, where);
+    if (Object.keys(given).length) config.methodParams = given;
+  }
   const name = partial.name === undefined ? defaultName(config) : text(partial.name, "name", where);
   if (!/^[\w.+-]+$/.test(name)) {
     throw new Error(`${where}: name "${name}" may hold only letters, digits, _ . + -`);
@@ -177,6 +193,9 @@ function defaultName(c: Omit<StudyConfig, "name">): string {
   if (c.batch !== STUDY_DEFAULTS.batch) settings.push(`batch${c.batch}`);
   if (c.weightDecay !== STUDY_DEFAULTS.weightDecay) settings.push(`wd${c.weightDecay}`);
   if (c.auxSize !== STUDY_DEFAULTS.auxSize) settings.push(`aux${c.auxSize}`);
+  for (const [method, values] of Object.entries(c.methodParams ?? {})) {
+    for (const [k, v] of Object.entries(values)) settings.push(`${method}.${k}${v}`);
+  }
   const name = [`${what}-seed${c.seed}-${aux}-${c.steps}steps`, ...settings].join("-");
   return name.replace(/[^\w.+-]/g, "_");
 }
@@ -265,6 +284,56 @@ function methodList(value: unknown, where: string): string[] | "all" {
 function methodNames(names: string[], where: string): string[] {
   for (const name of names) wrap(() => getMethod(name), where);
   return names;
+}
+
+/**
+ * `methodParams` from text (`adamerging.examples=256,regmean.alpha=0.9`) or an object
+ * ({ adamerging: { examples: 256 } }): each method among those the study runs, each value valid
+ * for that method's parameter (checked against its schema now, so a bad value fails early).
+ */
+function methodParams(
+  value: unknown,
+  config: Omit<StudyConfig, "name">,
+  where: string,
+): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  const add = (method: string, key: string, v: unknown) => {
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+      throw new Error(`${where}: methodParams ${method}.${key} must be a value, got ${v}`);
+    }
+    (out[method] ??= {})[key] = String(v);
+  };
+  if (typeof value === "string") {
+    for (const item of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+      const m = item.match(/^([\w]+)\.([\w]+)=(.+)$/);
+      if (!m) {
+        throw new Error(
+          `${where}: methodParams "${item}" is not of the form method.parameter=value`,
+        );
+      }
+      add(m[1], m[2], m[3].trim());
+    }
+  } else if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [method, values] of Object.entries(value)) {
+      if (!values || typeof values !== "object" || Array.isArray(values)) {
+        throw new Error(`${where}: methodParams.${method} must be an object of parameters`);
+      }
+      for (const [k, v] of Object.entries(values)) add(method, k, v);
+    }
+  } else {
+    throw new Error(
+      `${where}: methodParams must be text or an object, got ${JSON.stringify(value)}`,
+    );
+  }
+  const run = config.methods === "all" ? null : [...config.methods, ...config.distill];
+  for (const [method, values] of Object.entries(out)) {
+    const m = wrap(() => getMethod(method), where);
+    if (run && !run.includes(method)) {
+      throw new Error(`${where}: methodParams for ${method}, which the study does not run`);
+    }
+    wrap(() => resolveParams(m, values), where);
+  }
+  return out;
 }
 
 function riMode(value: unknown, where: string): RiMode {

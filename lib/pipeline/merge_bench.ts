@@ -14,6 +14,7 @@ import type { HostParams } from "../models/weights.ts";
 import { MemorySource } from "../tensor/source.ts";
 import { merge, type MergeOptions } from "../merge/merge.ts";
 import { type MergeSummary, mergeSummaryTable } from "../merge/summary.ts";
+import type { DataSourceName, MergeData } from "../merge/method.ts";
 import type { HeadLogits } from "../interference/predict.ts";
 import {
   Interference,
@@ -285,6 +286,41 @@ export class MergeBench {
   /** Task names in order. */
   get tasks(): string[] {
     return this.zoo.taskNames;
+  }
+
+  /**
+   * What data-using merges read (`needs: "data"`): θ0, the geometry, the heads and, per task,
+   * `test_inputs` (its test images with the labels dropped), `train` (its training images and
+   * labels: built-in zoos only, real-checkpoint descriptions hold no training images) and,
+   * when `aux` is given, `aux` (the same task-agnostic set for every task).
+   */
+  mergeData(aux?: { set: ImageSet; origin: string }): MergeData {
+    const zoo = this.zoo;
+    const tests = this.#suite.tests;
+    const sources: DataSourceName[] = ["test_inputs"];
+    const hasTrain = !("experiment" in zoo); // a built-in zoo, not real checkpoints
+    if (hasTrain) sources.push("train");
+    if (aux) sources.push("aux");
+    const unlabeled = (set: ImageSet): ImageSet => ({
+      ...set,
+      labels: new Int32Array(0),
+      classes: [],
+    });
+    return {
+      model: { config: zoo.config.model, base: zoo.base, heads: zoo.heads, norm: zoo.config.norm },
+      sources,
+      async images(source: DataSourceName, task: number): Promise<ImageSet> {
+        if (!sources.includes(source)) {
+          throw new Error(`${zoo.dir}: no ${source} data for merging (have ${sources.join(", ")})`);
+        }
+        if (source === "test_inputs") return unlabeled(tests[task]);
+        if (source === "aux") return unlabeled(aux!.set);
+        const splits = await zoo.data(zoo.taskNames[task]);
+        if (!("train" in splits)) throw new Error(`${zoo.dir}: no training images`);
+        return splits.train;
+      },
+      describe: (source) => source === "aux" ? aux?.origin : undefined,
+    };
   }
 
   /**

@@ -26,6 +26,13 @@ export function studyReportItems(results: StudyResults, engine?: EngineInfo): Do
     `top-1 on each task's test split under its own head; normalised accuracy divides by the ` +
     `expert's; ξ sums, over tasks, the KL divergence from the expert's predictions to the ` +
     `merged model's.`,
+    ...(d.rows.some((r) => r.data)
+      ? [
+        `Data-using merges read, besides the task vectors, the data in the table's "merge ` +
+        `data" column (source, images per task, labels or not); their rows with RI also read ` +
+        `RI's auxiliary data (${d.aux}). Data-free merges read only the task vectors.`,
+      ]
+      : []),
     { heading: "Settings" },
     results.settingsTable(),
     { heading: "Merge methods with and without RI (default hyperparameters)" },

@@ -9,6 +9,8 @@
 import { bars, displayWith, type Figure, lines, stack, table } from "../display/mod.ts";
 import type { LossCurveData } from "../ri/curve.ts";
 import type { DistanceName } from "../interference/distance.ts";
+import type { DataUse } from "../merge/method.ts";
+import { describeDataUse } from "../merge/data.ts";
 import { compareMatrices, InterferenceMatrix } from "../interference/measure.ts";
 
 /** One merged model's evaluation. */
@@ -31,6 +33,11 @@ export interface StudyRow {
   xiByTask: Record<string, number>;
   /** Effective hyperparameters of the merge. */
   params: Record<string, unknown>;
+  /**
+   * The data a data-using merge method read (absent for data-free methods). RI's auxiliary
+   * data (`aux`, `auxSize`) comes on top for rows with `ri`.
+   */
+  data?: DataUse;
 }
 
 /** Everything `results.json` holds. */
@@ -145,6 +152,9 @@ export class StudyResults {
       r ? pct(r[key]) : "";
     // The Merge + Distill_Aux column only when the study ran that baseline.
     const distilled = this.data.rows.some((r) => r.distill);
+    // Which data each merge read, when some method read any: no table mixes data assumptions
+    // without saying so.
+    const withData = this.data.rows.some((r) => r.data);
     const rows = methods.map((m) => {
       const off = find(m, false), on = find(m, true), dist = find(m, false, true);
       const gain = off && on ? (100 * (on.avgAccuracy - off.avgAccuracy)).toFixed(1) : "";
@@ -158,6 +168,7 @@ export class StudyResults {
         off ? off.xi.toFixed(3) : "",
         on ? on.xi.toFixed(3) : "",
         ...(distilled ? [cell(dist, "avgAccuracy")] : []),
+        ...(withData ? [describeDataUse((off ?? on ?? dist)?.data)] : []),
       ];
     });
     const mean = (r: Record<string, number>) =>
@@ -176,6 +187,7 @@ export class StudyResults {
         "ξ",
         "ξ +RI",
         ...(distilled ? ["acc +distill"] : []),
+        ...(withData ? ["merge data (+RI: also aux)"] : []),
       ],
       rows,
     });

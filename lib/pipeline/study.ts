@@ -22,6 +22,9 @@ import { type HostParams } from "../models/weights.ts";
 import { loadModel, saveModel } from "../models/store.ts";
 import { defaultStudyMethods, getMethod } from "../merge/registry.ts";
 import { checkTaskCount } from "../merge/merge.ts";
+import { dataSourceOf } from "../merge/data.ts";
+import { resolveParams } from "../merge/params.ts";
+import type { DataSourceName, MergeData } from "../merge/method.ts";
 import { type HeadLogits } from "../interference/predict.ts";
 import { adaptExpert, modelLogits, type RiSettings } from "../ri/adapt.ts";
 import { distillMerged } from "../ri/distill.ts";
@@ -121,7 +124,8 @@ export async function runStudy(
   // Unknown names, and methods that cannot merge this many tasks, fail before any work.
   const builtInTasks = config.models === undefined ? suiteTasks(config.suite).length : undefined;
   checkStudyMethods(methods, config.distill, builtInTasks);
-  const needsAux = config.ri !== "off" || config.distill.length > 0;
+  const sources = mergeSources(config, [...methods, ...config.distill]);
+  const needsAux = config.ri !== "off" || config.distill.length > 0 || sources.has("aux");
   // Read before the run folder is made: a bad auxiliary source leaves nothing behind.
   const early = needsAux ? await timed("aux", () => readAuxiliary(config)) : undefined;
   await claimRunFolder(paths, config);
@@ -134,6 +138,16 @@ export async function runStudy(
     checkStudyMethods(methods, config.distill, zoo.taskNames.length);
     const bench = await timed("evaluate experts", () => MergeBench.open(zoo));
     const aux = needsAux ? early ?? await timed("aux", () => auxiliarySet(config, zoo)) : undefined;
+    // Data-using merges read these (the aux set is RI's, the same images RI trains on).
+    const data = bench.mergeData(aux && { set: aux, origin: `${config.aux} ×${aux.count}` });
+    for (const source of sources) {
+      if (!data.sources.includes(source)) {
+        throw new Error(
+          `a merge method of this study reads ${source}, which ${zoo.dir} does not offer ` +
+            `(it offers ${data.sources.join(", ")})`,
+        );
+      }
+    }
     let adapted: HostParams[] | undefined;
     let curves: Record<string, LossCurveData> | undefined;
     if (config.ri !== "off") {
@@ -152,7 +166,7 @@ export async function runStudy(
       for (const ri of variants) {
         const taus = ri ? adapted! : bench.taus;
         for (const method of methods) {
-          rows.push(await mergeRow(bench, method, ri, taus, paths));
+          rows.push(await mergeRow(bench, method, ri, taus, paths, config, data));
           bar.tick();
           if (await interrupt.requested()) {
             const kept = `the rows done are kept in ${paths.dir}: run the same study to resume`;
@@ -165,7 +179,7 @@ export async function runStudy(
     if (config.distill.length) {
       await timed("distill", async () => {
         for (const method of config.distill) {
-          rows.push(await distillRow(bench, method, aux!, config, paths, mode));
+          rows.push(await distillRow(bench, method, aux!, config, paths, data, mode));
         }
       });
     }
@@ -437,34 +451,51 @@ async function readAdapted(
   }
 }
 
+/**
+ * The data sources the data-using methods among `methods` read, with the study's parameters
+ * for them (an empty set when every method is data-free).
+ */
+function mergeSources(config: StudyConfig, methods: readonly string[]): Set<DataSourceName> {
+  const out = new Set<DataSourceName>();
+  for (const name of methods) {
+    const method = getMethod(name);
+    const source = dataSourceOf(method, resolveParams(method, config.methodParams?.[name]));
+    if (source) out.add(source);
+  }
+  return out;
+}
+
 async function mergeRow(
   bench: MergeBench,
   method: string,
   ri: boolean,
   taus: readonly HostParams[],
   paths: ReturnType<typeof runPaths>,
+  config: StudyConfig,
+  data: MergeData,
 ): Promise<StudyRow> {
   const label = method + (ri ? "+ri" : "");
   const cached = normaliseRow(await readJson<StudyRow>(paths.row(label)));
   if (cached) return cached;
-  const merged = await bench.merge(method, taus);
+  const merged = await bench.merge(method, taus, { params: config.methodParams?.[method], data });
   const params = { ...merged.summary.params };
   const metadata = { kind: "merged", method, ri: String(ri), params: JSON.stringify(params) };
-  const config = bench.zoo.config.model;
+  const model = bench.zoo.config.model;
   if (merged.perTask) {
     // One model per task (each evaluated on its own task): merged/<label>.<task>.safetensors
     for (const [t, task] of bench.tasks.entries()) {
-      await saveModel(paths.merged(`${label}.${task}`), config, merged.modelFor(t), {
+      await saveModel(paths.merged(`${label}.${task}`), model, merged.modelFor(t), {
         ...metadata,
         task,
       });
     }
   } else {
-    await saveModel(paths.merged(label), config, merged.theta, metadata);
+    await saveModel(paths.merged(label), model, merged.theta, metadata);
   }
   const row = toRow(method, ri, false, await bench.evaluate(merged, label), params);
-  await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
-  return row;
+  const withData = merged.summary.data ? { ...row, data: merged.summary.data } : row;
+  await writeFileAtomic(paths.row(label), JSON.stringify(withData) + "\n");
+  return withData;
 }
 
 async function distillRow(
@@ -473,6 +504,7 @@ async function distillRow(
   aux: ImageSet,
   config: StudyConfig,
   paths: ReturnType<typeof runPaths>,
+  data: MergeData,
   mode?: ProgressMode,
 ): Promise<StudyRow> {
   const label = `${method}+distill`;
@@ -483,7 +515,10 @@ async function distillRow(
     return cached;
   }
   const { zoo } = bench;
-  const merged = await bench.merge(method, bench.taus);
+  const merged = await bench.merge(method, bench.taus, {
+    params: config.methodParams?.[method],
+    data,
+  });
   const { tau } = await distillMerged(
     {
       method,
@@ -502,7 +537,8 @@ async function distillRow(
   const theta = addTaskVector(zoo.base, tau);
   await saveModel(paths.merged(label), zoo.config.model, theta, { kind: "distilled", method });
   const params = { ...merged.summary.params };
-  const row = toRow(method, false, true, await bench.evaluate(theta, label), params);
+  const evaluated = toRow(method, false, true, await bench.evaluate(theta, label), params);
+  const row = merged.summary.data ? { ...evaluated, data: merged.summary.data } : evaluated;
   await writeFileAtomic(paths.row(label), JSON.stringify(row) + "\n");
   await Deno.remove(state).catch(() => {});
   return row;

@@ -9,7 +9,7 @@
  * (max |diff| < 1e-4 · max |M|), AdaMerging's coefficient trajectories within 2e-4 per step (see
  * data_crosscheck_test.ts for why, and for the key-bias coefficients left out).
  */
-import { tempDir } from "../helpers/python.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { adaMergingCase, closedForm, dataProblem } from "./data_fixtures.ts";
 
 const ROOT = Deno.env.get("FUSION_BENCH_DIR");

@@ -1,5 +1,5 @@
 import { deepStrictEqual, equal, match, ok as assert } from "node:assert/strict";
-import { methodNames } from "../../lib/merge/registry.ts";
+import { defaultStudyMethods } from "../../lib/merge/registry.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { renderPage } from "./chromium.ts";
@@ -163,7 +163,7 @@ Deno.test({
         const data = JSON.parse(
           await Deno.readTextFile(`${runs}/notebook-ri/results.json`),
         ) as StudyData;
-        for (const method of methodNames()) {
+        for (const method of defaultStudyMethods()) {
           for (const ri of [false, true]) {
             const row = data.rows.find((r) => r.method === method && r.ri === ri);
             assert(
@@ -181,7 +181,7 @@ Deno.test({
         const shown = richOutput(cellIs(nb, "results"));
         const html = shown["text/html"] as string;
         match(html, /<table class="ri-table"/);
-        for (const method of methodNames()) {
+        for (const method of defaultStudyMethods()) {
           const cells = numbersAfter(text(shown), method);
           // acc, acc +RI, gain, norm, norm +RI, ξ, ξ +RI (no distillation here)
           equal(cells.length, 7, `${method}: ${cells}`);

@@ -48,3 +48,27 @@ Deno.test("flags override a config file, which overrides the defaults", async ()
   await Deno.writeTextFile(file, "{ not json");
   await rejects(parseStudyArgs(["--config", file]), /not valid JSON/);
 });
+
+Deno.test("method parameters: checked against each method's schema, absent when none is given", () => {
+  const c = resolveStudyConfig({
+    methods: "regmean,adamerging",
+    methodParams: "regmean.alpha=0.9, adamerging.examples=256",
+  });
+  deepStrictEqual(c.methodParams, { regmean: { alpha: "0.9" }, adamerging: { examples: "256" } });
+  equal(c.name, "mf8-seed0-shapes-200steps-regmean.alpha0.9-adamerging.examples256");
+  equal("methodParams" in resolveStudyConfig({}), false);
+  deepStrictEqual(
+    resolveStudyConfig({ methods: "regmean", methodParams: { regmean: { alpha: 0.5 } } })
+      .methodParams,
+    { regmean: { alpha: "0.5" } },
+  );
+  throws(
+    () => resolveStudyConfig({ methods: "regmean", methodParams: "regmean.alpha=2" }),
+    /parameter "alpha" = "2": expected a number in \[0, 1\]/,
+  );
+  throws(
+    () => resolveStudyConfig({ methods: "regmean", methodParams: "ties.k=10" }),
+    /methodParams for ties, which the study does not run/,
+  );
+  throws(() => resolveStudyConfig({ methodParams: "regmean:alpha" }), /method\.parameter=value/);
+});

@@ -59,3 +59,39 @@ Deno.test({
     deepStrictEqual(again.data.rows, results.data.rows);
   },
 });
+
+Deno.test({
+  name: "the mf4 study runs data-using merges on the data they name and records it per row",
+  sanitizeResources: false,
+  async fn() {
+    await using dir = await tempDir();
+    const config = resolveStudyConfig({
+      suite: "mf4",
+      ri: "off",
+      auxSize: 256,
+      methods: ["task_arithmetic", "regmean", "fisher", "adamerging_task", "adamerging"],
+      methodParams: "regmean.examples=32,fisher.examples=40,fisher.batch=20," +
+        "adamerging_task.steps=3,adamerging_task.examples=64," +
+        "adamerging.steps=2,adamerging.data=aux",
+      out: dir.path,
+      name: "data",
+    });
+    const results = await runStudy(config, { progress: "off", log: () => {} });
+    const data = (m: string) => results.data.rows.find((r) => r.method === m)?.data;
+    equal(data("task_arithmetic"), undefined);
+    deepStrictEqual(data("regmean"), { source: "train", perTask: 32, labels: false });
+    deepStrictEqual(data("fisher"), { source: "train", perTask: 40, labels: false });
+    deepStrictEqual(data("adamerging_task"), { source: "test_inputs", perTask: 64, labels: false });
+    deepStrictEqual(data("adamerging"), {
+      source: "aux",
+      perTask: 256,
+      labels: false,
+      origin: "shapes ×256",
+    });
+    const text = results.table().toText();
+    assert(text.includes("merge data") && text.includes("test_inputs 64/task, no labels"), text);
+    const saved = JSON.parse(await Deno.readTextFile(runPaths(config).results)) as StudyData;
+    deepStrictEqual(saved.rows.find((r) => r.method === "regmean")?.data, data("regmean"));
+    assert((await Deno.readTextFile(runPaths(config).report)).includes("merge data"));
+  },
+});
