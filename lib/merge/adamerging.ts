@@ -23,7 +23,6 @@
  *
  * @module
  */
-import { Rng } from "../tensor/random.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
 import { DATA_METHOD_NOT_DEFAULT, dataUseOf, pickImages } from "./data.ts";
 import type {
@@ -35,6 +34,7 @@ import type {
   TensorMerger,
 } from "./method.ts";
 import { numberParam, scalingParam, stringParam } from "./params.ts";
+import type { AdaMergingSettings } from "./adamerging_schedule.ts";
 
 const FB = "FusionBench config/method/adamerging/clip.yaml (54c9e8c)";
 const REPO = "EnnengYang/AdaMerging src/main_layer_wise_adamerging.py";
@@ -111,50 +111,6 @@ const PARAMS: readonly ParamSpec[] = [
 ];
 
 /**
- * The positions of task `task`'s batch at step `step` (from 1) of AdaMerging's endless loader
- * over `count` inputs: epoch e = ⌊(step − 1) / ⌈count / batch⌉⌋ is the permutation seeded by
- * (`seed`, task, e), cut into consecutive batches, the last possibly smaller.
- *
- * @example
- * ```ts
- * import { adaMergingBatch } from "./adamerging.ts";
- * adaMergingBatch(5, 2, 0, 0, 3).length; // 1 (the third batch of 5 inputs holds one)
- * ```
- */
-export function adaMergingBatch(
-  count: number,
-  batch: number,
-  seed: number,
-  task: number,
-  step: number,
-): Int32Array {
-  if (count <= 0) throw new Error(`AdaMerging: task ${task} has no inputs`);
-  const perEpoch = Math.ceil(count / batch);
-  const epoch = Math.floor((step - 1) / perEpoch);
-  const k = (step - 1) % perEpoch;
-  const order = new Rng(seed, `adamerging/task${task}/epoch-${epoch}`).permutation(count);
-  return order.slice(k * batch, Math.min((k + 1) * batch, count));
-}
-
-/** AdaMerging's settings, read from its parameters. */
-export interface AdaMergingSettings {
-  /** One coefficient per task and tensor (true) or per task (false). */
-  layerWise: boolean;
-  /** Starting coefficient. */
-  init: number;
-  /** Adam learning rate. */
-  lr: number;
-  /** Steps. */
-  steps: number;
-  /** Inputs per task and step. */
-  batch: number;
-  /** Use clamp(λ, 0, 1) in the model. */
-  clamp: boolean;
-  /** Seed of the batch order. */
-  seed: number;
-}
-
-/**
  * AdaMerging's settings from its effective parameters.
  *
  * @example
@@ -224,8 +180,8 @@ function adaMerging(layerWise: boolean): MergeMethod {
       const sets = await taskInputs(context, source);
       // TensorFlow.js only now: a data-free checkpoint merge never loads it.
       const { fitAdaMerging } = await import("./adamerging_fit.ts");
-      const { readTaskVectors } = await import("./model_pass.ts");
-      const taus = await readTaskVectors(context.tasks, context.progress);
+      const { loadTaskVectors } = await import("./model_pass.ts");
+      const taus = await loadTaskVectors(context.tasks, context.progress);
       const names = [...context.tasks[0].names()];
       const fit = await fitAdaMerging({
         model: context.data!.model,

@@ -13,7 +13,7 @@ import { imageFeatures, type ParamMap } from "../models/vit.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { AdamW } from "../train/adamw.ts";
 import type { MergeModel, ProgressCallback } from "./method.ts";
-import { adaMergingBatch, type AdaMergingSettings } from "./adamerging.ts";
+import { adaMergingBatch, type AdaMergingSettings } from "./adamerging_schedule.ts";
 import { entropyLoss, modelTensors, pixelBatch } from "./model_pass.ts";
 
 /** One AdaMerging run: the model, the task vectors, the inputs and the settings. */

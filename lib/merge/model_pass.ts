@@ -24,13 +24,13 @@ import { forEachTensor } from "./stream.ts";
  *
  * @example
  * ```ts
- * import { readTaskVectors } from "./model_pass.ts";
+ * import { loadTaskVectors } from "./model_pass.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const t = new MemorySource("τ", { w: { shape: [1], data: new Float32Array([2]) } });
- * (await readTaskVectors([t, t]))[1].get("w")?.data; // Float32Array [2]
+ * (await loadTaskVectors([t, t]))[1].get("w")?.data; // Float32Array [2]
  * ```
  */
-export async function readTaskVectors(
+export async function loadTaskVectors(
   tasks: readonly TensorSource[],
   progress?: ProgressCallback,
 ): Promise<HostParams[]> {

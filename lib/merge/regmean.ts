@@ -227,10 +227,10 @@ async function taskGrams(context: PrepareContext) {
   const examples = numberParam(params, "examples");
   const batch = numberParam(params, "batch");
   const seed = numberParam(params, "seed");
-  const { readTaskVectors, modelTensors } = await import("./model_pass.ts");
+  const { loadTaskVectors, modelTensors } = await import("./model_pass.ts");
   const { inputGrams } = await import("./regmean_gram.ts");
   const tf = await import("@tensorflow/tfjs");
-  const taus = await readTaskVectors(context.tasks, context.progress);
+  const taus = await loadTaskVectors(context.tasks, context.progress);
   const { config, base, norm } = data!.model;
   const perTask = [];
   let perTaskImages = 0, rows = 0;

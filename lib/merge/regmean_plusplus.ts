@@ -125,10 +125,10 @@ async function mergeSequentially(context: PrepareContext) {
   const seed = numberParam(params, "seed");
   const alpha = numberParam(params, "alpha");
   const pretrainedTail = params.tail === "pretrained";
-  const { readTaskVectors, modelTensors } = await import("./model_pass.ts");
+  const { loadTaskVectors, modelTensors } = await import("./model_pass.ts");
   const { inputGrams } = await import("./regmean_gram.ts");
   const tf = await import("@tensorflow/tfjs");
-  const taus = await readTaskVectors(context.tasks, context.progress);
+  const taus = await loadTaskVectors(context.tasks, context.progress);
   const { config, base, norm } = data!.model;
   const names = [...context.tasks[0].names()];
   const shapes = new Map(names.map((n) => [n, context.tasks[0].shape(n)]));

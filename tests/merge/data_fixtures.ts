@@ -10,7 +10,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { ok as assert } from "node:assert/strict";
 import { merge } from "../../lib/merge/merge.ts";
-import { adaMergingBatch, adaMergingSettings } from "../../lib/merge/adamerging.ts";
+import { adaMergingSettings } from "../../lib/merge/adamerging.ts";
+import { adaMergingBatch } from "../../lib/merge/adamerging_schedule.ts";
 import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
 import { gramInputs } from "../../lib/merge/regmean.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
