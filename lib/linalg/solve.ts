@@ -16,9 +16,11 @@ import { checkDimension } from "./check.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { solveLinear } from "./solve.ts";
  * // [[2, 1], [1, 3]] X = [[3], [5]] → X = [[0.8], [1.4]]
- * solveLinear(new Float64Array([2, 1, 1, 3]), 2, new Float64Array([3, 5]), 1); // ≈ [0.8, 1.4]
+ * const x = solveLinear(new Float64Array([2, 1, 1, 3]), 2, new Float64Array([3, 5]), 1);
+ * ok(Math.abs(x[0] - 0.8) < 1e-12 && Math.abs(x[1] - 1.4) < 1e-12);
  * ```
  */
 export function solveLinear(

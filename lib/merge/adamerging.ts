@@ -115,10 +115,11 @@ const PARAMS: readonly ParamSpec[] = [
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { adaMergingSettings } from "./adamerging.ts";
  * import { resolveParams } from "./params.ts";
  * import { getMethod } from "./registry.ts";
- * adaMergingSettings(resolveParams(getMethod("adamerging")), true).steps; // 1000
+ * equal(adaMergingSettings(resolveParams(getMethod("adamerging")), true).steps, 1000);
  * ```
  */
 export function adaMergingSettings(params: Params, layerWise: boolean): AdaMergingSettings {

@@ -13,8 +13,9 @@ import { Rng } from "../tensor/random.ts";
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { adaMergingBatch } from "./adamerging_schedule.ts";
- * adaMergingBatch(5, 2, 0, 0, 3).length; // 1 (the third batch of 5 inputs holds one)
+ * equal(adaMergingBatch(5, 2, 0, 0, 3).length, 1); // the third batch of 5 inputs holds one
  * ```
  */
 export function adaMergingBatch(

@@ -29,9 +29,11 @@ export const DATA_METHOD_NOT_DEFAULT =
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { dataSourceOf } from "./data.ts";
  * import { getMethod } from "./registry.ts";
- * dataSourceOf(getMethod("ties"), {}); // undefined
+ * equal(dataSourceOf(getMethod("ties"), {}), undefined);
+ * equal(dataSourceOf(getMethod("regmean"), { data: "train" }), "train");
  * ```
  */
 export function dataSourceOf(method: MergeMethod, params: Params): DataSourceName | undefined {
@@ -48,9 +50,11 @@ export function dataSourceOf(method: MergeMethod, params: Params): DataSourceNam
  *
  * @example
  * ```ts
+ * import { doesNotThrow, throws } from "node:assert/strict";
  * import { checkMergeData } from "./data.ts";
  * import { getMethod } from "./registry.ts";
- * checkMergeData(getMethod("ties"), {}, 3, undefined); // data-free: nothing to check
+ * doesNotThrow(() => checkMergeData(getMethod("ties"), {}, 3, undefined)); // data-free
+ * throws(() => checkMergeData(getMethod("regmean"), { data: "train" }, 3, undefined), /study/);
  * ```
  */
 export function checkMergeData(
@@ -88,8 +92,13 @@ export function checkMergeData(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { dataUseOf } from "./data.ts";
- * dataUseOf(undefined, "train", 256, false); // { source: "train", perTask: 256, labels: false }
+ * deepStrictEqual(dataUseOf(undefined, "train", 256, false), {
+ *   source: "train",
+ *   perTask: 256,
+ *   labels: false,
+ * });
  * ```
  */
 export function dataUseOf(
@@ -107,8 +116,12 @@ export function dataUseOf(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { describeDataUse } from "./data.ts";
- * describeDataUse({ source: "train", perTask: 256, labels: false }); // "train inputs 256/task, no labels"
+ * equal(
+ *   describeDataUse({ source: "train", perTask: 256, labels: false }),
+ *   "train inputs 256/task, no labels",
+ * );
  * ```
  */
 export function describeDataUse(use: DataUse | undefined): string {
@@ -125,9 +138,10 @@ export function describeDataUse(use: DataUse | undefined): string {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
  * import { pickImages } from "./data.ts";
- * pickImages(4, 0, 1, "x"); // Int32Array [0, 1, 2, 3]
- * pickImages(10, 3, 1, "x").length; // 3
+ * deepStrictEqual(pickImages(4, 0, 1, "x"), new Int32Array([0, 1, 2, 3]));
+ * equal(new Set(pickImages(10, 3, 1, "x")).size, 3);
  * ```
  */
 export function pickImages(count: number, want: number, seed: number, label: string): Int32Array {

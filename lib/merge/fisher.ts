@@ -34,8 +34,9 @@ const FB = "FusionBench config/method/fisher_merging/clip_fisher_merging.yaml (5
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { fisherTaskWeights } from "./fisher.ts";
- * fisherTaskWeights([1, 3], true, 0); // [0.375, 0.125]: 1/2 × (1, 1/3) / (4/3)
+ * deepStrictEqual(fisherTaskWeights([1, 3], true, 0), [0.375, 0.125]); // 1/2 × (1, 1/3) / (4/3)
  * ```
  */
 export function fisherTaskWeights(
@@ -55,10 +56,11 @@ export function fisherTaskWeights(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { fisherMergeTensor } from "./fisher.ts";
  * const taus = [new Float32Array([1, 1]), new Float32Array([3, 3])];
  * const fishers = [new Float32Array([1, 0]), new Float32Array([1, 1])];
- * fisherMergeTensor(taus, fishers, [0.5, 0.5], 0); // Float32Array [2, 3]
+ * deepStrictEqual(fisherMergeTensor(taus, fishers, [0.5, 0.5], 0), new Float32Array([2, 3]));
  * ```
  */
 export function fisherMergeTensor(
@@ -86,8 +88,9 @@ export function fisherMergeTensor(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { fisherNorm } from "./fisher.ts";
- * fisherNorm(new Map([["a", { shape: [2], data: new Float32Array([3, 4]) }]])); // 5
+ * equal(fisherNorm(new Map([["a", { shape: [2], data: new Float32Array([3, 4]) }]])), 5);
  * ```
  */
 export function fisherNorm(fisher: HostParams): number {

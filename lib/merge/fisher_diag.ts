@@ -27,14 +27,18 @@ import { pixelBatch, stopGradient } from "./model_pass.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
- * import { initParams, makeHead, VIT_TINY } from "../../mod.ts";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { makeHead } from "../models/head.ts";
+ * import { initParams } from "../models/weights.ts";
  * import { diagonalFisher } from "./fisher_diag.ts";
  * const head = makeHead("t", ["a", "b"], tf.randomNormal([2, 64]) as tf.Tensor2D, 20);
  * const set = { count: 2, channels: 1, size: 28, pixels: new Float32Array(2 * 784).fill(0.5),
  *   labels: new Int32Array(0), classes: [] };
  * const f = await diagonalFisher(VIT_TINY, initParams(VIT_TINY, 0), head, set, [0, 1], 2);
- * f.get("visual_projection.weight")!.data.every((v) => v >= 0); // true
+ * ok(f.get("visual_projection.weight")!.data.every((v) => v >= 0));
+ * ok(f.get("visual_projection.weight")!.data.some((v) => v > 0));
  * ```
  */
 export async function diagonalFisher(

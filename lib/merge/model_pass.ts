@@ -24,10 +24,11 @@ import { forEachTensor } from "./stream.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { loadTaskVectors } from "./model_pass.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const t = new MemorySource("τ", { w: { shape: [1], data: new Float32Array([2]) } });
- * (await loadTaskVectors([t, t]))[1].get("w")?.data; // Float32Array [2]
+ * deepStrictEqual((await loadTaskVectors([t, t]))[1].get("w")?.data, new Float32Array([2]));
  * ```
  */
 export async function loadTaskVectors(
@@ -47,11 +48,12 @@ export async function loadTaskVectors(
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { modelTensors } from "./model_pass.ts";
  * const base = new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]);
  * const tau = new Map([["w", { shape: [2], data: new Float32Array([0.5, 0]) }]]);
  * const p = modelTensors(base, tau);
- * console.log(p.w.dataSync()); // Float32Array [1.5, 2]
+ * deepStrictEqual(p.w.dataSync(), new Float32Array([1.5, 2]));
  * p.w.dispose();
  * ```
  */
@@ -75,11 +77,12 @@ export function modelTensors(base: HostParams, tau?: HostParams): ParamMap {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { pixelBatch } from "./model_pass.ts";
  * const set = { count: 2, channels: 1, size: 1, pixels: new Float32Array([0, 1]),
  *   labels: new Int32Array(0), classes: [] };
  * const x = pixelBatch(set, [1, 0], { mean: 0.5, std: 0.5 });
- * console.log(x.dataSync()); // Float32Array [1, -1]
+ * deepStrictEqual(x.dataSync(), new Float32Array([1, -1]));
  * x.dispose();
  * ```
  */
@@ -101,10 +104,12 @@ export function pixelBatch(set: ImageSet, indices: ArrayLike<number>, norm?: Pix
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { stopGradient } from "./model_pass.ts";
+ * // d/dx of sg(x)·x is sg(x) = 3, not 2x = 6
  * const g = tf.grad((x: tf.Tensor) => stopGradient(x).mul(x).sum())(tf.tensor1d([3]));
- * console.log(g.dataSync()); // Float32Array [3]
+ * deepStrictEqual(g.dataSync(), new Float32Array([3]));
  * ```
  */
 export function stopGradient<T extends Tensor>(x: T): T {
@@ -121,9 +126,10 @@ export function stopGradient<T extends Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { entropyLoss } from "./model_pass.ts";
- * console.log(entropyLoss(tf.tensor2d([[0, 0]])).dataSync()[0]); // ≈ 0.693 (log 2)
+ * ok(Math.abs(entropyLoss(tf.tensor2d([[0, 0]])).dataSync()[0] - Math.log(2)) < 1e-6);
  * ```
  */
 export function entropyLoss(logits: Tensor2D): tf.Scalar {

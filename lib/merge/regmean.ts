@@ -51,10 +51,11 @@ const FB = "FusionBench config/method/regmean/clip_regmean.yaml (54c9e8c)";
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isRegMeanWeight } from "./regmean.ts";
- * isRegMeanWeight("vision_model.encoder.layers.0.mlp.fc1.weight", [256, 64]); // true
- * isRegMeanWeight("visual_projection.weight", [64, 64]); // true
- * isRegMeanWeight("vision_model.embeddings.position_embedding.weight", [17, 64]); // false
+ * equal(isRegMeanWeight("vision_model.encoder.layers.0.mlp.fc1.weight", [256, 64]), true);
+ * equal(isRegMeanWeight("visual_projection.weight", [64, 64]), true);
+ * equal(isRegMeanWeight("vision_model.embeddings.position_embedding.weight", [17, 64]), false);
  * ```
  */
 export function isRegMeanWeight(name: string, shape: readonly number[]): boolean {
@@ -66,8 +67,12 @@ export function isRegMeanWeight(name: string, shape: readonly number[]): boolean
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { reduceOffDiagonal } from "./regmean.ts";
- * reduceOffDiagonal(new Float64Array([4, 2, 2, 9]), 2, 0.5); // Float64Array [4, 1, 1, 9]
+ * deepStrictEqual(
+ *   reduceOffDiagonal(new Float64Array([4, 2, 2, 9]), 2, 0.5),
+ *   new Float64Array([4, 1, 1, 9]),
+ * );
  * ```
  */
 export function reduceOffDiagonal(gram: Float64Array, n: number, alpha: number): Float64Array {
@@ -83,11 +88,12 @@ export function reduceOffDiagonal(gram: Float64Array, n: number, alpha: number):
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { regMeanMatrix } from "./regmean.ts";
  * // Two 1×2 weights whose inputs live on different axes: each keeps its own column.
  * const g1 = new Float64Array([1, 0, 0, 0]), g2 = new Float64Array([0, 0, 0, 1]);
- * regMeanMatrix([new Float32Array([3, 7]), new Float32Array([5, 2])], [g1, g2], 1, 2);
- * // Float32Array [3, 2]
+ * const m = regMeanMatrix([new Float32Array([3, 7]), new Float32Array([5, 2])], [g1, g2], 1, 2);
+ * deepStrictEqual(m, new Float32Array([3, 2]));
  * ```
  */
 export function regMeanMatrix(
@@ -166,8 +172,9 @@ export const REGMEAN_PARAMS: readonly ParamSpec[] = [
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { gramInputs } from "./regmean.ts";
- * gramInputs(100, 10, 4, 0, "x").length; // 12 (three whole batches of 4)
+ * equal(gramInputs(100, 10, 4, 0, "x").length, 12); // three whole batches of 4
  * ```
  */
 export function gramInputs(

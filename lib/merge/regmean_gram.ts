@@ -30,12 +30,15 @@ export interface InputGram {
  *
  * @example
  * ```ts
- * import { initParams, VIT_TINY } from "../../mod.ts";
+ * import { equal } from "node:assert/strict";
+ * import { VIT_TINY } from "../models/config.ts";
+ * import { initParams } from "../models/weights.ts";
  * import { inputGrams } from "./regmean_gram.ts";
  * const set = { count: 2, channels: 1, size: 28, pixels: new Float32Array(2 * 784).fill(0.5),
  *   labels: new Int32Array(0), classes: [] };
  * const grams = await inputGrams(VIT_TINY, initParams(VIT_TINY, 0), set, [0, 1], 2);
- * grams.get("visual_projection.weight")?.rows; // 2 (one pooled row per image)
+ * equal(grams.get("visual_projection.weight")?.rows, 2); // one pooled row per image
+ * equal(grams.get("vision_model.encoder.layers.0.mlp.fc1.weight")?.rows, 34); // 17 tokens each
  * ```
  */
 export async function inputGrams(
