@@ -55,8 +55,12 @@ function count(flag: string, text: string | undefined, fallback: number): number
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { benchOptions } from "./bench.ts";
- * benchOptions(["--full"]).mergeLayers; // 12
+ * equal(benchOptions(["--full"]).mergeLayers, 12);
+ * equal(benchOptions([]).mergeLayers, 2);
+ * equal(benchOptions(["--quick"]).reps, 1);
+ * throws(() => benchOptions(["--reps", "0"]), /--reps 0: expected an integer ≥ 1/);
  * ```
  */
 export function benchOptions(args: string[]): BenchOptions & { report?: string } {

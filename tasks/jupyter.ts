@@ -49,10 +49,12 @@ export interface JupyterStatus {
  *
  * @example
  * ```ts
- * import { ok } from "node:assert/strict";
+ * import { equal } from "node:assert/strict";
  * import { jupyterStatus } from "./jupyter.ts";
  * const status = await jupyterStatus(Deno.cwd());
- * ok(Array.isArray(status.missing));
+ * const frontEnd = status.lab ?? status.notebook;
+ * // each thing missing is named once, with how to get it
+ * equal(status.missing.length, (frontEnd ? 0 : 1) + (status.headlessPython ? 0 : 1));
  * ```
  */
 export async function jupyterStatus(root: string): Promise<JupyterStatus> {

@@ -57,8 +57,9 @@ export interface KernelspecResult {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { kernelspecDir } from "./kernel.ts";
- * kernelspecDir("deno", "/tmp/data"); // "/tmp/data/jupyter/kernels/deno"
+ * equal(kernelspecDir("deno", "/tmp/data"), "/tmp/data/jupyter/kernels/deno");
  * ```
  */
 export function kernelspecDir(name: string, dataHome?: string): string {
@@ -71,9 +72,16 @@ export function kernelspecDir(name: string, dataHome?: string): string {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { withProjectSettings } from "./kernel.ts";
  * const spec = withProjectSettings({ argv: ["deno"], display_name: "Deno", language: "typescript" });
- * spec.env?.NO_COLOR; // "1"
+ * deepEqual(spec, {
+ *   argv: ["deno"],
+ *   display_name: "Deno",
+ *   language: "typescript",
+ *   env: { NO_COLOR: "1" },
+ *   interrupt_mode: "signal",
+ * });
  * ```
  */
 export function withProjectSettings(spec: KernelJson): KernelJson {
@@ -85,8 +93,13 @@ export function withProjectSettings(spec: KernelJson): KernelJson {
  *
  * @example
  * ```ts
- * import { isUpToDate } from "./kernel.ts";
- * isUpToDate({ argv: ["/x/deno"], display_name: "Deno", language: "typescript" }, "/x/deno"); // false
+ * import { equal } from "node:assert/strict";
+ * import { isUpToDate, withProjectSettings } from "./kernel.ts";
+ * const argv = ["/x/deno", "jupyter", "--kernel"];
+ * const spec = { argv, display_name: "Deno", language: "typescript" };
+ * equal(isUpToDate(spec, "/x/deno"), false); // no NO_COLOR, no signal interrupts
+ * equal(isUpToDate(withProjectSettings(spec), "/x/deno"), true);
+ * equal(isUpToDate(withProjectSettings(spec), "/y/deno"), false); // another deno
  * ```
  */
 export function isUpToDate(spec: KernelJson, deno: string): boolean {
@@ -100,10 +113,15 @@ export function isUpToDate(spec: KernelJson, deno: string): boolean {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { installKernelspec } from "./kernel.ts";
  * const dataHome = await Deno.makeTempDir();
- * const { dir, spec } = await installKernelspec({ dataHome });
- * console.log(dir, spec.interrupt_mode); // …/jupyter/kernels/deno signal
+ * const { dir, spec, changed } = await installKernelspec({ dataHome });
+ * equal(dir, `${dataHome}/jupyter/kernels/deno`);
+ * equal(changed, true);
+ * equal(spec.interrupt_mode, "signal");
+ * deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/kernel.json`)), spec); // as returned
+ * equal((await installKernelspec({ dataHome })).changed, false); // up to date: left alone
  * await Deno.remove(dataHome, { recursive: true });
  * ```
  */

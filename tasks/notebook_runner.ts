@@ -186,9 +186,21 @@ export async function nbconvertExecute(
  * and on what was cached) and consecutive streams of one name taken as one.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { outputKinds } from "./notebook_runner.ts";
- * outputKinds(cell); // ["stream stdout", "execute_result"]
+ * const cell = {
+ *   index: 0,
+ *   type: "code",
+ *   source: "…",
+ *   outputs: [
+ *     { output_type: "stream", name: "stdout", text: "a" },
+ *     { output_type: "display_data", metadata: { ri: "progress" } },
+ *     { output_type: "stream", name: "stdout", text: "b" },
+ *     { output_type: "execute_result", data: { "text/plain": "1" } },
+ *   ],
+ * };
+ * deepEqual(outputKinds(cell), ["stream stdout", "execute_result"]);
  * ```
  */
 export function outputKinds(cell: ExecutedCell): string[] {
@@ -207,9 +219,21 @@ export function outputKinds(cell: ExecutedCell): string[] {
  * stored copy of the notebook holds (stored with `deno task notebooks --fresh`).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { rejects } from "node:assert/strict";
  * import { assertKeptLikeStored } from "./notebook_runner.ts";
- * await assertKeptLikeStored(executed, "notebooks/quickstart.ipynb");
+ * const outputs = [{ output_type: "execute_result" }];
+ * const stored = await Deno.makeTempFile({ suffix: ".ipynb" });
+ * const storedCell = { cell_type: "code", source: "1", outputs };
+ * await Deno.writeTextFile(stored, JSON.stringify({ cells: [storedCell] }));
+ * const cell = { index: 0, type: "code", source: "1", outputs };
+ * await assertKeptLikeStored({ path: "x.ipynb", cells: [cell], stray: [] }, stored); // kept
+ * const lost = { ...cell, outputs: [] };
+ * await rejects(
+ *   assertKeptLikeStored({ path: "x.ipynb", cells: [lost], stray: [] }, stored),
+ *   /cell 0 kept \[\], the stored notebook holds \[execute_result\]/,
+ * );
+ * await Deno.remove(stored);
  * ```
  */
 export async function assertKeptLikeStored(
@@ -269,9 +293,16 @@ function joinedData(data: Record<string, unknown>): Record<string, unknown> {
  * Throws, naming the cells, if the executed notebook holds error outputs or lost outputs.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { throws } from "node:assert/strict";
  * import { assertClean } from "./notebook_runner.ts";
- * assertClean("demo.ipynb", executed);
+ * const error = { output_type: "error", ename: "TypeError", evalue: "x is undefined" };
+ * const cell = { index: 2, type: "code", source: "x.y", outputs: [error] };
+ * assertClean("demo.ipynb", { path: "demo.ipynb", cells: [{ ...cell, outputs: [] }], stray: [] });
+ * throws(
+ *   () => assertClean("demo.ipynb", { path: "demo.ipynb", cells: [cell], stray: [] }),
+ *   /demo.ipynb:\ncell 2 raised TypeError: x is undefined/,
+ * );
  * ```
  */
 export function assertClean(notebook: string, nb: ExecutedNotebook): void {

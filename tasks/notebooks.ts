@@ -56,11 +56,13 @@ interface NotebookJson {
  *
  * @example
  * ```ts
- * import { storedNotebook } from "./notebooks.ts";
- * const nb = {
- *   cells: [{ metadata: { execution: {} }, outputs: [{ data: { "text/html": '<script data-ri-plotly="4.1.1">…' } }] }],
- * };
- * JSON.parse(storedNotebook(JSON.stringify(nb))).cells[0].metadata; // {}
+ * import { deepEqual } from "node:assert/strict";
+ * import { LIBRARY_NOTE, storedNotebook } from "./notebooks.ts";
+ * const library = { "text/html": '<script data-ri-plotly="4.1.1">…</script>' };
+ * const nb = { cells: [{ metadata: { execution: {} }, outputs: [{ data: library }] }] };
+ * deepEqual(JSON.parse(storedNotebook(JSON.stringify(nb))), {
+ *   cells: [{ metadata: {}, outputs: [{ data: { "text/html": LIBRARY_NOTE } }] }],
+ * });
  * ```
  */
 export function storedNotebook(executedJson: string): string {

@@ -43,8 +43,9 @@ async function run(cmd: string, args: string[], quiet = false): Promise<boolean>
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { missingPackages } from "./system_packages.ts";
- * console.log(await missingPackages(["libc6"])); // []
+ * deepEqual(await missingPackages(["libc6", "no-such-package-xyz"]), ["no-such-package-xyz"]);
  * ```
  */
 export async function missingPackages(names: string[]): Promise<string[]> {
@@ -66,8 +67,10 @@ export async function missingPackages(names: string[]): Promise<string[]> {
  *
  * @example
  * ```ts
- * import { ensureSystemPackages, RUN_PACKAGES } from "./system_packages.ts";
- * await ensureSystemPackages(RUN_PACKAGES);
+ * import { deepEqual } from "node:assert/strict";
+ * import { ensureSystemPackages } from "./system_packages.ts";
+ * // installed already: nothing to do, nothing missing
+ * deepEqual(await ensureSystemPackages({ libc6: "the C library" }), []);
  * ```
  */
 export async function ensureSystemPackages(packages: Record<string, string>): Promise<string[]> {
