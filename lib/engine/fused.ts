@@ -350,8 +350,15 @@ export function registerFusedKernels(): void {
  *
  * @example
  * ```ts
- * import { unregisterFusedKernels } from "./fused.ts";
+ * import { equal } from "node:assert/strict";
+ * import { initEngine } from "./backend.ts";
+ * import { FUSED, fusedAvailable, registerFusedKernels, unregisterFusedKernels } from "./fused.ts";
+ * await initEngine({ backend: "wasm" });
+ * registerFusedKernels();
  * unregisterFusedKernels();
+ * equal(fusedAvailable(FUSED.adamW), false);
+ * registerFusedKernels(); // they can be registered again
+ * equal(fusedAvailable(FUSED.adamW), true);
  * ```
  */
 export function unregisterFusedKernels(): void {

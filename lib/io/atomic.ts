@@ -11,8 +11,11 @@
  *
  * @example
  * ```ts
+ * import { match, notEqual } from "node:assert/strict";
  * import { tempPathBeside } from "./atomic.ts";
- * tempPathBeside("/out/model.safetensors"); // "/out/model.safetensors.1234-ab12cd34.tmp"
+ * const temp = tempPathBeside("/out/model.safetensors"); // /out/model.safetensors.PID-8HEX.tmp
+ * match(temp, new RegExp(`^/out/model\\.safetensors\\.${Deno.pid}-[0-9a-f]{8}\\.tmp$`));
+ * notEqual(tempPathBeside("/out/model.safetensors"), temp); // fresh each time
  * ```
  */
 export function tempPathBeside(path: string): string {
@@ -24,10 +27,13 @@ export function tempPathBeside(path: string): string {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { writeFileAtomic } from "./atomic.ts";
- * const path = await Deno.makeTempFile({ suffix: ".json" });
- * await writeFileAtomic(path, JSON.stringify({ ok: true }));
- * console.log(await Deno.readTextFile(path)); // {"ok":true}
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/a.json`, JSON.stringify({ ok: true }));
+ * equal(await Deno.readTextFile(`${dir}/a.json`), '{"ok":true}');
+ * deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.json"]); // no temporary file left
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {

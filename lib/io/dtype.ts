@@ -34,9 +34,10 @@ export type WritableDType = typeof WRITABLE_DTYPES[number];
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isDType } from "./dtype.ts";
- * isDType("BF16"); // true
- * isDType("F8_E4M3"); // false
+ * equal(isDType("BF16"), true);
+ * equal(isDType("F8_E4M3"), false);
  * ```
  */
 export function isDType(name: unknown): name is DType {
@@ -48,8 +49,10 @@ export function isDType(name: unknown): name is DType {
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { parseWritableDType } from "./dtype.ts";
- * parseWritableDType("bf16"); // "BF16"
+ * equal(parseWritableDType("bf16"), "BF16");
+ * throws(() => parseWritableDType("I32"), /cannot write dtype "I32": expected one of/);
  * ```
  */
 export function parseWritableDType(name: string): WritableDType {
@@ -65,8 +68,12 @@ const scratch = new DataView(new ArrayBuffer(4));
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { halfToFloat } from "./dtype.ts";
- * halfToFloat(0x3c00); // 1
+ * equal(halfToFloat(0x3c00), 1);
+ * equal(halfToFloat(0xc000), -2);
+ * equal(halfToFloat(0x7bff), 65504); // the largest half
+ * equal(halfToFloat(0x0001), 2 ** -24); // the smallest subnormal
  * ```
  */
 export function halfToFloat(h: number): number {
@@ -83,8 +90,11 @@ export function halfToFloat(h: number): number {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { floatToHalf } from "./dtype.ts";
- * floatToHalf(1); // 0x3c00
+ * equal(floatToHalf(1), 0x3c00);
+ * equal(floatToHalf(1 + 2 ** -11), 0x3c00); // halfway: rounds to the even neighbour
+ * equal(floatToHalf(1e6), 0x7c00); // overflow: +∞
  * ```
  */
 export function floatToHalf(value: number): number {
@@ -128,8 +138,10 @@ function halfFromFloatBits(x: number): number {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { floatToBf16 } from "./dtype.ts";
- * floatToBf16(1); // 0x3f80
+ * equal(floatToBf16(1), 0x3f80);
+ * equal(floatToBf16(-2), 0xc000);
  * ```
  */
 export function floatToBf16(value: number): number {
@@ -171,8 +183,10 @@ function uint16s(bytes: Uint8Array): Uint16Array {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { decodeToFloat32 } from "./dtype.ts";
- * decodeToFloat32(new Uint8Array([0, 0, 128, 63]), "F32"); // Float32Array [1]
+ * deepEqual(decodeToFloat32(new Uint8Array([0, 0, 128, 63]), "F32"), new Float32Array([1]));
+ * deepEqual(decodeToFloat32(new Uint8Array([0, 60, 0, 192]), "F16"), new Float32Array([1, -2]));
  * ```
  */
 export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
@@ -222,8 +236,10 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { encodeFromFloat32 } from "./dtype.ts";
- * encodeFromFloat32(new Float32Array([1]), "BF16"); // Uint8Array [128, 63]
+ * deepEqual(encodeFromFloat32(new Float32Array([1]), "BF16"), new Uint8Array([128, 63]));
+ * deepEqual(encodeFromFloat32(new Float32Array([1]), "F16"), new Uint8Array([0, 60]));
  * ```
  */
 export function encodeFromFloat32(data: Float32Array, dtype: WritableDType): Uint8Array {

@@ -88,11 +88,12 @@ const REFUSED: Record<number, string> = {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { readPickle } from "./pickle.ts";
  * // pickle.dumps({"a": [1, 2.5, None]}, protocol=2)
  * const bytes = Uint8Array.from(atob("gAJ9cQBYAQAAAGFxAV1xAihLAUdABAAAAAAAAE5lcy4="), (c) => c.charCodeAt(0));
  * const none = { globals: new Set<string>(), call: () => null, persistentLoad: () => null };
- * readPickle(bytes, none, "example"); // Map { "a" => [1, 2.5, null] }
+ * deepEqual(readPickle(bytes, none, "example"), new Map([["a", [1, 2.5, null]]]));
  * ```
  */
 export function readPickle(bytes: Uint8Array, rules: PickleRules, where: string): PickleValue {

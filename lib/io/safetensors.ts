@@ -44,11 +44,13 @@ export interface TensorInfo {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [{ name: "w", shape: [2], data: new Float32Array([1, 2]) }]);
  * const file = await SafetensorsReader.open(path);
- * console.log(file.names(), await file.read("w"));
+ * deepEqual(file.names(), ["w"]);
+ * deepEqual(await file.read("w"), new Float32Array([1, 2]));
  * file.close();
  * ```
  */
@@ -453,11 +455,17 @@ export interface TensorSpec {
  *
  * @example
  * ```ts
- * import { SafetensorsWriter } from "./safetensors.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ * import { SafetensorsReader, SafetensorsWriter } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * const w = await SafetensorsWriter.create(path, [{ name: "b", shape: [3], dtype: "F16" }]);
  * await w.write("b", new Float32Array([1, 2, 3]));
  * await w.commit();
+ * const file = await SafetensorsReader.open(path);
+ * equal(file.info("b").dtype, "F16");
+ * equal(file.info("b").byteLength, 6);
+ * deepEqual(await file.read("b"), new Float32Array([1, 2, 3])); // exact in half precision
+ * file.close();
  * ```
  */
 export class SafetensorsWriter {
@@ -564,11 +572,17 @@ export class SafetensorsWriter {
  *
  * @example
  * ```ts
- * import { writeSafetensors } from "./safetensors.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ * import { SafetensorsReader, writeSafetensors } from "./safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [
  *   { name: "weight", shape: [2, 2], data: new Float32Array([1, 0, 0, 1]) },
  * ], { metadata: { format: "pt" }, dtype: "BF16" });
+ * const file = await SafetensorsReader.open(path);
+ * deepEqual(file.metadata, { format: "pt" });
+ * equal(file.info("weight").dtype, "BF16");
+ * deepEqual(await file.read("weight"), new Float32Array([1, 0, 0, 1]));
+ * file.close();
  * ```
  */
 export async function writeSafetensors(

@@ -33,11 +33,13 @@ const MAX_COMMENT = 0xffff;
  *
  * @example
  * ```ts
+ * import { deepEqual, rejects } from "node:assert/strict";
  * import { readAt } from "./zip_store.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeFile(path, new Uint8Array([1, 2, 3]));
  * using file = await Deno.open(path);
- * await readAt(file, path, 1, 2, "two bytes"); // Uint8Array [2, 3]
+ * deepEqual(await readAt(file, path, 1, 2, "two bytes"), new Uint8Array([2, 3]));
+ * await rejects(readAt(file, path, 2, 2, "two bytes"), /file ended while reading two bytes/);
  * ```
  */
 export async function readAt(
@@ -66,13 +68,14 @@ export async function readAt(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { StoredZip } from "./zip_store.ts";
  * const path = await Deno.makeTempFile({ suffix: ".zip" });
  * // A one-member archive ("a", holding "hi") in the stored format.
  * const b64 = "UEsDBBQAAAAAAK+GeV2sKpPYAgAAAAIAAAABAAAAYWhpUEsBAhQDFAAAAAAAr4Z5Xawqk9gCAAAAAgAAAAEAAAAAAAAAAAAAAIABAAAAAGFQSwUGAAAAAAEAAQAvAAAAIQAAAAAA";
  * await Deno.writeFile(path, Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
  * using zip = await StoredZip.open(path);
- * new TextDecoder().decode(await zip.read("a")); // "hi"
+ * equal(new TextDecoder().decode(await zip.read("a")), "hi");
  * ```
  */
 export class StoredZip implements Disposable {

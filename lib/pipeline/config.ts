@@ -357,10 +357,11 @@ function auxSpec(value: unknown, where: string): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { runsRoot } from "./config.ts";
  * import { projectRoot } from "../zoo/config.ts";
- * runsRoot("runs") === `${projectRoot()}/runs`; // true
- * runsRoot("/tmp/runs"); // "/tmp/runs"
+ * equal(runsRoot("runs"), `${projectRoot()}/runs`);
+ * equal(runsRoot("/tmp/runs"), "/tmp/runs");
  * ```
  */
 export function runsRoot(out: string): string {
