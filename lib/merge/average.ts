@@ -13,12 +13,13 @@ import { scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { average } from "./average.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number) => new MemorySource("τ", { w: { shape: [1], data: new Float32Array([v]) } });
  * const m = await merge(average, [tau(1), tau(3)]);
- * console.log(m.get("w").data[0]); // 2
+ * deepEqual(m.get("w").data, new Float32Array([2]));
  * ```
  */
 export const average: MergeMethod = {

@@ -24,9 +24,11 @@ import { prepareTies, tiesKParam, type TiesMergeFunction, tiesMergeParam } from 
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { tallMaskCounts } from "./consensus.ts";
  * const taus = [new Float32Array([1, 0]), new Float32Array([1, 1])];
- * tallMaskCounts(taus, new Float32Array([2, 1]), 0.6); // Uint8Array [2, 1]
+ * // entry 0: |1| > 0.6·|2 − 1| for both tasks; entry 1: only task 2 (|1| > 0.6·0)
+ * deepEqual(tallMaskCounts(taus, new Float32Array([2, 1]), 0.6), new Uint8Array([2, 1]));
  * ```
  */
 export function tallMaskCounts(
@@ -103,13 +105,14 @@ const CONSENSUS_RULE = "every tensor, flattened (as TA / TIES): elementwise mask
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { consensusTaskArithmetic } from "./consensus.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const taus = [tau([1, 0]), tau([1, 1]), tau([1, 0])];
  * const m = await merge(consensusTaskArithmetic, taus, { params: { lambda: 0.4 }, scaling: 1 });
- * console.log(m.get("w").data); // Float32Array [3, 0]: entry 1 is used by one task only
+ * deepEqual(m.get("w").data, new Float32Array([3, 0])); // entry 1 is used by one task only
  * ```
  */
 export const consensusTaskArithmetic: MergeMethod = {
@@ -140,13 +143,16 @@ export const consensusTaskArithmetic: MergeMethod = {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { consensusTies } from "./consensus.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const taus = [tau([1, 0]), tau([1, 1]), tau([1, 0])];
- * const m = await merge(consensusTies, taus, { params: { k: 100, lambda: 0.4 } });
- * console.log(m.summary.notes.consensusKept); // 1
+ * const m = await merge(consensusTies, taus, { params: { k: 100, lambda: 0.4 }, scaling: 1 });
+ * equal(m.summary.notes.consensusKept, 1);
+ * equal(m.summary.notes.consensusTotal, 2);
+ * deepEqual(m.get("w").data, new Float32Array([3, 0]));
  * ```
  */
 export const consensusTies: MergeMethod = {

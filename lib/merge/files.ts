@@ -86,20 +86,26 @@ const FLOAT_DTYPES: readonly DType[] = ["F64", "F32", "F16", "BF16"];
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { mergeCheckpoints } from "./files.ts";
  * import { MemorySource } from "../tensor/source.ts";
+ * import { openCheckpoint } from "../io/open.ts";
  * import { writeCheckpoint } from "../io/write_checkpoint.ts";
  * const dir = await Deno.makeTempDir();
  * const model = (v: number) => new MemorySource("m", { w: { shape: [2], data: new Float32Array([v, 1]) } });
  * await writeCheckpoint(`${dir}/base.safetensors`, model(1));
- * await writeCheckpoint(`${dir}/a.safetensors`, model(1.2));
- * await writeCheckpoint(`${dir}/b.safetensors`, model(1.4));
+ * await writeCheckpoint(`${dir}/a.safetensors`, model(1.25));
+ * await writeCheckpoint(`${dir}/b.safetensors`, model(1.5));
  * const out = await mergeCheckpoints({
  *   method: "task_arithmetic", base: `${dir}/base.safetensors`,
  *   experts: [`${dir}/a.safetensors`, `${dir}/b.safetensors`], out: `${dir}/merged.safetensors`,
  *   scaling: 0.5,
  * });
- * console.log(out.metadata.merge_method, out.metadata.merge_params); // task_arithmetic {"scaling":0.5}
+ * equal(out.metadata.merge_method, "task_arithmetic");
+ * equal(out.metadata.merge_params, '{"scaling":0.5}');
+ * using merged = await openCheckpoint(out.path);
+ * deepEqual(await merged.read("w"), new Float32Array([1.375, 1])); // θ0 + 0.5·(0.25 + 0.5)
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function mergeCheckpoints(options: MergeCheckpointOptions): Promise<MergedCheckpoint> {
@@ -197,9 +203,10 @@ function fileGroups(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { perTaskOutput } from "./files.ts";
- * perTaskOutput("out/emr.safetensors", "mnist"); // "out/emr.mnist.safetensors"
- * perTaskOutput("out/emr", "mnist"); // "out/emr/mnist"
+ * equal(perTaskOutput("out/emr.safetensors", "mnist"), "out/emr.mnist.safetensors");
+ * equal(perTaskOutput("out/emr", "mnist"), "out/emr/mnist");
  * ```
  */
 export function perTaskOutput(out: string, task: string): string {

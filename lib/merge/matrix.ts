@@ -21,10 +21,11 @@ export interface Matrix {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { copyColumns } from "./matrix.ts";
  * const dst = { data: new Float32Array(4), rows: 2, cols: 2 };
  * copyColumns({ data: new Float32Array([1, 2, 3, 4]), rows: 2, cols: 2 }, 1, dst, 0, 1);
- * console.log(dst.data); // Float32Array [2, 0, 4, 0]
+ * deepEqual(dst.data, new Float32Array([2, 0, 4, 0]));
  * ```
  */
 export function copyColumns(
@@ -50,10 +51,11 @@ export function copyColumns(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { copyRows } from "./matrix.ts";
  * const dst = { data: new Float32Array(4), rows: 2, cols: 2 };
  * copyRows({ data: new Float32Array([1, 2, 3, 4]), rows: 2, cols: 2 }, 1, dst, 0, 1);
- * console.log(dst.data); // Float32Array [3, 4, 0, 0]
+ * deepEqual(dst.data, new Float32Array([3, 4, 0, 0]));
  * ```
  */
 export function copyRows(src: Matrix, from: number, dst: Matrix, to: number, count: number): void {
@@ -69,8 +71,11 @@ export function copyRows(src: Matrix, from: number, dst: Matrix, to: number, cou
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { scaleColumns } from "./matrix.ts";
- * scaleColumns(new Float32Array([1, 1, 1, 1]), 2, 2, new Float32Array([2, 3])); // [2, 3, 2, 3]
+ * const data = new Float32Array([1, 1, 1, 1]);
+ * deepEqual(scaleColumns(data, 2, 2, new Float32Array([2, 3])), new Float32Array([2, 3, 2, 3]));
+ * deepEqual(data, new Float32Array([2, 3, 2, 3])); // in place
  * ```
  */
 export function scaleColumns(
@@ -91,8 +96,9 @@ export function scaleColumns(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { meanValue } from "./matrix.ts";
- * meanValue(new Float32Array([1, 2, 6])); // 3
+ * equal(meanValue(new Float32Array([1, 2, 6])), 3);
  * ```
  */
 export function meanValue(values: Float32Array): number {

@@ -47,9 +47,11 @@ export interface MergeOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { resolveMerge } from "./merge.ts";
  * const { method, params } = resolveMerge("ties", { params: { k: 10 }, scaling: 1 });
- * console.log(method.title, params); // TIES-Merging { k: 10, merge: "sum", scaling: 1 }
+ * equal(method.title, "TIES-Merging");
+ * deepEqual(params, { k: 10, merge: "sum", scaling: 1 }); // merge: the default
  * ```
  */
 export function resolveMerge(
@@ -70,11 +72,13 @@ export function resolveMerge(
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { prepareMerge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number) => new MemorySource("τ", { w: { shape: [1], data: new Float32Array([v]) } });
  * const merged = await prepareMerge("average", [tau(1), tau(2)]);
- * console.log(merged.label, await merged.read("w")); // average(τ, τ) Float32Array [1.5]
+ * equal(merged.label, "average(τ, τ)");
+ * deepEqual(await merged.read("w"), new Float32Array([1.5]));
  * ```
  */
 export class PreparedMerge implements TensorSource {
@@ -229,11 +233,12 @@ export class PreparedMerge implements TensorSource {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { prepareMerge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number) => new MemorySource("τ", { w: { shape: [1], data: new Float32Array([v]) } });
  * const merged = await prepareMerge("task_arithmetic", [tau(1), tau(2)]);
- * console.log(await merged.read("w")); // Float32Array [0.9] (0.3 × 3, in float32)
+ * deepEqual(await merged.read("w"), new Float32Array([0.9])); // 0.3 × 3, in float32
  * ```
  */
 export async function prepareMerge(
@@ -258,9 +263,12 @@ export async function prepareMerge(
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkTaskCount } from "./merge.ts";
  * import { getMethod } from "./registry.ts";
  * checkTaskCount(getMethod("ties"), 8); // fine
+ * const pairwise = { ...getMethod("ties"), taskCount: { min: 2, max: 2 } };
+ * throws(() => checkTaskCount(pairwise, 3), /method "ties" merges exactly 2 task vectors, not 3/);
  * ```
  */
 export function checkTaskCount(method: MergeMethod, count: number): void {
@@ -390,13 +398,14 @@ displayWith(MergedTaskVector.prototype, (m) => m.figure());
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [3], data: new Float32Array(v) } });
  * const m = await merge("ties", [tau([1, -2, 0.1]), tau([1, 3, -0.2])], {
  *   params: { k: 100, merge: "mean" }, scaling: 1,
  * });
- * console.log(m.get("w").data); // Float32Array [1, 3, -0.2]
+ * deepEqual(m.get("w").data, new Float32Array([1, 3, -0.2])); // the mean of the agreeing entries
  * ```
  */
 export async function merge(

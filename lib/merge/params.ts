@@ -12,8 +12,10 @@ import type { MergeMethod, Params, ParamSpec, ParamValue } from "./method.ts";
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { parseParamArgs } from "./params.ts";
- * parseParamArgs(["k=20", "merge=sum"]); // { k: "20", merge: "sum" }
+ * deepEqual(parseParamArgs(["k=20", "merge=sum"]), { k: "20", merge: "sum" });
+ * throws(() => parseParamArgs(["k"]), /parameter "k" is not of the form name=value/);
  * ```
  */
 export function parseParamArgs(args: readonly string[]): Record<string, string> {
@@ -35,9 +37,13 @@ export function parseParamArgs(args: readonly string[]): Record<string, string> 
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { resolveParams } from "./params.ts";
  * import { getMethod } from "./registry.ts";
- * resolveParams(getMethod("ties"), { k: "10" }); // { k: 10, merge: "sum", scaling: 0.3 }
+ * deepEqual(resolveParams(getMethod("ties"), { k: "10" }), { k: 10, merge: "sum", scaling: 0.3 });
+ * const ties = getMethod("ties");
+ * throws(() => resolveParams(ties, { k: "0" }), /"k" = "0": expected a number in \(0, 100\]/);
+ * throws(() => resolveParams(ties, { q: "1" }), /valid parameters are k, merge, scaling/);
  * ```
  */
 export function resolveParams(
@@ -130,8 +136,11 @@ function inRange(spec: ParamSpec, n: number): boolean {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { rangeText } from "./params.ts";
- * rangeText({ name: "k", type: "number", default: 20, source: "", meaning: "", min: 0, max: 100, minExclusive: true }); // "(0, 100]"
+ * const k = { name: "k", type: "number", default: 20, source: "", meaning: "" } as const;
+ * equal(rangeText({ ...k, min: 0, max: 100, minExclusive: true }), "(0, 100]");
+ * equal(rangeText({ ...k, min: 0 }), "[0, ∞)");
  * ```
  */
 export function rangeText(spec: ParamSpec): string {
@@ -153,8 +162,16 @@ export function rangeText(spec: ParamSpec): string {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { scalingParam } from "./params.ts";
- * scalingParam(0.3, "FusionBench task_arithmetic.yaml").default; // 0.3
+ * deepEqual(scalingParam(0.3, "FusionBench task_arithmetic.yaml"), {
+ *   name: "scaling",
+ *   type: "number",
+ *   default: 0.3,
+ *   min: 0,
+ *   source: "FusionBench task_arithmetic.yaml",
+ *   meaning: "α: the merged model is θ0 + α·M",
+ * });
  * ```
  */
 export function scalingParam(defaultValue: number, source: string): ParamSpec {
@@ -173,8 +190,10 @@ export function scalingParam(defaultValue: number, source: string): ParamSpec {
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { numberParam } from "./params.ts";
- * numberParam({ k: 20 }, "k"); // 20
+ * equal(numberParam({ k: 20 }, "k"), 20);
+ * throws(() => numberParam({ k: "20" }, "k"), /parameter "k" is 20, not a number/);
  * ```
  */
 export function numberParam(params: Params, name: string): number {
@@ -188,8 +207,9 @@ export function numberParam(params: Params, name: string): number {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { stringParam } from "./params.ts";
- * stringParam({ merge: "sum" }, "merge"); // "sum"
+ * equal(stringParam({ merge: "sum" }, "merge"), "sum");
  * ```
  */
 export function stringParam(params: Params, name: string): string {
@@ -203,8 +223,9 @@ export function stringParam(params: Params, name: string): string {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { numbersParam } from "./params.ts";
- * numbersParam({ weights: [0.3, 0.7] }, "weights"); // [0.3, 0.7]
+ * deepEqual(numbersParam({ weights: [0.3, 0.7] }, "weights"), [0.3, 0.7]);
  * ```
  */
 export function numbersParam(params: Params, name: string): readonly number[] {

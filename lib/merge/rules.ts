@@ -16,10 +16,11 @@
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isSpectralMatrix } from "./rules.ts";
- * isSpectralMatrix("vision_model.encoder.layers.0.mlp.fc1.weight", [3072, 768]); // true
- * isSpectralMatrix("vision_model.encoder.layers.0.mlp.fc1.bias", [3072]); // false
- * isSpectralMatrix("text_projection", [512, 512]); // false
+ * equal(isSpectralMatrix("vision_model.encoder.layers.0.mlp.fc1.weight", [3072, 768]), true);
+ * equal(isSpectralMatrix("vision_model.encoder.layers.0.mlp.fc1.bias", [3072]), false);
+ * equal(isSpectralMatrix("text_projection", [512, 512]), false);
  * ```
  */
 export function isSpectralMatrix(name: string, shape: readonly number[]): boolean {
@@ -41,11 +42,13 @@ const LINEAR_WEIGHT =
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isBlockLinearWeight } from "./rules.ts";
- * isBlockLinearWeight("vision_model.encoder.layers.3.self_attn.q_proj.weight", [768, 768]); // true
- * isBlockLinearWeight("visual.transformer.resblocks.3.attn.in_proj_weight", [2304, 768]); // true
- * isBlockLinearWeight("vision_model.embeddings.position_embedding.weight", [50, 768]); // false
- * isBlockLinearWeight("visual_projection.weight", [512, 768]); // false
+ * const query = "vision_model.encoder.layers.3.self_attn.q_proj.weight";
+ * equal(isBlockLinearWeight(query, [8, 8]), true);
+ * equal(isBlockLinearWeight("visual.transformer.resblocks.3.attn.in_proj_weight", [24, 8]), true);
+ * equal(isBlockLinearWeight("vision_model.embeddings.position_embedding.weight", [5, 8]), false);
+ * equal(isBlockLinearWeight("visual_projection.weight", [512, 768]), false);
  * ```
  */
 export function isBlockLinearWeight(name: string, shape: readonly number[]): boolean {

@@ -30,10 +30,14 @@ export type TaskTransform = (
  *
  * @example
  * ```ts
+ * import { throws } from "node:assert/strict";
  * import { checkTasks } from "./stream.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const t = new MemorySource("τ", { w: { shape: [1], data: new Float32Array([1]) } });
+ * const u = new MemorySource("υ", { w: { shape: [2], data: new Float32Array([1, 2]) } });
  * checkTasks([t, t]);
+ * throws(() => checkTasks([t, u]), /tensor "w" has shape \[1\] in τ but \[2\] in υ/);
+ * throws(() => checkTasks([]), /at least one task vector/);
  * ```
  */
 export function checkTasks(tasks: readonly TensorSource[]): void {
@@ -48,6 +52,7 @@ export function checkTasks(tasks: readonly TensorSource[]): void {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { forEachTensor } from "./stream.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const t = new MemorySource("τ", { w: { shape: [2], data: new Float32Array([1, 2]) } });
@@ -55,7 +60,7 @@ export function checkTasks(tasks: readonly TensorSource[]): void {
  * await forEachTensor([t, t], "sum", (_name, _shape, taus) => {
  *   for (const tau of taus) for (const v of tau) total += v;
  * });
- * console.log(total); // 6
+ * equal(total, 6);
  * ```
  */
 export async function forEachTensor(

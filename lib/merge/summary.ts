@@ -30,9 +30,18 @@ export interface MergeSummary {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { mergeSummaryTable } from "./summary.ts";
  * const summary = { method: "ties", params: { k: 20, scaling: 0.3 }, tasks: ["a", "b"], notes: {} };
- * console.log(mergeSummaryTable(summary).toText());
+ * deepEqual(mergeSummaryTable(summary).toText().split("\n"), [
+ *   "Merge: ties",
+ *   "                   value",
+ *   "─────────────────  ─────",
+ *   "method              ties",
+ *   "parameter k           20",
+ *   "parameter scaling    0.3",
+ *   "tasks               a, b",
+ * ]);
  * ```
  */
 export function mergeSummaryTable(

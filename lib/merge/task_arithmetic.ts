@@ -19,12 +19,13 @@ export const TALL_MASKS_ALPHA_GRID: readonly number[] = Array.from(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { taskArithmetic } from "./task_arithmetic.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number) => new MemorySource("τ", { w: { shape: [1], data: new Float32Array([v]) } });
  * const m = await merge(taskArithmetic, [tau(1), tau(3)], { params: { scaling: 0.5 } });
- * console.log(m.get("w").data[0]); // 2
+ * deepEqual(m.get("w").data, new Float32Array([2])); // 0.5 · (1 + 3)
  * ```
  */
 export const taskArithmetic: MergeMethod = {
