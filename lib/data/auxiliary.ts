@@ -72,10 +72,15 @@ function generated(
  *
  * @example
  * ```ts
+ * import { deepEqual, equal, ok } from "node:assert/strict";
  * import { noiseSource } from "./auxiliary.ts";
  * const noise = noiseSource({ channels: 1, size: 28 }, 0);
  * const set = await noise.images(0, 8);
- * console.log(set.count, set.pixels.length); // 8 6272
+ * equal(set.count, 8);
+ * equal(set.pixels.length, 8 * 28 * 28);
+ * ok(set.pixels.every((v) => v >= 0 && v <= 1)); // clipped to [0, 1]
+ * const third = (await noise.images(3, 1)).pixels; // image 3 is the same whatever the range
+ * deepEqual(third, set.pixels.subarray(3 * 784, 4 * 784));
  * ```
  */
 export function noiseSource(geometry: AuxGeometry, seed: number, std = 0.25): AuxSource {
@@ -92,8 +97,14 @@ export function noiseSource(geometry: AuxGeometry, seed: number, std = 0.25): Au
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { shapesSource } from "./auxiliary.ts";
- * const set = await shapesSource({ channels: 1, size: 28 }, 0).images(0, 4);
+ * const shapes = shapesSource({ channels: 1, size: 28 }, 0);
+ * const set = await shapes.images(0, 4);
+ * equal(set.count, 4);
+ * equal(set.pixels.length, 4 * 28 * 28);
+ * equal(shapes.count, Infinity); // generated: any range is valid
+ * deepEqual((await shapes.images(0, 4)).pixels, set.pixels); // the same pictures every time
  * ```
  */
 export function shapesSource(geometry: AuxGeometry, seed: number): AuxSource {
@@ -112,13 +123,15 @@ const IMAGE_FILE = /\.(png|jpe?g)$/i;
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { folderSource } from "./auxiliary.ts";
  * const dir = await Deno.makeTempDir();
  * const png = new pngjs.PNG({ width: 8, height: 8 });
  * await Deno.writeFile(`${dir}/a.png`, pngjs.PNG.sync.write(png));
  * const src = await folderSource(dir, { channels: 1, size: 28 });
- * console.log(src.count); // 1
+ * equal(src.count, 1);
+ * equal((await src.images(0, 3)).pixels.length, 3 * 28 * 28); // wraps around
  * ```
  */
 export async function folderSource(path: string, geometry: AuxGeometry): Promise<AuxSource> {
@@ -165,12 +178,14 @@ export async function folderSource(path: string, geometry: AuxGeometry): Promise
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { safetensorsImageSource } from "./auxiliary.ts";
  * import { writeSafetensors } from "../io/safetensors.ts";
  * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
  * await writeSafetensors(path, [{ name: "images", shape: [2, 4, 4], data: new Float32Array(32) }]);
  * const src = await safetensorsImageSource(path, { channels: 1, size: 28 });
- * console.log(src.count); // 2
+ * equal(src.count, 2);
+ * equal((await src.images(0, 2)).pixels.length, 2 * 28 * 28); // resized from 4×4
  * ```
  */
 export async function safetensorsImageSource(
@@ -259,9 +274,11 @@ function convertPlanes(
  *
  * @example
  * ```ts
+ * import { equal, rejects } from "node:assert/strict";
  * import { auxSource } from "../../mod.ts";
  * const src = await auxSource("shapes", { channels: 1, size: 28 }, 0);
- * console.log(src.name); // "shapes"
+ * equal(src.name, "shapes");
+ * await rejects(auxSource("photos", { channels: 1, size: 28 }, 0), /unknown auxiliary source "photos"/);
  * ```
  */
 export async function auxSource(

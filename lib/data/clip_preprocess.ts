@@ -55,10 +55,13 @@ export interface ClipPreprocessOptions {
  *
  * @example
  * ```ts
- * import { clipPreprocess } from "./clip_preprocess.ts";
- * const grey = { width: 4, height: 2, rgba: new Uint8Array(32).fill(255) };
- * const x = clipPreprocess(grey, { size: 2 });
- * console.log(x.length, x[0].toFixed(4)); // 12 "1.9303" (white, red channel)
+ * import { equal, ok } from "node:assert/strict";
+ * import { CLIP_MEAN, CLIP_STD, clipPreprocess } from "./clip_preprocess.ts";
+ * const white = { width: 4, height: 2, rgba: new Uint8Array(32).fill(255) };
+ * const x = clipPreprocess(white, { size: 2 });
+ * equal(x.length, 3 * 2 * 2);
+ * equal(x[0].toFixed(4), "1.9303"); // white in the red channel: (1 − 0.4815) / 0.2686
+ * ok(Math.abs(x[8] - (1 - CLIP_MEAN[2]) / CLIP_STD[2]) < 1e-6); // blue
  * ```
  */
 export function clipPreprocess(
@@ -77,8 +80,10 @@ export function clipPreprocess(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { toRgb } from "./clip_preprocess.ts";
- * toRgb({ width: 1, height: 1, rgba: new Uint8Array([1, 2, 3, 0]) }).data; // Uint8Array [1, 2, 3]
+ * const rgb = toRgb({ width: 1, height: 1, rgba: new Uint8Array([1, 2, 3, 0]) });
+ * deepEqual(rgb, { width: 1, height: 1, channels: 3, data: new Uint8Array([1, 2, 3]) });
  * ```
  */
 export function toRgb(image: DecodedImage): ByteImage {
@@ -98,8 +103,9 @@ export function toRgb(image: DecodedImage): ByteImage {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { resizedSize } from "./clip_preprocess.ts";
- * resizedSize(500, 375, 224); // [298, 224]
+ * deepEqual(resizedSize(500, 375, 224), [298, 224]); // int(224 · 500 / 375) = 298
  * ```
  */
 export function resizedSize(width: number, height: number, size: number): [number, number] {
@@ -112,9 +118,10 @@ export function resizedSize(width: number, height: number, size: number): [numbe
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { resizeBicubic } from "./clip_preprocess.ts";
  * const img = { width: 2, height: 1, channels: 1, data: new Uint8Array([0, 255]) };
- * resizeBicubic(img, 4, 1).data; // Uint8Array [0, 53, 202, 255], as Pillow
+ * deepEqual(resizeBicubic(img, 4, 1).data, new Uint8Array([0, 53, 202, 255])); // as Pillow
  * ```
  */
 export function resizeBicubic(image: ByteImage, width: number, height: number): ByteImage {
@@ -133,9 +140,10 @@ export function resizeBicubic(image: ByteImage, width: number, height: number): 
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { centerCrop } from "./clip_preprocess.ts";
  * const img = { width: 3, height: 1, channels: 1, data: new Uint8Array([1, 2, 3]) };
- * centerCrop(img, 1).data; // Uint8Array [2]
+ * deepEqual(centerCrop(img, 1).data, new Uint8Array([2]));
  * ```
  */
 export function centerCrop(image: ByteImage, size: number): ByteImage {
@@ -158,9 +166,10 @@ export function centerCrop(image: ByteImage, size: number): ByteImage {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { normalizePlanes } from "./clip_preprocess.ts";
- * const img = { width: 1, height: 1, channels: 1, data: new Uint8Array([255]) };
- * normalizePlanes(img, [0.5], [0.5]); // Float32Array [1]
+ * const img = { width: 2, height: 1, channels: 1, data: new Uint8Array([255, 0]) };
+ * deepEqual(normalizePlanes(img, [0.5], [0.5]), new Float32Array([1, -1])); // (v / 255 − ½) / ½
  * ```
  */
 export function normalizePlanes(

@@ -65,10 +65,12 @@ const orders = new Map<string, Int32Array>();
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { sourceOrder } from "./dataset.ts";
  * import { loadSource } from "./sources.ts";
  * const order = sourceOrder(await loadSource("mnist"), 0);
- * console.log(order.length); // 70000
+ * equal(order.length, 70_000);
+ * deepEqual(order.toSorted(), Int32Array.from(order.keys())); // a permutation of the images
  * ```
  */
 export function sourceOrder(source: RawSource, dataSeed: number): Int32Array {
@@ -117,10 +119,12 @@ function checkSizes(sizes: SplitSizes): void {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { taskSplits } from "./dataset.ts";
  * import { taskByName } from "./tasks.ts";
  * const s = await taskSplits(taskByName("mnist_parity"), { train: 100, val: 10, test: 20 }, 0);
- * console.log(s.train.count, s.train.classes); // 100 ["even", "odd"]
+ * deepEqual([s.train.count, s.val.count, s.test.count], [100, 10, 20]);
+ * deepEqual(s.train.classes, ["even", "odd"]);
  * ```
  */
 export async function taskSplits(
@@ -147,12 +151,14 @@ export async function taskSplits(
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { sourceOrder, taskIndices } from "./dataset.ts";
  * import { loadSource } from "./sources.ts";
  * import { taskByName } from "./tasks.ts";
  * const order = sourceOrder(await loadSource("mnist"), 0);
  * const idx = taskIndices(taskByName("mnist"), { train: 10, val: 5, test: 5 }, order);
- * console.log(idx.train.length); // 10
+ * deepEqual([idx.train.length, idx.val.length, idx.test.length], [10, 5, 5]);
+ * equal(new Set([...idx.train, ...idx.val, ...idx.test]).size, 20); // no image in two splits
  * ```
  */
 export function taskIndices(
@@ -183,9 +189,10 @@ export function taskIndices(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { pretrainSplits } from "./dataset.ts";
  * const { train, val } = await pretrainSplits(100, 10, 0);
- * console.log(train.count, val.count, train.classes.length); // 200 20 20
+ * deepEqual([train.count, val.count, train.classes.length], [200, 20, 20]); // both sources, 20-way
  * ```
  */
 export async function pretrainSplits(
@@ -223,10 +230,14 @@ export async function pretrainSplits(
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { concatSets } from "./dataset.ts";
  * const a = { count: 1, channels: 1, size: 1, pixels: new Float32Array([0.5]),
  *   labels: new Int32Array([1]), classes: ["a", "b"] };
- * concatSets([a, a]).count; // 2
+ * const both = concatSets([a, a]);
+ * equal(both.count, 2);
+ * deepEqual(both.pixels, new Float32Array([0.5, 0.5]));
+ * deepEqual(both.labels, new Int32Array([1, 1]));
  * ```
  */
 export function concatSets(sets: readonly ImageSet[]): ImageSet {
@@ -263,10 +274,13 @@ export function concatSets(sets: readonly ImageSet[]): ImageSet {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { subset } from "./dataset.ts";
  * const s = { count: 2, channels: 1, size: 1, pixels: new Float32Array([0.1, 0.9]),
  *   labels: new Int32Array([0, 1]), classes: ["a", "b"] };
- * subset(s, [1]).pixels; // Float32Array [0.9]
+ * const one = subset(s, [1]);
+ * deepEqual(one.pixels, new Float32Array([0.9]));
+ * deepEqual(one.labels, new Int32Array([1]));
  * ```
  */
 export function subset(set: ImageSet, indices: ArrayLike<number>): ImageSet {

@@ -41,13 +41,17 @@ export interface FolderBatch extends ImageSet {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { clipImageFolder } from "../../mod.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeFile(`${dir}/a.png`, pngjs.PNG.sync.write(new pngjs.PNG({ width: 40, height: 30 })));
  * const folder = await clipImageFolder(dir, { size: 16 });
  * const set = await folder.images(0, 2); // wraps around: the one picture twice
- * console.log(folder.count, set.count, set.pixels.length); // 1 2 1536
+ * equal(folder.count, 1);
+ * equal(set.count, 2);
+ * equal(set.pixels.length, 2 * 3 * 16 * 16);
+ * deepEqual(set.pixels.subarray(0, 768), set.pixels.subarray(768));
  * ```
  */
 export class ClipImageFolder implements AuxSource {
@@ -142,10 +146,15 @@ export class ClipImageFolder implements AuxSource {
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { decodePicture } from "./image_folder.ts";
  * const png = pngjs.PNG.sync.write(new pngjs.PNG({ width: 3, height: 2 }));
- * decodePicture(new Uint8Array(png), "a.png").width; // 3
+ * const image = decodePicture(new Uint8Array(png), "a.png");
+ * equal(image.width, 3);
+ * equal(image.height, 2);
+ * equal(image.rgba.length, 3 * 2 * 4);
+ * throws(() => decodePicture(new Uint8Array([1, 2, 3]), "b.png"), /b\.png/); // names the file
  * ```
  */
 export function decodePicture(bytes: Uint8Array, path: string): DecodedImage {
@@ -160,12 +169,14 @@ export function decodePicture(bytes: Uint8Array, path: string): DecodedImage {
  *
  * @example
  * ```ts
+ * import { equal, rejects } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { clipImageFolder } from "../../mod.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.mkdir(`${dir}/sub`);
  * await Deno.writeFile(`${dir}/sub/b.png`, pngjs.PNG.sync.write(new pngjs.PNG({ width: 8, height: 8 })));
- * console.log((await clipImageFolder(dir)).count); // 1
+ * equal((await clipImageFolder(dir)).count, 1); // sub-folders included
+ * await rejects(clipImageFolder(`${dir}/none`));
  * ```
  */
 export async function clipImageFolder(
@@ -184,6 +195,7 @@ export async function clipImageFolder(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { clipLabelledFolder } from "../../mod.ts";
  * const dir = await Deno.makeTempDir();
@@ -192,7 +204,7 @@ export async function clipImageFolder(
  *   await Deno.writeFile(`${dir}/${c}/1.png`, pngjs.PNG.sync.write(new pngjs.PNG({ width: 8, height: 8 })));
  * }
  * const task = await clipLabelledFolder(dir, { classes: ["dog", "cat", "bird"] });
- * console.log(task.labels); // Int32Array [1, 0]: cat is class 1, dog class 0
+ * deepEqual(task.labels, new Int32Array([1, 0])); // cat is class 1, dog class 0
  * ```
  */
 export async function clipLabelledFolder(

@@ -25,11 +25,16 @@ export interface DecodedImage {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import pngjs from "pngjs";
  * import { decodeImage } from "./images.ts";
  * const png = new pngjs.PNG({ width: 2, height: 1 });
- * png.data.set([255, 0, 0, 255, 0, 0, 255, 255]);
- * decodeImage(new Uint8Array(pngjs.PNG.sync.write(png)), "two.png").width; // 2
+ * png.data.set([255, 0, 0, 255, 0, 0, 255, 255]); // red, blue
+ * deepEqual(decodeImage(new Uint8Array(pngjs.PNG.sync.write(png)), "two.png"), {
+ *   width: 2,
+ *   height: 1,
+ *   rgba: new Uint8Array([255, 0, 0, 255, 0, 0, 255, 255]),
+ * });
  * ```
  */
 export function decodeImage(bytes: Uint8Array, path: string): DecodedImage {
@@ -56,9 +61,12 @@ export function decodeImage(bytes: Uint8Array, path: string): DecodedImage {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { toModelImage } from "./images.ts";
  * const white = { width: 4, height: 2, rgba: new Uint8Array(32).fill(255) };
- * toModelImage(white, 1, 2); // Float32Array [1, 1, 1, 1]
+ * deepEqual(toModelImage(white, 1, 2), new Float32Array([1, 1, 1, 1]));
+ * const clear = { width: 1, height: 1, rgba: new Uint8Array([255, 255, 255, 0]) };
+ * deepEqual(toModelImage(clear, 3, 1), new Float32Array([0, 0, 0])); // alpha over black
  * ```
  */
 export function toModelImage(image: DecodedImage, channels: number, size: number): Float32Array {
@@ -96,8 +104,10 @@ export function toModelImage(image: DecodedImage, channels: number, size: number
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { resizeSquare } from "./images.ts";
- * resizeSquare(new Float32Array([0, 1, 1, 0]), 2, 1); // Float32Array [0.5]
+ * deepEqual(resizeSquare(new Float32Array([0, 1, 1, 0]), 2, 1), new Float32Array([0.5]));
+ * deepEqual(resizeSquare(new Float32Array([2]), 1, 2), new Float32Array([2, 2, 2, 2]));
  * ```
  */
 export function resizeSquare(plane: Float32Array, from: number, to: number): Float32Array {

@@ -30,10 +30,17 @@ export interface JpegLayout {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import { jpegLayout } from "./jpeg_color.ts";
  * // SOI, then SOF0 for a 16×8 picture with Y at 2×2 and Cb, Cr at 1×1 (4:2:0)
  * const sof = [0xff, 0xc0, 0, 17, 8, 0, 8, 0, 16, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1];
- * jpegLayout(new Uint8Array([0xff, 0xd8, ...sof])); // { width: 16, height: 8, sampling: [[2, 2], [1, 1], [1, 1]], adobe: false }
+ * deepEqual(jpegLayout(new Uint8Array([0xff, 0xd8, ...sof])), {
+ *   width: 16,
+ *   height: 8,
+ *   sampling: [[2, 2], [1, 1], [1, 1]],
+ *   adobe: false,
+ * });
+ * equal(jpegLayout(new Uint8Array([0xff, 0xd8])), undefined); // no frame header
  * ```
  */
 export function jpegLayout(bytes: Uint8Array): JpegLayout | undefined {
@@ -73,11 +80,14 @@ export function jpegLayout(bytes: Uint8Array): JpegLayout | undefined {
  *
  * @example
  * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
  * import jpeg from "jpeg-js";
  * import { decodeJpegLibjpeg } from "./jpeg_color.ts";
  * const rgba = new Uint8Array(16 * 16 * 4).fill(200);
  * const file = jpeg.encode({ width: 16, height: 16, data: rgba }, 90).data;
- * decodeJpegLibjpeg(new Uint8Array(file), "grey.jpg").rgba[0]; // 200
+ * const image = decodeJpegLibjpeg(new Uint8Array(file), "grey.jpg");
+ * equal(image.width, 16);
+ * deepEqual(image.rgba.subarray(0, 4), new Uint8Array([200, 200, 200, 255]));
  * ```
  */
 export function decodeJpegLibjpeg(bytes: Uint8Array, path: string): DecodedImage {

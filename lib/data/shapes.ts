@@ -31,8 +31,13 @@ const SUBSAMPLES = 4;
  *
  * @example
  * ```ts
+ * import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
  * import { drawShapesImage } from "./shapes.ts";
- * const img = drawShapesImage(0, 7, 1, 28); // Float32Array of 784 values
+ * const img = drawShapesImage(0, 7, 1, 28);
+ * equal(img.length, 28 * 28);
+ * ok(img.every((v) => v >= 0 && v <= 1));
+ * deepEqual(drawShapesImage(0, 7, 1, 28), img); // image 7 of seed 0 is always the same picture
+ * notDeepEqual(drawShapesImage(0, 8, 1, 28), img);
  * ```
  */
 export function drawShapesImage(

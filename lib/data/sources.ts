@@ -55,9 +55,13 @@ const cache = new Map<SourceName, Promise<RawSource>>();
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { loadSource } from "./sources.ts";
  * const mnist = await loadSource("mnist");
- * console.log(mnist.count, mnist.labels[0]); // 70000 5
+ * equal(mnist.count, 70_000);
+ * equal(mnist.labels[0], 5); // MNIST's first training image is a 5
+ * equal(mnist.pixels.length, 70_000 * 28 * 28);
+ * equal(await loadSource("mnist"), mnist); // loaded once
  * ```
  */
 export function loadSource(name: SourceName): Promise<RawSource> {
@@ -97,9 +101,10 @@ async function readFile(url: URL, what: string): Promise<Uint8Array> {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { parseIdx } from "./sources.ts";
  * const file = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 7, 9]);
- * parseIdx(file, "labels"); // { dims: [2], data: Uint8Array [7, 9] }
+ * deepEqual(parseIdx(file, "labels"), { dims: [2], data: new Uint8Array([7, 9]) });
  * ```
  */
 export function parseIdx(bytes: Uint8Array, path: string): { dims: number[]; data: Uint8Array } {
@@ -173,9 +178,12 @@ async function loadFashion(): Promise<RawSource> {
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { parseImageJson } from "./sources.ts";
- * const text = new TextEncoder().encode('{"data":[[0,255],[7,8]]}');
- * parseImageJson(text, "x.json", 2); // Uint8Array [0, 255, 7, 8]
+ * const text = new TextEncoder().encode('{"data":[[0,255],[],[7,8]]}');
+ * deepEqual(parseImageJson(text, "x.json", 2), new Uint8Array([0, 255, 7, 8])); // [] skipped
+ * const bad = new TextEncoder().encode('{"data":[[0,256]]}');
+ * throws(() => parseImageJson(bad, "x.json", 2), /^Error: x\.json: byte \d+/);
  * ```
  */
 export function parseImageJson(bytes: Uint8Array, path: string, size: number): Uint8Array {
