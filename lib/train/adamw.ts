@@ -40,13 +40,16 @@ export interface AdamWOptions {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { AdamW } from "./adamw.ts";
  * const w = tf.variable(tf.tensor1d([1, -2]));
  * const opt = new AdamW({ w }, { weightDecay: 0.1 });
  * const grad = tf.tensor1d([0.5, 0.5]);
  * opt.step({ w: grad }, 1e-2);
- * w.print(); // [0.989, -2.008]
+ * // the first step moves each weight by lr·sign(g), and decays it by lr·λ·w
+ * const [a, b] = w.dataSync();
+ * ok(Math.abs(a - 0.989) < 1e-6 && Math.abs(b - -2.008) < 1e-6);
  * opt.dispose();
  * ```
  */

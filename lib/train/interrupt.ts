@@ -49,9 +49,16 @@ function shared(): SharedState {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { InterruptedError } from "./interrupt.ts";
  * const err = new InterruptedError("RI mnist", 40, 200, "state.safetensors");
- * err.message; // "RI mnist: interrupted after step 40 of 200; state saved to state.safetensors: …"
+ * equal(
+ *   err.message,
+ *   "RI mnist: interrupted after step 40 of 200; " +
+ *     "state saved to state.safetensors: run the same command again to resume",
+ * );
+ * equal(err.name, "InterruptedError");
+ * equal(err.step, 40);
  * ```
  */
 export class InterruptedError extends Error {
@@ -94,11 +101,15 @@ export interface WatchOptions {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { watchInterrupt } from "./interrupt.ts";
  * using stop = watchInterrupt();
+ * let done = 0;
  * for (let step = 1; step <= 3; step++) {
- *   if (await stop.requested()) break; // false: nobody pressed Ctrl-C
+ *   if (await stop.requested()) break;
+ *   done = step;
  * }
+ * equal(done, 3); // nobody pressed Ctrl-C: every step ran
  * ```
  */
 export function watchInterrupt(options: WatchOptions = {}): InterruptWatch {

@@ -11,9 +11,11 @@ import type { Scalar, Tensor, Tensor1D, Tensor2D } from "../engine/tf_types.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { crossEntropy } from "./losses.ts";
- * crossEntropy(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32")).print(); // ln 2 ≈ 0.693
+ * const loss = crossEntropy(tf.tensor2d([[0, 0]]), tf.tensor1d([1], "int32"));
+ * ok(Math.abs(loss.dataSync()[0] - Math.LN2) < 1e-6); // two equal logits: ln 2
  * ```
  */
 export function crossEntropy(logits: Tensor2D, labels: Tensor1D): Scalar {
@@ -28,9 +30,11 @@ export function crossEntropy(logits: Tensor2D, labels: Tensor1D): Scalar {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { countCorrect } from "./losses.ts";
- * countCorrect(tf.tensor2d([[2, 1], [0, 3]]), tf.tensor1d([0, 0], "int32")).print(); // 1
+ * const correct = countCorrect(tf.tensor2d([[2, 1], [0, 3]]), tf.tensor1d([0, 0], "int32"));
+ * equal(correct.dataSync()[0], 1); // row 0 predicts 0 (right), row 1 predicts 1 (wrong)
  * ```
  */
 export function countCorrect(logits: Tensor2D, labels: Tensor): Scalar {

@@ -22,9 +22,11 @@ export interface WarmupCosineOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual, ok } from "node:assert/strict";
  * import { warmupCosine } from "./schedule.ts";
  * const lr = warmupCosine({ peak: 1e-3, warmupSteps: 10, totalSteps: 100 });
- * [lr(0), lr(9), lr(99)]; // [1e-4, 1e-3, 0]
+ * deepEqual([lr(0), lr(9), lr(99)], [1e-4, 1e-3, 0]);
+ * ok(Math.abs(lr(54) - 0.5e-3) < 1e-12); // half-way down the cosine
  * ```
  */
 export function warmupCosine(options: WarmupCosineOptions): (step: number) => number {
