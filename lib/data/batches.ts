@@ -40,6 +40,11 @@ export interface BatchOptions {
   dropLast?: boolean;
   /** Pixel normalisation (default none: values as stored, in [0, 1]). */
   norm?: PixelNorm;
+  /**
+   * Replaces each image (values as stored, one image of `channels × size × size` values)
+   * before normalisation; `index` is its position in the set (default: images as stored).
+   */
+  augment?: (image: Float32Array, index: number) => Float32Array;
 }
 
 /**
@@ -81,7 +86,11 @@ export function* batches(set: ImageSet, options: BatchOptions): Generator<Batch>
     const n = indices.length;
     const pixels = new Float32Array(n * per);
     for (let i = 0; i < n; i++) {
-      const src = set.pixels.subarray(indices[i] * per, (indices[i] + 1) * per);
+      let src = set.pixels.subarray(indices[i] * per, (indices[i] + 1) * per);
+      if (options.augment) src = options.augment(src, indices[i]);
+      if (src.length !== per) {
+        throw new Error(`batches: augment returned ${src.length} values, expected ${per}`);
+      }
       const dst = pixels.subarray(i * per, (i + 1) * per);
       for (let j = 0; j < per; j++) dst[j] = (src[j] - norm.mean) / norm.std;
     }

@@ -129,6 +129,28 @@ export function suiteTasks(suite: string): TaskSpec[] {
 }
 
 /**
+ * The input domains of some tasks: their distinct transform chains, in task order (the empty
+ * chain, upright images, is always first). θ0 is pretrained on images of every domain of its
+ * suite, as CLIP has seen every kind of image its tasks hold: a task then differs from
+ * pretraining in its label space and in which one domain it holds, not in unseen pixels.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { suiteTasks, taskDomains } from "./tasks.ts";
+ * assertEquals(taskDomains(suiteTasks("mf4")), [[], ["rot90"], ["invert"]]);
+ * ```
+ */
+export function taskDomains(tasks: readonly TaskSpec[]): TransformName[][] {
+  const seen = new Map<string, TransformName[]>([["", []]]);
+  for (const t of tasks) {
+    const key = t.transforms.join("+");
+    if (!seen.has(key)) seen.set(key, [...t.transforms]);
+  }
+  return [...seen.values()];
+}
+
+/**
  * One task by name.
  *
  * @example

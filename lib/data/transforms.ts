@@ -132,3 +132,47 @@ function zoomOut(x: Float32Array, s: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * Domain augmentation: each image of each epoch is shown in one domain (a transform chain)
+ * drawn uniformly from `domains`, the draw fixed by `seed`, the epoch and the image's
+ * position in its set. Returns `(image, index, epoch) => transformed image` for
+ * `batches`' and `fitLoop`'s `augment` option; images have side `side`.
+ *
+ * @example
+ * ```ts
+ * import { domainAugmentation } from "./transforms.ts";
+ * const augment = domainAugmentation([[], ["invert"]], 1, 0);
+ * const shown = [0, 1, 2, 3, 4, 5].map((i) => augment(new Float32Array([0.25]), i, 0)[0]);
+ * shown.every((v) => v === 0.25 || v === 0.75); // true: upright or inverted
+ * ```
+ */
+export function domainAugmentation(
+  domains: readonly (readonly TransformName[])[],
+  side: number,
+  seed: number,
+): (image: Float32Array, index: number, epoch: number) => Float32Array {
+  if (domains.length === 0) throw new Error("domainAugmentation: no domains given");
+  for (const chain of domains) {
+    for (const name of chain) {
+      if (!(name in TRANSFORMS)) {
+        throw new Error(
+          `domainAugmentation: unknown transform "${name}": expected one of ` +
+            Object.keys(TRANSFORMS).join(", "),
+        );
+      }
+    }
+  }
+  return (image, index, epoch) => {
+    // A hash of (seed, epoch, index): no per-epoch table, and any image can be drawn alone.
+    const k = mix32(mix32(mix32(seed >>> 0) ^ epoch) ^ index) % domains.length;
+    return applyTransforms(image, side, domains[k]);
+  };
+}
+
+/** A 32-bit integer hash (the murmur3 finaliser): well-mixed bits from nearby inputs. */
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}

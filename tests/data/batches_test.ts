@@ -1,4 +1,4 @@
-import { deepStrictEqual, equal, notDeepStrictEqual } from "node:assert/strict";
+import { deepStrictEqual, equal, notDeepStrictEqual, throws } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type ImageSet, initEngine } from "../../mod.ts";
 import { batches } from "../../lib/data/batches.ts";
@@ -47,6 +47,36 @@ Deno.test("batches carry normalised pixels with their labels, shaped [n, c, h, w
   let n = 0;
   for (const _ of batches(set, { batchSize: 4, dropLast: true })) n++;
   equal(n, 2);
+});
+
+Deno.test("augment replaces each image, by its index, before normalisation", async () => {
+  await initEngine({ backend: "wasm" });
+  const seen: number[] = [];
+  const augment = (image: Float32Array, index: number) => {
+    seen.push(index);
+    return image.map((v) => (index % 2 ? 1 - v : v));
+  };
+  for (
+    const { x, indices } of batches(set, {
+      batchSize: 4,
+      seed: 2,
+      norm: { mean: 0.5, std: 0.5 },
+      augment,
+    })
+  ) {
+    const px = x.dataSync();
+    indices.forEach((k, i) => {
+      const v = Math.fround(k / 10);
+      equal(px[i * 4], Math.fround((Math.fround(k % 2 ? 1 - v : v) - 0.5) / 0.5));
+    });
+  }
+  deepStrictEqual(seen.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  deepStrictEqual(set.pixels[4], Math.fround(0.1)); // the set itself is untouched
+  const bad = () => new Float32Array(3);
+  throws(
+    () => [...batches(set, { batchSize: 2, augment: bad })],
+    /augment returned 3 values, expected 4/,
+  );
 });
 
 Deno.test("batch tensors are freed as the loop moves on, and when it stops early", async () => {

@@ -2,7 +2,8 @@ import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
 import { type TransformName, TRANSFORMS } from "../../mod.ts";
 import { resizeSquare } from "../../lib/data/images.ts";
 import { Rng } from "../../lib/tensor/random.ts";
-import { applyTransforms } from "../../lib/data/transforms.ts";
+import { applyTransforms, domainAugmentation } from "../../lib/data/transforms.ts";
+import { suiteTasks, taskByName, taskDomains, TASKS } from "../../lib/data/tasks.ts";
 import { runPython } from "../helpers/python.ts";
 
 const SIDE = 28;
@@ -98,4 +99,43 @@ print(json.dumps({"area": F.interpolate(a, size=28, mode="area").flatten().tolis
   // Non-integer shrink: every output is a convex average, so a constant plane stays constant.
   const flat = resizeSquare(new Float32Array(30 * 30).fill(0.3), 30, 28);
   assert(flat.every((v) => Math.abs(v - 0.3) < 1e-6));
+});
+
+Deno.test("domain augmentation shows each image in one domain, drawn evenly, fixed by seed, epoch and index", () => {
+  const domains: TransformName[][] = [[], ["rot90"], ["invert"], ["edges", "invert"]];
+  const augment = domainAugmentation(domains, SIDE, 3);
+  const candidates = domains.map((d) => applyTransforms(image, SIDE, d));
+  const drawn = (seed: number, epoch: number) =>
+    Array.from({ length: 400 }, (_, i) => {
+      const shown = domainAugmentation(domains, SIDE, seed)(image, i, epoch);
+      const k = candidates.findIndex((c) => c.every((v, j) => v === shown[j]));
+      assert(k >= 0, `image ${i}: not one of the domains' transforms`);
+      return k;
+    });
+  const a = drawn(3, 0);
+  deepStrictEqual(drawn(3, 0), a);
+  // 400 draws from 4 domains: each within 100 ± 40 (about 4.6 standard deviations).
+  for (let k = 0; k < domains.length; k++) {
+    const n = a.filter((v) => v === k).length;
+    assert(n > 60 && n < 140, `domain ${k} drawn ${n} times of 400`);
+  }
+  const agree = (b: number[]) => b.filter((v, i) => v === a[i]).length;
+  assert(agree(drawn(3, 1)) < 160, "another epoch draws other domains");
+  assert(agree(drawn(4, 0)) < 160, "another seed draws other domains");
+  deepStrictEqual(augment(image, 5, 2), augment(image, 5, 2));
+  throws(() => domainAugmentation([], SIDE, 0), /no domains/);
+  throws(
+    () => domainAugmentation([["spin" as TransformName]], SIDE, 0),
+    /unknown transform "spin"/,
+  );
+});
+
+Deno.test("a suite's pretraining domains are its tasks' transform chains, once each, upright first", () => {
+  deepStrictEqual(taskDomains(suiteTasks("mf8")), [[], ["rot90"], ["invert"], ["vflip"]]);
+  const all = taskDomains(TASKS);
+  deepStrictEqual(all[0], []);
+  const keys = all.map((d) => d.join("+"));
+  deepStrictEqual(new Set(keys).size, keys.length);
+  for (const t of TASKS) assert(keys.includes(t.transforms.join("+")), t.name);
+  deepStrictEqual(taskDomains([taskByName("mnist_rot90")]), [[], ["rot90"]]);
 });
