@@ -1,7 +1,8 @@
 /**
- * The benchmark's three trainings, on one loop: pretraining θ0 (a 20-way objective through a
- * throw-away head), fitting each task's head on θ0's features (a linear probe, then frozen),
- * and fine-tuning an expert's backbone with its task's head frozen.
+ * The benchmark's trainings, on one loop: pretraining θ0 (a 20-way objective through a
+ * throw-away head, optionally on augmented images), making each task's head from θ0's features
+ * (few-shot class prototypes, or a fitted linear probe; frozen either way), and fine-tuning an
+ * expert's backbone with its task's head frozen.
  *
  * @module
  */
@@ -58,6 +59,11 @@ export interface FitOptions {
   reportEvery?: number;
   /** What is trained, for error messages (default "training"). */
   title?: string;
+  /**
+   * Replaces each image as its batch is made (see `batches`): `index` is its position in the
+   * set, `epoch` the pass (for example `domainAugmentation` of `lib/data/transforms.ts`). Default: none.
+   */
+  augment?: (image: Float32Array, index: number, epoch: number) => Float32Array;
 }
 
 /**
@@ -112,7 +118,14 @@ export async function fitLoop(
   using interrupt = watchInterrupt({ terminal: false });
   try {
     for (let epoch = 0; epoch < options.epochs; epoch++) {
-      const feed = { batchSize: options.batchSize, seed: options.seed, epoch, norm: options.norm };
+      const augment = options.augment;
+      const feed = {
+        batchSize: options.batchSize,
+        seed: options.seed,
+        epoch,
+        norm: options.norm,
+        augment: augment && ((image: Float32Array, i: number) => augment(image, i, epoch)),
+      };
       for (const { x, y } of batches(set, { ...feed, dropLast: true })) {
         const lr = schedule(step);
         const value = trainStep(() => loss(x, y), optimizer, {
@@ -270,6 +283,97 @@ export function fitHead(
     optimizer.dispose();
     watch.dispose();
     tf.dispose([f, y, w]);
+  }
+}
+
+/**
+ * The images a few-shot head is made from: `shots` positions per class, drawn without
+ * replacement by a seeded permutation of each class's images in `labels` (class 0's first,
+ * then class 1's, …). An error names the class when it has fewer than `shots` images.
+ *
+ * @example
+ * ```ts
+ * import { prototypeShots } from "./fit.ts";
+ * const picked = prototypeShots(new Int32Array([0, 1, 0, 1, 0, 1]), 2, 1, 7);
+ * picked.length; // 2: one image of class 0, then one of class 1
+ * ```
+ */
+export function prototypeShots(
+  labels: Int32Array,
+  classes: number,
+  shots: number,
+  seed: number,
+): Int32Array {
+  if (!Number.isSafeInteger(shots) || shots < 1) {
+    throw new Error(`prototype heads: shots must be a positive integer, got ${shots}`);
+  }
+  const out = new Int32Array(classes * shots);
+  for (let c = 0; c < classes; c++) {
+    const members: number[] = [];
+    labels.forEach((y, i) => {
+      if (y === c) members.push(i);
+    });
+    if (members.length < shots) {
+      throw new Error(
+        `prototype heads: class ${c} has ${members.length} labelled image(s), fewer than ` +
+          `${shots} shot(s)`,
+      );
+    }
+    const order = new Rng(seed, `prototype-shots/class-${c}`).permutation(members.length);
+    for (let k = 0; k < shots; k++) out[c * shots + k] = members[order[k]];
+  }
+  return out;
+}
+
+/**
+ * A few-shot prototype head, the analogue of CLIP's zero-shot text heads: each class's row is
+ * the mean of the L2-normalised features of its labelled images (a few per class), itself
+ * normalised; nothing is fitted. `features` is [n × dim] row-major, one row per label.
+ *
+ * @example
+ * ```ts
+ * import { prototypeHead } from "./fit.ts";
+ * const features = new Float32Array([2, 0, 0, 3, 1, 1]); // 3 × 2
+ * const head = prototypeHead("toy", ["x", "y"], features, new Int32Array([0, 1, 1]), 20);
+ * head.weight.arraySync(); // [[1, 0], [0.383, 0.924]]: the mean of (0, 1) and (0.707, 0.707), normalised
+ * ```
+ */
+export function prototypeHead(
+  task: string,
+  classes: readonly string[],
+  features: Float32Array,
+  labels: Int32Array,
+  logitScale: number,
+): Head {
+  const n = labels.length;
+  const dim = features.length / n;
+  if (!Number.isInteger(dim) || n === 0) {
+    throw new Error(`prototypeHead "${task}": ${features.length} feature values for ${n} labels`);
+  }
+  const sums = new Float32Array(classes.length * dim);
+  const counts = new Int32Array(classes.length);
+  for (let i = 0; i < n; i++) {
+    const y = labels[i];
+    if (!(y >= 0 && y < classes.length)) {
+      throw new Error(`prototypeHead "${task}": label ${y} outside 0–${classes.length - 1}`);
+    }
+    const row = features.subarray(i * dim, (i + 1) * dim);
+    const norm = Math.hypot(...row);
+    if (!(norm > 0) || !Number.isFinite(norm)) {
+      throw new Error(`prototypeHead "${task}": image ${i}'s feature has norm ${norm}`);
+    }
+    for (let d = 0; d < dim; d++) sums[y * dim + d] += row[d] / norm;
+    counts[y]++;
+  }
+  const empty = classes.findIndex((_, c) => counts[c] === 0);
+  if (empty >= 0) {
+    throw new Error(`prototypeHead "${task}": no labelled image of class "${classes[empty]}"`);
+  }
+  const weight = tf.tensor2d(sums, [classes.length, dim]);
+  try {
+    return makeHead(task, classes, weight, logitScale); // normalises the rows
+  } finally {
+    weight.dispose();
   }
 }
 

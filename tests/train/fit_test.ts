@@ -1,4 +1,10 @@
-import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual,
+  equal,
+  notDeepStrictEqual,
+  ok as assert,
+  throws,
+} from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine, type ViTConfig } from "../../mod.ts";
 import { batches } from "../../lib/data/batches.ts";
@@ -10,7 +16,13 @@ import { disposeParams, hostToParams, initParams, toVariables } from "../../lib/
 import { imageFeatures } from "../../lib/models/vit.ts";
 import { AdamW } from "../../lib/train/adamw.ts";
 import { accuracy, extractFeatures } from "../../lib/train/evaluate.ts";
-import { finetuneExpert, fitHead, pretrainBase } from "../../lib/train/fit.ts";
+import {
+  finetuneExpert,
+  fitHead,
+  pretrainBase,
+  prototypeHead,
+  prototypeShots,
+} from "../../lib/train/fit.ts";
 import { crossEntropy } from "../../lib/train/losses.ts";
 import { trainStep } from "../../lib/train/step.ts";
 
@@ -82,6 +94,55 @@ Deno.test("a probe head separates separable features; rows unit-norm; repeatable
   for (const row of w) assert(Math.abs(Math.hypot(...row) - 1) < 1e-5);
   tf.dispose(logits);
   [head, again].forEach(disposeHead);
+});
+
+Deno.test("a prototype head's rows are its classes' mean normalised features, normalised", async () => {
+  await initEngine({ backend: "wasm" });
+  // Class 0: (3, 4) and (0, 2) → unit rows (0.6, 0.8), (0, 1) → mean (0.3, 0.9) → /√0.9.
+  // Class 1: one image (−5, 0) → (−1, 0). Class 2: (1, 1) and (2, 2) → (1, 1)/√2.
+  const features = new Float32Array([3, 4, -5, 0, 0, 2, 1, 1, 2, 2]);
+  const labels = new Int32Array([0, 1, 0, 2, 2]);
+  const before = tf.memory().numTensors;
+  const head = prototypeHead("toy", ["a", "b", "c"], features, labels, 10);
+  equal(tf.memory().numTensors, before + 1);
+  const expected = [[0.3 / Math.sqrt(0.9), 0.9 / Math.sqrt(0.9)], [-1, 0], [
+    Math.SQRT1_2,
+    Math.SQRT1_2,
+  ]];
+  const w = head.weight.arraySync();
+  w.forEach((row, c) => row.forEach((v, d) => assert(Math.abs(v - expected[c][d]) < 1e-6)));
+  equal(head.logitScale, 10);
+  deepStrictEqual(head.classes, ["a", "b", "c"]);
+  // Logits are 10 · cos(f, row): 10 on class 1's own row, −10 · 0.316 on class 0's.
+  const logits = headLogits(head, tf.tensor2d([[-2, 0]])).arraySync()[0];
+  assert(Math.abs(logits[1] - 10) < 1e-5 && Math.abs(logits[0] + 10 * expected[0][0]) < 1e-5);
+  disposeHead(head);
+  throws(
+    () => prototypeHead("toy", ["a", "b", "c"], features.slice(0, 4), labels.slice(0, 2), 10),
+    /no labelled image of class "c"/,
+  );
+  throws(
+    () => prototypeHead("toy", ["a"], new Float32Array([0, 0]), new Int32Array([0]), 10),
+    /norm 0/,
+  );
+  throws(
+    () => prototypeHead("toy", ["a"], new Float32Array(3), new Int32Array(2), 10),
+    /3 feature values/,
+  );
+});
+
+Deno.test("prototype shots: k images of each class, a seeded choice, classes in order", () => {
+  const labels = Int32Array.from({ length: 60 }, (_, i) => (i * 7) % 3);
+  const picked = prototypeShots(labels, 3, 2, 5);
+  equal(picked.length, 6);
+  deepStrictEqual([...picked].map((i) => labels[i]), [0, 0, 1, 1, 2, 2]);
+  equal(new Set(picked).size, 6);
+  deepStrictEqual(prototypeShots(labels, 3, 2, 5), picked);
+  const draws = [6, 7, 8, 9].map((seed) => [...prototypeShots(labels, 3, 2, seed)].join());
+  assert(new Set(draws).size > 1, "other seeds choose other images");
+  notDeepStrictEqual(prototypeShots(labels, 3, 1, 5), prototypeShots(labels, 3, 1, 6));
+  throws(() => prototypeShots(new Int32Array([0, 0, 1]), 2, 2, 0), /class 1 has 1 labelled image/);
+  throws(() => prototypeShots(labels, 3, 0, 0), /shots must be a positive integer/);
 });
 
 Deno.test("pretraining, head fitting and expert fine-tuning learn, and repeat exactly", async () => {
