@@ -21,10 +21,17 @@ import type { HostParams } from "../models/weights.ts";
 import { disposeParams, hostToParams } from "../models/weights.ts";
 import { loadHeads, loadModel, saveHeads, saveModel } from "../models/store.ts";
 import type { ParamMap } from "../models/vit.ts";
-import { pretrainSplits, type TaskSplits, taskSplits } from "../data/dataset.ts";
+import { pretrainSplits, subset, type TaskSplits, taskSplits } from "../data/dataset.ts";
+import { domainAugmentation } from "../data/transforms.ts";
 import { suiteTasks, type TaskSpec } from "../data/tasks.ts";
 import { extractFeatures } from "../train/evaluate.ts";
-import { finetuneExpert, fitHead, type OnProgress, pretrainBase } from "../train/fit.ts";
+import {
+  finetuneExpert,
+  type OnProgress,
+  pretrainBase,
+  prototypeHead,
+  prototypeShots,
+} from "../train/fit.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { MemorySource, type TensorSource } from "../tensor/source.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
@@ -37,7 +44,7 @@ import {
   zooDirectory,
 } from "./config.ts";
 import { Rng } from "../tensor/random.ts";
-import { evaluateZoo, ZooProperties } from "./properties.ts";
+import { evaluateZoo, propertyMethods, ZooProperties } from "./properties.ts";
 
 /** Options of {@linkcode loadZoo}. */
 export interface LoadZooOptions {
@@ -53,6 +60,12 @@ export interface LoadZooOptions {
   build?: boolean;
   /** Progress output (default `auto`: notebook, terminal or log lines). */
   progress?: ProgressMode;
+  /**
+   * Merge methods the properties measure (default {@linkcode propertyMethods}: every registered
+   * method the default study runs that needs no data; `task_arithmetic` must be among them).
+   * Saved properties that lack one of them are measured again.
+   */
+  methods?: readonly string[];
 }
 
 /** How long each stage took in the process that built it (seconds; 0 when reused). */
@@ -208,6 +221,88 @@ function expertSeed(config: ZooConfig, task: string): number {
 }
 
 /**
+ * Makes the prototype heads of `tasks` from θ0 (`base`) and writes them to the zoo directory:
+ * for each task, `config.heads.shots` labelled training images per class (a seeded choice),
+ * θ0's normalised features, their class means (see `prototypeHead`).
+ */
+async function makeHeads(
+  config: ZooConfig,
+  dir: string,
+  base: HostParams,
+  tasks: readonly TaskSpec[],
+  mode?: ProgressMode,
+): Promise<void> {
+  const bar = progress("making heads", tasks.length, { mode });
+  const params = hostToParams(base);
+  try {
+    for (const [i, task] of tasks.entries()) {
+      const { train } = await taskSplits(task, config.splits, config.dataSeed);
+      const classes = task.labels.classes;
+      const { shots, logitScale } = config.heads;
+      const seed = headSeed(config, task.name);
+      const shown = subset(train, prototypeShots(train.labels, classes.length, shots, seed));
+      const features = await extractFeatures(params, config.model, shown, { norm: config.norm });
+      const head = prototypeHead(task.name, classes, features, shown.labels, logitScale);
+      try {
+        await saveHeads(headFile(dir, task.name), [head]);
+      } finally {
+        disposeHead(head);
+      }
+      bar.update(i + 1, { task: task.name });
+    }
+  } finally {
+    disposeParams(params);
+  }
+  await bar.done();
+}
+
+/** The heads of `tasks` from the zoo directory, checked to be theirs. */
+async function readHeads(dir: string, tasks: readonly TaskSpec[]): Promise<Head[]> {
+  const heads: Head[] = [];
+  try {
+    for (const task of tasks) {
+      const [head] = await loadHeads(headFile(dir, task.name));
+      heads.push(head);
+      if (head.task !== task.name) {
+        throw new Error(`zoo ${dir}: ${headFile(dir, task.name)} holds the head of "${head.task}"`);
+      }
+    }
+  } catch (err) {
+    heads.forEach(disposeHead);
+    throw err;
+  }
+  return heads;
+}
+
+/**
+ * Heads, made by the zoo's recipe from its θ0, for tasks of the catalogue that need not be in
+ * its suite (held-out tasks that no expert was trained on). A head is the same file whichever
+ * suite it was made for: it depends only on θ0, the recipe, the seed and its task. Made where
+ * missing (written to `heads/<task>.safetensors`), then read; the caller disposes them.
+ *
+ * @example
+ * ```ts ignore
+ * const zoo = await loadZoo({ suite: "mf8" });
+ * const [head] = await taskHeads(zoo, [taskByName("mnist_shuffle")]);
+ * ```
+ */
+export async function taskHeads(
+  zoo: ZooContents,
+  tasks: readonly TaskSpec[],
+  mode?: ProgressMode,
+): Promise<Head[]> {
+  const missing = [];
+  for (const task of tasks) if (!(await exists(headFile(zoo.dir, task.name)))) missing.push(task);
+  if (missing.length) await makeHeads(zoo.config, zoo.dir, zoo.base, missing, mode);
+  return await readHeads(zoo.dir, tasks);
+}
+
+/** A task's own seed for its head's choice of labelled images. */
+function headSeed(config: ZooConfig, task: string): number {
+  return new Rng(config.seed, `head/${task}`).nextUint32();
+}
+
+/**
  * Builds the zoo of a configuration, or reuses what is already in its cache directory, and
  * returns it. Missing artefacts are built in order (θ0, then each task's head and expert),
  * each written atomically; the suite's properties are evaluated once and saved as
@@ -250,6 +345,7 @@ export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
     const host = await pretrainBase(config.model, train, {
       ...fitOptions(config.pretrain, config, config.seed, (done, _, m) => bar.update(done, m)),
       logitScale: config.pretrain.logitScale,
+      augment: domainAugmentation(config.pretrain.domains, train.size, config.seed),
     });
     await saveModel(basePath, config.model, host, { zoo: "base" });
     await bar.done();
@@ -262,39 +358,10 @@ export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
   for (const task of tasks) if (await need(headFile(dir, task.name))) missingHeads.push(task);
   if (missingHeads.length) {
     const t = performance.now();
-    const bar = progress("fitting heads", missingHeads.length, { mode });
-    const params = hostToParams(base);
-    try {
-      for (const [i, task] of missingHeads.entries()) {
-        const { train } = await taskSplits(task, config.splits, config.dataSeed);
-        const features = await extractFeatures(params, config.model, train, { norm: config.norm });
-        const head = fitHead(task.name, task.labels.classes, features, train.labels, config.heads);
-        try {
-          await saveHeads(headFile(dir, task.name), [head]);
-        } finally {
-          disposeHead(head);
-        }
-        bar.update(i + 1, { task: task.name });
-      }
-    } finally {
-      disposeParams(params);
-    }
-    await bar.done();
+    await makeHeads(config, dir, base, missingHeads, mode);
     times.heads = (performance.now() - t) / 1000;
   }
-  const heads: Head[] = [];
-  try {
-    for (const task of tasks) {
-      const [head] = await loadHeads(headFile(dir, task.name));
-      heads.push(head);
-      if (head.task !== task.name) {
-        throw new Error(`zoo ${dir}: ${headFile(dir, task.name)} holds the head of "${head.task}"`);
-      }
-    }
-  } catch (err) {
-    heads.forEach(disposeHead);
-    throw err;
-  }
+  const heads = await readHeads(dir, tasks);
 
   const tExperts = performance.now();
   for (const [i, task] of tasks.entries()) {
@@ -322,13 +389,18 @@ export async function loadZoo(options: LoadZooOptions = {}): Promise<Zoo> {
 
   const contents = new ZooContents(config, dir, tasks, asWeights(base, "θ0"), heads);
   const propertiesPath = join(dir, `zoo-${config.suite}.json`);
-  let properties: ZooProperties;
+  const methods = options.methods ?? propertyMethods();
+  let properties: ZooProperties | undefined;
   if (await exists(propertiesPath)) {
     const saved = JSON.parse(await Deno.readTextFile(propertiesPath));
     properties = ZooProperties.fromJSON(saved.properties);
-  } else {
+    // Saved before a method was registered (or with fewer methods): measured again.
+    const have = new Set(properties.data.merges.map((m) => m.method));
+    if (!methods.every((m) => have.has(m))) properties = undefined;
+  }
+  if (!properties) {
     const t = performance.now();
-    properties = await evaluateZoo(contents, mode);
+    properties = await evaluateZoo(contents, mode, methods);
     times.evaluation = (performance.now() - t) / 1000;
     times.total = (performance.now() - started) / 1000;
     const record = { suite: config.suite, properties: properties.toJSON(), buildSeconds: times };

@@ -33,7 +33,6 @@ export function smallZooConfig(seed: number): ZooConfig {
     model: { ...c.model, width: 32, layers: 2, heads: 2, mlpDim: 64, projectionDim: 32 },
     splits: { train: 128, val: 16, test: 64 },
     pretrain: { ...c.pretrain, perSource: 256, epochs: 1, batchSize: 64 },
-    heads: { ...c.heads, steps: 30 },
     experts: { ...c.experts, epochs: 1, batchSize: 32 },
   };
 }

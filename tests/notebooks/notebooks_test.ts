@@ -95,8 +95,10 @@ Deno.test({
       const nb = await run("quickstart");
       assertLibraryLoaded(nb, runs);
       const zoo = text(richOutput(cellWith(nb, "loadZoo(")));
-      match(zoo, /^Zoo validity/);
-      for (const task of TASKS) assert(numbersAfter(zoo, task).length === 4, zoo);
+      match(zoo, /^Zoo properties/);
+      // expert, θ0 + head, Task Arithmetic, the best merge, ‖τ‖/‖θ0‖
+      for (const task of TASKS) assert(numbersAfter(zoo, task).length === 5, zoo);
+      match(zoo, /Criteria \(points\)/);
 
       const set = richOutput(cellWith(nb, "openTaskVectors("));
       match(text(set), /^TaskVectorSet\(4 tasks: mnist, fashion, mnist_rot90, fashion_inv/);

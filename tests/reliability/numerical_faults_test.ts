@@ -182,7 +182,6 @@ function divergingZoo(): ZooConfig {
     model: { ...c.model, width: 16, layers: 1, heads: 2, mlpDim: 32, projectionDim: 16 },
     splits: { train: 64, val: 16, test: 32 },
     pretrain: { ...c.pretrain, perSource: 128, epochs: 1, batchSize: 64 },
-    heads: { ...c.heads, steps: 20 },
     experts: { ...c.experts, epochs: 1, batchSize: 16, lr: 1e38 },
   };
 }

@@ -2,6 +2,7 @@ import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/stric
 import * as tf from "@tensorflow/tfjs";
 import { initEngine, loadZoo } from "../../mod.ts";
 import { configHash, zooDirectory } from "../../lib/zoo/config.ts";
+import { propertyMethods } from "../../lib/zoo/properties.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { smallZooConfig } from "../helpers/small_models.ts";
 
@@ -59,7 +60,8 @@ Deno.test("a zoo exposes its models, heads, data and properties", async () => {
   const p = zoo.properties;
   equal(p.tasks.length, 4);
   for (const v of [...p.expert, ...p.base, ...p.taskArithmetic]) assert(v >= 0 && v <= 1);
-  assert(zoo.toString().includes("TA normalised"));
+  assert(zoo.toString().includes("best merge"));
+  equal(p.data.merges.length, propertyMethods().length);
   const saved = JSON.parse(await Deno.readTextFile(`${zoo.dir}/zoo-mf4.json`));
   deepStrictEqual(saved.properties.expert, p.expert);
   // A larger suite of the same recipe shares the directory and the four tasks' artefacts.
