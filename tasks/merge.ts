@@ -6,6 +6,7 @@
  * ```sh
  * deno task merge                                  # the study on mf8, defaults
  * deno task merge --suite mf4 --steps 50           # a quick study
+ * deno task merge --seeds 0,1,2                    # the study per seed, then mean ± sd
  * deno task merge --method ties --param k=20 --param merge=mean --scaling 1 \
  *   --base base.safetensors --experts mnist.safetensors svhn.safetensors --out merged.safetensors
  * deno task merge --list                 # every method, its defaults and their sources
@@ -29,6 +30,9 @@ import { flagError, joinNegativeNumbers } from "../lib/pipeline/flags.ts";
 
 const USAGE = `usage:
   deno task merge [STUDY FLAGS]      run the RI study (every method, with and without RI)
+  deno task merge --seeds 0,1,2 [STUDY FLAGS]
+                                     the study once per seed (finished runs reused), then
+                                     mean ± sd over the seeds (aggregate.json)
   deno task merge --method NAME [--param k=v ...] [--scaling A] [--task-scales w1,w2,...]
                   --base PATH --experts PATH... --out PATH [--dtype F32|F16|BF16|F64]
                   [--max-shard-bytes N] [--skip-base-check]
@@ -131,7 +135,7 @@ async function main(args: string[]): Promise<number> {
     console.log(
       USAGE.replace(
         "(listed by --help)",
-        `${studyFlags().map((f) => `--${f}`).join(" ")} --config FILE`,
+        `${studyFlags().map((f) => `--${f}`).join(" ")} --config FILE --seeds LIST`,
       ),
     );
     return 0;
@@ -198,10 +202,21 @@ async function study(args: string[]): Promise<number> {
   // whose memory would count in the streaming merge's peak).
   const { parseStudyArgs } = await import("../lib/pipeline/cli.ts");
   const { runStudy } = await import("../lib/pipeline/study.ts");
-  const { config } = await parseStudyArgs(args);
+  const { parseSeeds, runSeeds } = await import("../lib/pipeline/seeds.ts");
+  const { config, rest } = await parseStudyArgs(args, ["seeds"]);
   const started = performance.now();
-  const results = await runStudy(config);
-  console.log(`\n${results.table().toText()}`);
+  if (rest.seeds !== undefined) {
+    // One study per seed (finished ones reused), then mean ± sd over the seeds.
+    const aggregate = await runSeeds(config, parseSeeds(rest.seeds));
+    console.log(`\n${aggregate.table().toText()}`);
+    const unseen = aggregate.unseenTable();
+    if (unseen) console.log(`\n${unseen.toText()}`);
+  } else {
+    const results = await runStudy(config);
+    console.log(`\n${results.table().toText()}`);
+    const unseen = results.unseenTable();
+    if (unseen) console.log(`\n${unseen.toText()}`);
+  }
   console.log(`done in ${((performance.now() - started) / 60_000).toFixed(1)} min`);
   return 0;
 }

@@ -8,7 +8,7 @@
  */
 import { type DistanceName, DISTANCES, parseDistance } from "../interference/distance.ts";
 import { type BackendName, parseBackendName } from "../engine/backend.ts";
-import { SUITES } from "../data/tasks.ts";
+import { SUITES, suiteTasks, TASKS } from "../data/tasks.ts";
 import { basename, isAbsolute, join } from "node:path";
 import { projectRoot } from "../zoo/config.ts";
 import { getMethod } from "../merge/registry.ts";
@@ -75,6 +75,13 @@ export interface StudyConfig {
    * or `RI_RUNS` when set.
    */
   out: string;
+  /**
+   * Held-out tasks of the catalogue that no expert was trained on: every merge, with and
+   * without RI, is also scored on them, each under its own head (made by the zoo's recipe),
+   * beside θ0 + heads. Given as task names or a larger suite's name (its tasks outside
+   * `suite`); [] = none. Built-in suites only.
+   */
+  unseen: string[];
 }
 
 /**
@@ -99,6 +106,7 @@ export const STUDY_DEFAULTS: Readonly<Omit<StudyConfig, "name">> = Object.freeze
   checkpointEvery: 50,
   backend: "auto",
   out: "runs",
+  unseen: [],
 });
 
 const KEYS = [
@@ -165,11 +173,13 @@ export function resolveStudyConfig(
     checkpointEvery: integer(get("checkpointEvery"), "checkpointEvery", where, 1),
     backend: wrap(() => parseBackendName(text(get("backend"), "backend", where)), where),
     out: text(partial.out ?? runsFromEnv() ?? STUDY_DEFAULTS.out, "out", where),
+    unseen: [],
   };
   if (partial.methodParams !== undefined) {
     const given = methodParams(partial.methodParams, config, where);
     if (Object.keys(given).length) config.methodParams = given;
   }
+  config.unseen = unseenTasks(get("unseen"), config, where);
   const name = partial.name === undefined ? defaultName(config) : text(partial.name, "name", where);
   if (!/^[\w.+-]+$/.test(name)) {
     throw new Error(`${where}: name "${name}" may hold only letters, digits, _ . + -`);
@@ -374,6 +384,46 @@ function runsFromEnv(): string | undefined {
   } catch {
     return undefined; // no --allow-env
   }
+}
+
+/**
+ * Held-out tasks: names of catalogue tasks outside the study's suite, or a suite's name
+ * standing for its tasks outside the study's suite.
+ */
+function unseenTasks(
+  value: unknown,
+  config: Omit<StudyConfig, "name">,
+  where: string,
+): string[] {
+  const names = list(value, "unseen", where);
+  if (names.length === 0) return [];
+  if (config.models !== undefined) {
+    throw new Error(`${where}: unseen tasks need a built-in suite, not models`);
+  }
+  const own = suiteTasks(config.suite).map((t) => t.name);
+  const out: string[] = [];
+  for (const name of names) {
+    if (Object.hasOwn(SUITES, name)) {
+      const extra = suiteTasks(name).map((t) => t.name).filter((t) => !own.includes(t));
+      if (extra.length === 0) {
+        throw new Error(`${where}: unseen suite ${name} has no task outside ${config.suite}`);
+      }
+      out.push(...extra);
+    } else if (TASKS.some((t) => t.name === name)) {
+      if (own.includes(name)) {
+        throw new Error(
+          `${where}: unseen task "${name}" is in suite ${config.suite} (its expert saw it)`,
+        );
+      }
+      out.push(name);
+    } else {
+      throw new Error(
+        `${where}: unseen "${name}" is neither a suite (${Object.keys(SUITES)}) nor a task ` +
+          `(${TASKS.map((t) => t.name).join(", ")})`,
+      );
+    }
+  }
+  return [...new Set(out)];
 }
 
 /** Distances accepted by `distance` (re-exported for usage texts). */

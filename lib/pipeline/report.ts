@@ -42,6 +42,15 @@ export function studyReportItems(results: StudyResults, engine?: EngineInfo): Do
     { heading: "Accuracy per task" },
     results.perTaskTable(),
   ];
+  const unseen = results.unseenTable();
+  if (unseen) {
+    items.push(
+      { heading: "Held-out tasks (generalisation to unseen domains)" },
+      "Every merged model on tasks that no expert was trained on, each under its own head " +
+        "(class prototypes from θ0, as for the suite's tasks), beside θ0 with the same heads.",
+      unseen,
+    );
+  }
   const pairwise = results.pairwiseFigure();
   if (pairwise) {
     items.push(

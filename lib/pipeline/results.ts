@@ -40,6 +40,30 @@ export interface StudyRow {
   data?: DataUse;
 }
 
+/** One merged model scored on held-out tasks (no expert was trained on them). */
+export interface UnseenRow {
+  /** Registry name of the merge method. */
+  method: string;
+  /** Merged from RI-adapted task vectors. */
+  ri: boolean;
+  /** Merge + Distill_Aux. */
+  distill?: boolean;
+  /** Mean top-1 accuracy over the held-out tasks, in [0, 1]. */
+  avgAccuracy: number;
+  /** Accuracy per held-out task. */
+  accuracyByTask: Record<string, number>;
+}
+
+/** The study's scores on held-out tasks, each under its own head. */
+export interface UnseenData {
+  /** The held-out tasks. */
+  tasks: string[];
+  /** θ0-with-heads accuracy per held-out task. */
+  base: Record<string, number>;
+  /** One row per merged model. */
+  rows: UnseenRow[];
+}
+
 /** Everything `results.json` holds. */
 export interface StudyData {
   /** Task suite. */
@@ -68,6 +92,8 @@ export interface StudyData {
   riCurves?: Record<string, LossCurveData>;
   /** Pairwise interference on auxiliary data, before and after RI (when RI ran). */
   pairwise?: { tasks: string[]; distance: string; before: number[][]; after: number[][] };
+  /** Every merged model on held-out tasks (when the study named some). */
+  unseen?: UnseenData;
   /** Wall-clock seconds per stage. */
   seconds: Record<string, number>;
 }
@@ -193,6 +219,47 @@ export class StudyResults {
     });
   }
 
+  /**
+   * Held-out tasks: each merge's mean accuracy without and with RI (and the gain), beside
+   * θ0 + heads on the same tasks; `undefined` when the study named none.
+   */
+  unseenTable(): Figure | undefined {
+    const u = this.data.unseen;
+    if (!u) return undefined;
+    const methods = [...new Set(u.rows.map((r) => r.method))];
+    const find = (m: string, ri: boolean, distill = false) =>
+      u.rows.find((r) => r.method === m && r.ri === ri && !!r.distill === distill);
+    const base = Object.values(u.base).reduce((a, b) => a + b, 0) / u.tasks.length;
+    const distilled = u.rows.some((r) => r.distill);
+    const rows = methods.map((m) => {
+      const off = find(m, false), on = find(m, true), dist = find(m, false, true);
+      const diff = (r?: UnseenRow) => r ? (100 * (r.avgAccuracy - base)).toFixed(1) : "";
+      return [
+        m,
+        off ? pct(off.avgAccuracy) : "",
+        on ? pct(on.avgAccuracy) : "",
+        off && on ? (100 * (on.avgAccuracy - off.avgAccuracy)).toFixed(1) : "",
+        diff(off),
+        diff(on),
+        ...(distilled ? [dist ? pct(dist.avgAccuracy) : ""] : []),
+      ];
+    });
+    return table({
+      title: `Held-out tasks (${u.tasks.join(", ")}; no expert trained on them): θ0 + heads ` +
+        `${pct(base)}% (avg accuracy, each task under its own head)`,
+      columns: [
+        "method",
+        "acc",
+        "acc +RI",
+        "gain",
+        "− θ0",
+        "− θ0 +RI",
+        ...(distilled ? ["acc +distill"] : []),
+      ],
+      rows,
+    });
+  }
+
   /** Average accuracy of every merge, grouped with and without RI. */
   accuracyFigure(): Figure {
     const methods = [...new Set(this.data.rows.map((r) => r.method))];
@@ -308,8 +375,10 @@ export class StudyResults {
   /** Table and figures together: accuracies, ξ, and the pairwise matrices when RI ran. */
   figure(): Figure {
     const pairwise = this.pairwiseFigure();
+    const unseen = this.unseenTable();
     return stack([
       this.table(),
+      ...(unseen ? [unseen] : []),
       this.accuracyFigure(),
       this.xiFigure(),
       ...(pairwise ? [pairwise] : []),

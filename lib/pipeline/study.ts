@@ -12,11 +12,12 @@
  */
 import { join } from "node:path";
 import { describeEngine, initEngine } from "../engine/backend.ts";
-import { Zoo } from "../zoo/zoo.ts";
+import { taskHeads, Zoo } from "../zoo/zoo.ts";
 import { auxSource } from "../data/auxiliary.ts";
-import { concatSets, type ImageSet, subset } from "../data/dataset.ts";
+import { concatSets, type ImageSet, subset, taskSplits } from "../data/dataset.ts";
 import { Rng } from "../tensor/random.ts";
-import { type SuiteName, suiteTasks } from "../data/tasks.ts";
+import { type SuiteName, suiteTasks, taskByName } from "../data/tasks.ts";
+import { disposeHead } from "../models/head.ts";
 import { defaultZooConfig, projectRelative } from "../zoo/config.ts";
 import { type HostParams } from "../models/weights.ts";
 import { loadModel, saveModel } from "../models/store.ts";
@@ -33,8 +34,15 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
 import { runsRoot, type StudyConfig } from "./config.ts";
 import { addTaskVector } from "../taskvec/host.ts";
+import { evaluateOnTasks, type EvaluationSuite } from "./evaluate.ts";
 import { type Evaluation, MergeBench } from "./merge_bench.ts";
-import { normaliseRow, StudyResults, type StudyRow } from "./results.ts";
+import {
+  normaliseRow,
+  StudyResults,
+  type StudyRow,
+  type UnseenData,
+  type UnseenRow,
+} from "./results.ts";
 import { writeStudyReport } from "./report.ts";
 import { checkStudyTasks, openStudyModels, type StudyModels } from "./models.ts";
 import { InterruptedError, watchInterrupt } from "../train/interrupt.ts";
@@ -183,6 +191,9 @@ export async function runStudy(
         }
       });
     }
+    const unseen = config.unseen.length
+      ? await timed("unseen", () => evaluateUnseen(bench, config, rows, paths, mode))
+      : undefined;
     const pairwise = adapted
       ? await timed("pairwise", () => pairwiseOnAux(bench, aux!, adapted!, config, mode))
       : undefined;
@@ -200,6 +211,7 @@ export async function runStudy(
       rows,
       riCurves: curves,
       pairwise,
+      ...(unseen ? { unseen } : {}),
       seconds,
     });
     await writeFileAtomic(paths.results, JSON.stringify(results, null, 2) + "\n");
@@ -564,6 +576,79 @@ function toRow(
   };
 }
 
+/** A row's label: its run-folder file names (`ties`, `ties+ri`, `ties+distill`). */
+function rowLabel(row: StudyRow): string {
+  return row.method + (row.distill ? "+distill" : row.ri ? "+ri" : "");
+}
+
+/**
+ * Scores θ0 and every merged model of `rows` on the held-out tasks of `config.unseen`, each
+ * under its own head (made by the zoo's recipe from θ0; see `taskHeads`). Each model's scores
+ * are kept in the run folder (`rows/unseen-<label>.json`) and found again on a rerun.
+ */
+async function evaluateUnseen(
+  bench: MergeBench,
+  config: StudyConfig,
+  rows: readonly StudyRow[],
+  paths: ReturnType<typeof runPaths>,
+  mode?: ProgressMode,
+): Promise<UnseenData> {
+  const zoo = bench.zoo;
+  if (!(zoo instanceof Zoo)) throw new Error("unseen tasks need a built-in zoo");
+  const tasks = config.unseen.map(taskByName);
+  const heads = await taskHeads(zoo, tasks, mode);
+  try {
+    const tests = [];
+    for (const task of tasks) {
+      tests.push((await taskSplits(task, zoo.config.splits, zoo.config.dataSeed)).test);
+    }
+    const suite: EvaluationSuite = {
+      config: zoo.config.model,
+      heads,
+      tests,
+      norm: zoo.config.norm,
+    };
+    const names = tasks.map((t) => t.name);
+    const score = async (label: string, model: () => Promise<HostParams>) => {
+      const file = paths.row(`unseen-${label}`);
+      const cached = await readJson<Record<string, number>>(file);
+      if (cached && names.every((t) => t in cached)) return cached;
+      const evals = await evaluateOnTasks(suite, await model());
+      const perTask = Object.fromEntries(evals.map((e) => [e.task, e.accuracy]));
+      await writeFileAtomic(file, JSON.stringify(perTask) + "\n");
+      return perTask;
+    };
+    const bar = progress("unseen tasks", rows.length + 1, { mode });
+    const base = await score("base", () => Promise.resolve(zoo.base));
+    bar.tick();
+    const out: UnseenRow[] = [];
+    for (const row of rows) {
+      const label = rowLabel(row);
+      const perTask = await score(
+        label,
+        async () => (await loadModel(paths.merged(label), zoo.config.model)).host,
+      );
+      const accs = names.map((t) => perTask[t]);
+      out.push({
+        method: row.method,
+        ri: row.ri,
+        ...(row.distill ? { distill: true } : {}),
+        avgAccuracy: accs.reduce((a, b) => a + b, 0) / accs.length,
+        accuracyByTask: Object.fromEntries(names.map((t) => [t, perTask[t]])),
+      });
+      bar.tick();
+    }
+    await bar.done();
+    return {
+      tasks: names,
+      base: Object.fromEntries(names.map((t) => [t, base[t]])),
+      rows: out,
+    };
+  } finally {
+    heads.forEach(disposeHead);
+  }
+}
+
 /** Auxiliary images the pairwise matrices of a study are measured on (the first ones). */
 const PAIRWISE_IMAGES = 2048;
 
@@ -616,11 +701,26 @@ async function readJson<T>(path: string): Promise<T | null> {
   }
 }
 
+/**
+ * Whether a saved configuration (JSON text) makes the same artefacts as `config`: equal but for
+ * `unseen`, which only adds evaluations (kept in their own files).
+ */
+function sameArtefacts(saved: string, config: StudyConfig): boolean {
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(saved);
+  } catch {
+    return false;
+  }
+  const strip = (c: Record<string, unknown>) => JSON.stringify({ ...c, unseen: undefined });
+  return strip(parsed) === strip({ ...config });
+}
+
 /** Creates the run folder, or checks that an existing one holds the same configuration. */
 async function claimRunFolder(paths: ReturnType<typeof runPaths>, config: StudyConfig) {
   const text = JSON.stringify(config, null, 2) + "\n";
   const existing = await Deno.readTextFile(paths.config).catch(() => null);
-  if (existing !== null && existing !== text) {
+  if (existing !== null && !sameArtefacts(existing, config)) {
     throw new Error(
       `${paths.dir} holds a run with another configuration (${paths.config}); ` +
         `pass --name to start a new run, or delete the folder`,

@@ -72,3 +72,36 @@ Deno.test("method parameters: checked against each method's schema, absent when 
   );
   throws(() => resolveStudyConfig({ methodParams: "regmean:alpha" }), /method\.parameter=value/);
 });
+
+Deno.test("unseen tasks: names or a larger suite's extra tasks, never the suite's own", async () => {
+  deepStrictEqual(resolveStudyConfig({}).unseen, []);
+  deepStrictEqual(resolveStudyConfig({ suite: "mf4", unseen: "mf8" }).unseen, [
+    "mnist_inv",
+    "fashion_vflip",
+    "mnist_parity",
+    "fashion_coarse",
+  ]);
+  deepStrictEqual(
+    resolveStudyConfig({ unseen: "mnist_shuffle, mf14,fashion_zoomout" }).unseen,
+    [
+      "mnist_shuffle",
+      "fashion_shuffle",
+      "mnist_edges",
+      "fashion_rot90",
+      "mnist_rot180_mod3",
+      "fashion_edges_inv",
+      "fashion_zoomout",
+    ],
+  );
+  throws(() => resolveStudyConfig({ unseen: "mnist_rot90" }), /"mnist_rot90" is in suite mf8/);
+  throws(() => resolveStudyConfig({ unseen: "mf4" }), /mf4 has no task outside mf8/);
+  throws(() => resolveStudyConfig({ unseen: "svhn" }), /"svhn" is neither a suite .* nor a task/);
+  throws(
+    () => resolveStudyConfig({ models: "m.json", unseen: "mf14" }),
+    /unseen tasks need a built-in suite/,
+  );
+  // Held-out tasks only add evaluations: the run keeps its name (and folder).
+  equal(resolveStudyConfig({ unseen: "mf14" }).name, resolveStudyConfig({}).name);
+  const { config } = await parseStudyArgs(["--suite", "mf4", "--unseen", "mnist_inv"]);
+  deepStrictEqual(config.unseen, ["mnist_inv"]);
+});
