@@ -241,7 +241,14 @@ export { type AuxGeometry, type AuxSource, auxSource } from "./lib/data/auxiliar
 // it, the whole study.
 export { type BuildTimes, loadZoo, type LoadZooOptions, Zoo, ZooContents } from "./lib/zoo/zoo.ts";
 export type { StageConfig, ZooConfig } from "./lib/zoo/config.ts";
-export type { ZooProperties } from "./lib/zoo/properties.ts";
+export type {
+  CriteriaMeans,
+  Criterion,
+  CriterionKey,
+  MergeProperty,
+  ZooProperties,
+  ZooPropertiesData,
+} from "./lib/zoo/properties.ts";
 export type { StudyModels } from "./lib/pipeline/models.ts";
 export type { RealModels } from "./lib/pipeline/real.ts";
 export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
@@ -257,7 +264,13 @@ export {
   runStudy,
   type StudyOptions,
 } from "./lib/pipeline/study.ts";
-export { type StudyData, StudyResults, type StudyRow } from "./lib/pipeline/results.ts";
+export {
+  type StudyData,
+  StudyResults,
+  type StudyRow,
+  type UnseenData,
+  type UnseenRow,
+} from "./lib/pipeline/results.ts";
 export {
   ScalingSweep,
   scalingSweep,

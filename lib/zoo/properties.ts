@@ -31,7 +31,7 @@ import type { TensorSource } from "../tensor/source.ts";
 import type { ZooConfig } from "./config.ts";
 
 /** The thresholds of BENCHMARK.md's four criteria, in points of mean top-1 accuracy. */
-export const REQUIRED = {
+export const REQUIRED: Readonly<Record<CriterionKey, number>> = {
   /** experts − (θ0 + heads) must be at least this. */
   expertGap: 15,
   /** Task Arithmetic − (θ0 + heads) must be at least this. */
@@ -40,7 +40,14 @@ export const REQUIRED = {
   bestMergeGain: 10,
   /** experts − best merge must be at least this. */
   bestMergeHeadroom: 5,
-} as const;
+};
+
+/** A criterion's name: a key of {@linkcode REQUIRED}. */
+export type CriterionKey =
+  | "expertGap"
+  | "taskArithmeticGain"
+  | "bestMergeGain"
+  | "bestMergeHeadroom";
 
 /** Mean accuracies (in points) the criteria are judged on. */
 export interface CriteriaMeans {
@@ -57,7 +64,7 @@ export interface CriteriaMeans {
 /** One criterion's outcome. */
 export interface Criterion {
   /** Short key (`expertGap`, `taskArithmeticGain`, `bestMergeGain`, `bestMergeHeadroom`). */
-  key: keyof typeof REQUIRED;
+  key: CriterionKey;
   /** What is measured, in words. */
   text: string;
   /** The measured difference, in points. */
@@ -81,7 +88,7 @@ export interface Criterion {
  * ```
  */
 export function checkCriteria(m: CriteriaMeans): Criterion[] {
-  const criterion = (key: keyof typeof REQUIRED, text: string, value: number): Criterion => ({
+  const criterion = (key: CriterionKey, text: string, value: number): Criterion => ({
     key,
     text,
     value,
