@@ -1,5 +1,5 @@
 /**
- * `deno task reproduce [--parts main,aux,distance,sweeps,distill,tasks] [study flags]`: runs
+ * `deno task reproduce [--parts main,aux,distance,sweeps,distill,tasks,unseen] [study flags]`: runs
  * the experiments behind docs/REPRODUCTION.md (resumable: finished runs are reused) and
  * writes the report to `runs/REPRODUCTION.md` (or `--report PATH`).
  *
@@ -10,7 +10,7 @@ import { reproduce, type ReproducePart } from "../lib/pipeline/reproduce.ts";
 import { ensureRunPackages } from "./system_packages.ts";
 import { followTaskRunner } from "./run_task.ts";
 
-const PARTS = ["main", "aux", "distance", "sweeps", "distill", "tasks"];
+const PARTS = ["main", "aux", "distance", "sweeps", "distill", "tasks", "unseen"];
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -36,9 +36,33 @@ export interface ReproduceOptions {
 }
 
 /** The report's parts. */
-export type ReproducePart = "main" | "aux" | "distance" | "sweeps" | "distill" | "tasks";
+export type ReproducePart =
+  | "main"
+  | "aux"
+  | "distance"
+  | "sweeps"
+  | "distill"
+  | "tasks"
+  | "unseen";
 
-const ALL_PARTS: ReproducePart[] = ["main", "aux", "distance", "sweeps", "distill", "tasks"];
+const ALL_PARTS: ReproducePart[] = [
+  "main",
+  "aux",
+  "distance",
+  "sweeps",
+  "distill",
+  "tasks",
+  "unseen",
+];
+
+/** The suites of the "gains against the number of tasks" part. */
+const TASK_SUITES = ["mf4", "mf8", "mf14", "mf20"];
+
+/**
+ * The held-out tasks of the "unseen" part: the largest suite's tasks outside the study's own
+ * (none when the study runs that suite).
+ */
+const UNSEEN_SUITE = "mf20";
 
 const pct = (v: number) => (100 * v).toFixed(1);
 const gain = (a: number, b: number) => `${b >= a ? "+" : ""}${(100 * (b - a)).toFixed(1)}`;
@@ -60,11 +84,19 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<string>
   const command = (c: StudyConfig) => studyCommand(c, options.base ?? {});
   const sections: string[] = [];
 
-  const main = config({ distill: parts.includes("distill") ? ["tsv_m", "iso_c"] : [] });
+  const main = config({
+    distill: parts.includes("distill") ? ["tsv_m", "iso_c"] : [],
+    ...(parts.includes("unseen") && resolveStudyConfig({ ...options.base }).suite !== UNSEEN_SUITE
+      ? { unseen: UNSEEN_SUITE }
+      : {}),
+  });
   log(`main study: ${command(main)}`);
   const mainResults = await runStudy(main);
   if (parts.includes("main")) sections.push(mainSection(mainResults, command(main)));
   if (parts.includes("distill")) sections.push(distillSection(mainResults, command(main)));
+  if (parts.includes("unseen") && mainResults.data.unseen) {
+    sections.push(unseenSection(mainResults, command(main)));
+  }
   if (parts.includes("aux")) {
     const runs: [string, StudyResults, string][] = [["shapes", mainResults, command(main)]];
     for (const aux of ["noise", "oracle"]) {
@@ -86,7 +118,7 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<string>
   if (parts.includes("sweeps")) sections.push(await sweepSection(main, command(main), log));
   if (parts.includes("tasks")) {
     const runs: [string, StudyResults, string][] = [];
-    for (const suite of ["mf4", "mf8", "mf14"]) {
+    for (const suite of TASK_SUITES) {
       const c = suite === main.suite ? main : config({ suite, methods: FOCUS_METHODS });
       log(`suite ${suite}: ${command(c)}`);
       runs.push([suite, suite === main.suite ? mainResults : await runStudy(c), command(c)]);
@@ -111,10 +143,11 @@ function studyCommand(c: StudyConfig, base: Record<string, unknown>): string {
     ["ri", "ri"],
     ["methods", "methods"],
     ["distill", "distill"],
+    ["unseen", "unseen"],
   ];
   const defaults = resolveStudyConfig({ ...base });
   for (const [key, flag] of keys) {
-    const value = c[key];
+    const value = key === "unseen" && c.unseen.length ? [UNSEEN_SUITE] : c[key];
     const text = Array.isArray(value) ? value.join(",") : String(value);
     const def = defaults[key];
     const defText = Array.isArray(def) ? def.join(",") : String(def);
@@ -293,5 +326,52 @@ function tasksSection(runs: [string, StudyResults, string][]): string {
     });
     lines.push(`| ${suite} | ${cells.join(" | ")} | \`${command}\` |`);
   }
+  lines.push(
+    ``,
+    `Average accuracy (%) without → with RI, beside the experts and θ0 with the heads:\n`,
+    `| suite | experts | θ0 + heads | ${FOCUS_METHODS.join(" | ")} |`,
+    `|---|---|---|${FOCUS_METHODS.map(() => "---").join("|")}|`,
+  );
+  for (const [suite, r] of runs) {
+    const cells = FOCUS_METHODS.map((m) => {
+      const on = row(r, m, true), off = row(r, m, false);
+      return on && off ? `${pct(off.avgAccuracy)} → ${pct(on.avgAccuracy)}` : "";
+    });
+    lines.push(
+      `| ${suite} | ${pct(meanOf(r.data.experts))} | ${pct(meanOf(r.data.base))} | ` +
+        `${cells.join(" | ")} |`,
+    );
+  }
   return lines.join("\n") + "\n";
+}
+
+function unseenSection(r: StudyResults, command: string): string {
+  const u = r.data.unseen!;
+  const base = meanOf(u.base);
+  const find = (m: string, ri: boolean) =>
+    u.rows.find((x) => x.method === m && x.ri === ri && !x.distill);
+  const lines = [
+    `## Generalisation to unseen domains\n`,
+    `Command: \`${command}\`. The merges of the ${r.data.tasks.length} experts scored on ` +
+    `${u.tasks.length} held-out tasks no expert was trained on (${u.tasks.join(", ")}), each ` +
+    `under its own head made by the zoo's recipe from θ0; θ0 with those heads: ${pct(base)}.\n`,
+    `| method | acc | acc +RI | gain | − θ0 | − θ0 +RI |`,
+    `|---|---|---|---|---|---|`,
+  ];
+  for (const m of [...new Set(u.rows.map((x) => x.method))]) {
+    const off = find(m, false), on = find(m, true);
+    if (!off || !on) continue;
+    lines.push(
+      `| ${m} | ${pct(off.avgAccuracy)} | ${pct(on.avgAccuracy)} | ` +
+        `${gain(off.avgAccuracy, on.avgAccuracy)} | ${gain(base, off.avgAccuracy)} | ` +
+        `${gain(base, on.avgAccuracy)} |`,
+    );
+  }
+  lines.push(``, `The paper: RI improves generalisation to unseen domains by up to +2.3 points.\n`);
+  return lines.join("\n");
+}
+
+function meanOf(x: Record<string, number>): number {
+  const v = Object.values(x);
+  return v.reduce((a, b) => a + b, 0) / v.length;
 }
