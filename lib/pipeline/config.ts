@@ -203,6 +203,8 @@ function defaultName(c: Omit<StudyConfig, "name">): string {
   if (c.batch !== STUDY_DEFAULTS.batch) settings.push(`batch${c.batch}`);
   if (c.weightDecay !== STUDY_DEFAULTS.weightDecay) settings.push(`wd${c.weightDecay}`);
   if (c.auxSize !== STUDY_DEFAULTS.auxSize) settings.push(`aux${c.auxSize}`);
+  // Distillation rows are a different run's artefacts: `deno task merge` keeps its own folder.
+  if (c.distill.length) settings.push(`distill-${c.distill.join("+")}`);
   for (const [method, values] of Object.entries(c.methodParams ?? {})) {
     for (const [k, v] of Object.entries(values)) settings.push(`${method}.${k}${v}`);
   }

@@ -11,6 +11,7 @@
  * @module
  */
 import { join } from "node:path";
+import { defaultStudyMethods } from "../merge/registry.ts";
 import { displayWith, type Figure, stack, table } from "../display/mod.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { resolveStudyConfig, type StudyConfig } from "./config.ts";
@@ -346,7 +347,9 @@ export function aggregatePath(config: StudyConfig, seeds: readonly number[]): st
 /**
  * Runs (or resumes, or reuses) the study of `config` once per seed, then writes and returns
  * the aggregate (`<out>/<name with seeds…>/aggregate.json`, see {@linkcode aggregatePath}).
- * A seed whose `results.json` exists with the same configuration is not run again.
+ * A seed whose `results.json` exists with the same configuration and a row of every method it
+ * names (for `all`, every method of the default set as registered now) is not run again; one that
+ * lacks a method resumes, and only the missing work is done.
  *
  * @example
  * ```ts ignore
@@ -389,7 +392,11 @@ async function readDone(
   try {
     const saved = await Deno.readTextFile(configPath);
     if (saved !== JSON.stringify(config, null, 2) + "\n") return undefined;
-    return new StudyResults(JSON.parse(await Deno.readTextFile(results)));
+    const done = new StudyResults(JSON.parse(await Deno.readTextFile(results)));
+    // `all` grows when a method is registered: the run then resumes and merges only the new ones.
+    const methods = config.methods === "all" ? defaultStudyMethods() : config.methods;
+    const have = new Set(done.data.rows.map((r) => r.method));
+    return methods.every((m) => have.has(m)) ? done : undefined;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
