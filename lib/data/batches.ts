@@ -52,8 +52,13 @@ export interface BatchOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { batchOrder } from "./batches.ts";
- * batchOrder(5, { batchSize: 2 }); // Int32Array [0, 1, 2, 3, 4]
+ * // no seed: as stored
+ * deepEqual(batchOrder(5, { batchSize: 2 }), new Int32Array([0, 1, 2, 3, 4]));
+ * const shuffled = batchOrder(5, { batchSize: 2, seed: 1 });
+ * deepEqual(shuffled.toSorted(), new Int32Array([0, 1, 2, 3, 4])); // a seed: a permutation
+ * deepEqual(batchOrder(5, { batchSize: 2, seed: 1 }), shuffled); // the same for the same seed
  * ```
  */
 export function batchOrder(count: number, options: BatchOptions): Int32Array {
@@ -66,10 +71,18 @@ export function batchOrder(count: number, options: BatchOptions): Int32Array {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { batches } from "./batches.ts";
  * const set = { count: 5, channels: 1, size: 2, pixels: new Float32Array(20).fill(1),
  *   labels: new Int32Array([0, 1, 0, 1, 0]), classes: ["a", "b"] };
- * for (const { x, y } of batches(set, { batchSize: 2, seed: 1 })) console.log(x.shape, y.shape);
+ * const shapes: number[][] = [];
+ * const labels: number[] = [];
+ * for (const { x, y } of batches(set, { batchSize: 2, seed: 1 })) {
+ *   shapes.push(x.shape);
+ *   labels.push(...y.dataSync());
+ * }
+ * deepEqual(shapes, [[2, 1, 2, 2], [2, 1, 2, 2], [1, 1, 2, 2]]); // the last batch is short
+ * deepEqual(labels.toSorted(), [0, 0, 0, 1, 1]); // every image once
  * ```
  */
 export function* batches(set: ImageSet, options: BatchOptions): Generator<Batch> {

@@ -116,8 +116,11 @@ export type SuiteName = keyof typeof SUITES;
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { suiteTasks } from "./tasks.ts";
- * suiteTasks("mf4").map((t) => t.name); // ["mnist", "fashion", "mnist_rot90", "fashion_inv"]
+ * const names = suiteTasks("mf4").map((t) => t.name);
+ * deepEqual(names, ["mnist", "fashion", "mnist_rot90", "fashion_inv"]);
+ * throws(() => suiteTasks("mf5"), /unknown suite "mf5": expected one of mf4, /);
  * ```
  */
 export function suiteTasks(suite: string): TaskSpec[] {
@@ -155,8 +158,11 @@ export function taskDomains(tasks: readonly TaskSpec[]): TransformName[][] {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { taskByName } from "./tasks.ts";
- * taskByName("mnist_parity").labels.classes; // ["even", "odd"]
+ * const { labels } = taskByName("mnist_parity");
+ * deepEqual(labels.classes, ["even", "odd"]);
+ * deepEqual(labels.map, [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]); // digit d → d mod 2
  * ```
  */
 export function taskByName(name: string): TaskSpec {

@@ -25,13 +25,15 @@ export interface FeedOptions {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { noiseSource } from "../data/auxiliary.ts";
  * import { VIT_TINY } from "../models/config.ts";
  * import { initParams } from "../models/weights.ts";
  * import { extractFeatures } from "./evaluate.ts";
  * const set = await noiseSource({ channels: 1, size: 28 }, 0).images(0, 4);
  * const f = await extractFeatures(initParams(VIT_TINY, 0), VIT_TINY, set, { norm: { mean: 0.5, std: 0.5 } });
- * console.log(f.length); // 256
+ * equal(f.length, 4 * VIT_TINY.projectionDim); // 4 images × 64
+ * ok(f.every(Number.isFinite));
  * ```
  */
 export async function extractFeatures(
@@ -56,6 +58,7 @@ export async function extractFeatures(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { taskSplits } from "../data/dataset.ts";
  * import { taskByName } from "../data/tasks.ts";
@@ -64,8 +67,10 @@ export async function extractFeatures(
  * import { initParams } from "../models/weights.ts";
  * import { accuracy } from "./evaluate.ts";
  * const { test } = await taskSplits(taskByName("mnist"), { train: 0, val: 0, test: 50 }, 0);
- * const head = makeHead("mnist", test.classes, tf.randomNormal([10, 64]), 20);
+ * // a head of zero rows scores every class alike: the top class is always class 0
+ * const head = makeHead("mnist", test.classes, tf.zeros([10, 64]), 20);
  * const acc = await accuracy(initParams(VIT_TINY, 0), VIT_TINY, head, test, { norm: { mean: 0.5, std: 0.5 } });
+ * equal(acc, test.labels.filter((label) => label === 0).length / 50);
  * ```
  */
 export async function accuracy(

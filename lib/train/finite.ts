@@ -44,6 +44,7 @@ export class NonFiniteError extends Error {
  *
  * @example
  * ```ts
+ * import { rejects } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { FiniteWatch } from "./finite.ts";
  * const w = tf.variable(tf.tensor1d([1, 2]));
@@ -51,8 +52,11 @@ export class NonFiniteError extends Error {
  * watch.record(1, tf.scalar(0.5));
  * w.assign(tf.tensor1d([1, NaN]));
  * watch.record(2, tf.scalar(0.4));
- * await watch.check("toy", 10).catch((e) => console.log(e.message));
- * // toy: step 2 of 10 made tensor "w" non-finite; training stopped and nothing of this run was saved
+ * await rejects(watch.check("toy", 10), {
+ *   name: "NonFiniteError",
+ *   message: 'toy: step 2 of 10 made tensor "w" non-finite; training stopped and nothing of ' +
+ *     "this run was saved",
+ * });
  * watch.dispose();
  * ```
  */

@@ -79,6 +79,7 @@ export interface FitOptions {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { fitLoop } from "./fit.ts";
  * import { crossEntropy } from "./losses.ts";
@@ -87,8 +88,13 @@ export interface FitOptions {
  * const w = tf.variable(tf.zeros([1, 2])), b = tf.variable(tf.zeros([2]));
  * const loss = (x: tf.Tensor4D, y: tf.Tensor1D) =>
  *   crossEntropy(x.reshape([-1, 1]).matMul(w).add(b) as tf.Tensor2D, y);
- * await fitLoop({ w, b }, set, loss, { epochs: 20, batchSize: 4, lr: 0.1, weightDecay: 0, seed: 0,
- *   norm: { mean: 0, std: 1 } });
+ * const tensors = tf.memory().numTensors;
+ * const last = await fitLoop({ w, b }, set, loss, { epochs: 20, batchSize: 4, lr: 0.1,
+ *   weightDecay: 0, seed: 0, norm: { mean: 0, std: 1 } });
+ * ok(last < 0.3); // from ln 2 ≈ 0.69 at the start
+ * const [[w0, w1]] = w.arraySync() as number[][];
+ * ok(w1 > w0); // a lit pixel now votes for class "b"
+ * equal(tf.memory().numTensors, tensors);
  * ```
  */
 export async function fitLoop(
@@ -231,10 +237,19 @@ export interface HeadFitOptions {
  *
  * @example
  * ```ts
+ * import { deepEqual, ok } from "node:assert/strict";
  * import { fitHead } from "./fit.ts";
  * const features = new Float32Array([1, 0, 0.9, 0.1, 0, 1, 0.1, 0.9]); // 4 × 2
- * const head = fitHead("toy", ["x", "y"], features, new Int32Array([0, 0, 1, 1]));
- * head.weight.print();
+ * const head = await fitHead("toy", ["x", "y"], features, new Int32Array([0, 0, 1, 1]));
+ * const rows = head.weight.arraySync();
+ * ok(rows.every(([a, b]) => Math.abs(Math.hypot(a, b) - 1) < 1e-5)); // unit rows
+ * // every training feature is classified as labelled: row c scores class c's features highest
+ * const top = [0, 1, 2, 3].map((i) => {
+ *   const [f0, f1] = features.subarray(2 * i, 2 * i + 2);
+ *   const scores = rows.map(([a, b]) => a * f0 + b * f1);
+ *   return scores.indexOf(Math.max(...scores));
+ * });
+ * deepEqual(top, [0, 0, 1, 1]);
  * ```
  */
 export function fitHead(
@@ -293,9 +308,14 @@ export function fitHead(
  *
  * @example
  * ```ts
+ * import { deepEqual, throws } from "node:assert/strict";
  * import { prototypeShots } from "./fit.ts";
- * const picked = prototypeShots(new Int32Array([0, 1, 0, 1, 0, 1]), 2, 1, 7);
- * picked.length; // 2: one image of class 0, then one of class 1
+ * const labels = new Int32Array([0, 1, 0, 1, 0, 1]);
+ * const picked = prototypeShots(labels, 2, 1, 7);
+ * // one image of class 0, then one of class 1
+ * deepEqual(Array.from(picked, (i) => labels[i]), [0, 1]);
+ * deepEqual(prototypeShots(labels, 2, 1, 7), picked); // the seed fixes the draw
+ * throws(() => prototypeShots(new Int32Array([0, 1, 0]), 2, 2, 7), /class 1 has 1 labelled image/);
  * ```
  */
 export function prototypeShots(
@@ -332,10 +352,13 @@ export function prototypeShots(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { prototypeHead } from "./fit.ts";
  * const features = new Float32Array([2, 0, 0, 3, 1, 1]); // 3 × 2
  * const head = prototypeHead("toy", ["x", "y"], features, new Int32Array([0, 1, 1]), 20);
- * head.weight.arraySync(); // [[1, 0], [0.383, 0.924]]: the mean of (0, 1) and (0.707, 0.707), normalised
+ * // class y: the mean of (0, 1) and (0.707, 0.707), normalised: (sin 22.5°, cos 22.5°)
+ * const expected = [1, 0, Math.sin(Math.PI / 8), Math.cos(Math.PI / 8)];
+ * ok(head.weight.dataSync().every((v, i) => Math.abs(v - expected[i]) < 1e-6));
  * ```
  */
 export function prototypeHead(

@@ -147,8 +147,11 @@ function canonicalJson(value: unknown): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { defaultZooConfig, recipeOf } from "./config.ts";
- * "suite" in recipeOf(defaultZooConfig("mf8", 0)); // false
+ * const config = defaultZooConfig("mf8", 0);
+ * equal("suite" in recipeOf(config), false);
+ * equal(recipeOf(config).seed, config.seed);
  * ```
  */
 export function recipeOf(config: ZooConfig): Omit<ZooConfig, "suite"> {
@@ -162,8 +165,12 @@ export function recipeOf(config: ZooConfig): Omit<ZooConfig, "suite"> {
  *
  * @example
  * ```ts
+ * import { equal, match, notEqual } from "node:assert/strict";
  * import { configHash, defaultZooConfig } from "./config.ts";
- * console.log(await configHash(defaultZooConfig("mf4", 0))); // 12 hex digits
+ * const hash = await configHash(defaultZooConfig("mf4", 0));
+ * match(hash, /^[0-9a-f]{12}$/);
+ * equal(await configHash(defaultZooConfig("mf4", 0)), hash); // a function of the recipe
+ * notEqual(await configHash(defaultZooConfig("mf4", 1)), hash); // another seed, another zoo
  * ```
  */
 export async function configHash(config: ZooConfig): Promise<string> {
@@ -180,9 +187,11 @@ export async function configHash(config: ZooConfig): Promise<string> {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { existsSync } from "node:fs";
  * import { projectRoot } from "./config.ts";
- * existsSync(`${projectRoot()}/deno.json`); // true
+ * ok(existsSync(`${projectRoot()}/deno.json`));
+ * ok(existsSync(`${projectRoot()}/lib/zoo/config.ts`)); // this file's checkout
  * ```
  */
 export function projectRoot(): string {
@@ -197,9 +206,10 @@ export function projectRoot(): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { projectRelative, projectRoot } from "./config.ts";
- * projectRelative(`${projectRoot()}/.cache/zoo`); // ".cache/zoo"
- * projectRelative("/elsewhere/zoo"); // "/elsewhere/zoo"
+ * equal(projectRelative(`${projectRoot()}/.cache/zoo`), ".cache/zoo");
+ * equal(projectRelative("/elsewhere/zoo"), "/elsewhere/zoo");
  * ```
  */
 export function projectRelative(path: string): string {
@@ -214,8 +224,11 @@ export function projectRelative(path: string): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { resolve } from "node:path";
  * import { cacheRoot, projectRoot } from "./config.ts";
- * cacheRoot() === `${projectRoot()}/.cache`; // true unless RI_CACHE is set
+ * const env = Deno.env.get("RI_CACHE");
+ * equal(cacheRoot(), env ? resolve(env) : `${projectRoot()}/.cache`);
  * ```
  */
 export function cacheRoot(): string {
@@ -234,8 +247,11 @@ export function cacheRoot(): string {
  *
  * @example
  * ```ts
- * import { defaultZooConfig, zooDirectory } from "./config.ts";
- * console.log(await zooDirectory(defaultZooConfig("mf8", 0), "/tmp/cache"));
+ * import { equal } from "node:assert/strict";
+ * import { configHash, defaultZooConfig, zooDirectory } from "./config.ts";
+ * const config = defaultZooConfig("mf8", 0);
+ * const hash = await configHash(config);
+ * equal(await zooDirectory(config, "/tmp/cache"), `/tmp/cache/zoo/seed0-${hash}`);
  * ```
  */
 export async function zooDirectory(config: ZooConfig, root = cacheRoot()): Promise<string> {

@@ -345,8 +345,13 @@ export interface ZooModels {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { propertyMethods } from "./properties.ts";
- * propertyMethods().includes("task_arithmetic"); // true
+ * import { getMethod } from "../merge/registry.ts";
+ * const methods = propertyMethods();
+ * ok(methods.includes("task_arithmetic"));
+ * equal(methods.includes("slerp"), false); // not in the default study (two models only)
+ * ok(methods.every((name) => getMethod(name).needs !== "data")); // the task vectors suffice
  * ```
  */
 export function propertyMethods(): string[] {
