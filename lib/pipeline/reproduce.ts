@@ -365,7 +365,8 @@ function unseenSection(r: StudyResults, command: string): string {
     u.rows.find((x) => x.method === m && x.ri === ri && !x.distill);
   const lines = [
     `## Generalisation to unseen domains\n`,
-    `Command: \`${command}\`. The merges of the ${r.data.tasks.length} experts scored on ` +
+    `Command: \`${command}\`. The merges of the ${Object.keys(r.data.experts).length} experts ` +
+    `scored on ` +
     `${u.tasks.length} held-out tasks no expert was trained on (${u.tasks.join(", ")}), each ` +
     `under its own head made by the zoo's recipe from θ0; θ0 with those heads: ${pct(base)}.\n`,
     `| method | acc | acc +RI | gain | − θ0 | − θ0 +RI |`,

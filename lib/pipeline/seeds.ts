@@ -348,8 +348,9 @@ export function aggregatePath(config: StudyConfig, seeds: readonly number[]): st
  * Runs (or resumes, or reuses) the study of `config` once per seed, then writes and returns
  * the aggregate (`<out>/<name with seeds…>/aggregate.json`, see {@linkcode aggregatePath}).
  * A seed whose `results.json` exists with the same configuration and a row of every method it
- * names (for `all`, every method of the default set as registered now) is not run again; one that
- * lacks a method resumes, and only the missing work is done.
+ * names (for `all`, every method of the default set as registered now) and a score on every
+ * held-out task it names is not run again; one that lacks either resumes, and only the missing
+ * work is done.
  *
  * @example
  * ```ts ignore
@@ -396,7 +397,10 @@ async function readDone(
     // `all` grows when a method is registered: the run then resumes and merges only the new ones.
     const methods = config.methods === "all" ? defaultStudyMethods() : config.methods;
     const have = new Set(done.data.rows.map((r) => r.method));
-    return methods.every((m) => have.has(m)) ? done : undefined;
+    if (!methods.every((m) => have.has(m))) return undefined;
+    // Held-out tasks are evaluations added to a run: a results.json written without them resumes.
+    const unseen = done.data.unseen?.tasks ?? [];
+    return config.unseen.every((t) => unseen.includes(t)) ? done : undefined;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;

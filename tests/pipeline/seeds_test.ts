@@ -149,17 +149,23 @@ Deno.test({
     deepStrictEqual(again.toJSON(), agg.toJSON());
     equal(lines.filter((l) => l.includes("is done, reused")).length, 2);
     // A finished run that lacks a method the study names (as when a method is registered after
-    // it ran, for `all`) is resumed: only its missing rows are made, and the aggregate is whole.
+    // it ran, for `all`) or its held-out scores is resumed: only the missing work is done, and the
+    // aggregate is whole.
     const seed1 = runPaths(seedConfig(config, 1)).results;
     const partial = JSON.parse(await Deno.readTextFile(seed1));
     partial.rows = partial.rows.filter((r: StudyRow) => r.method !== "tsv_m");
     await Deno.writeTextFile(seed1, JSON.stringify(partial));
+    const seed0 = runPaths(seedConfig(config, 0)).results;
+    const noUnseen = JSON.parse(await Deno.readTextFile(seed0));
+    delete noUnseen.unseen; // as a run without --unseen writes it
+    await Deno.writeTextFile(seed0, JSON.stringify(noUnseen));
     lines.length = 0;
     const resumed = await runSeeds(config, [0, 1], { progress: "off", log: (l) => lines.push(l) });
     deepStrictEqual(lines.filter((l) => l.startsWith("seed")), [
-      `seed 0: ${agg.data.runs[0]} is done, reused`,
+      `seed 0: running ${runPaths(seedConfig(config, 0)).dir}`,
       `seed 1: running ${runPaths(seedConfig(config, 1)).dir}`,
     ]);
+    deepStrictEqual(resumed.data.unseen, agg.data.unseen);
     deepStrictEqual(
       resumed.data.rows.map((r) => r.avgAccuracy),
       agg.data.rows.map((r) => r.avgAccuracy),
