@@ -35,9 +35,13 @@ export interface DareSettings {
  *
  * @example
  * ```ts
+ * import { deepEqual, notDeepEqual, ok } from "node:assert/strict";
  * import { dareKeepMask } from "./dare.ts";
  * const mask = dareKeepMask(0, 0, "w", 10000, 0.9);
- * console.log(mask.reduce((a, b) => a + b, 0)); // about 1000
+ * const kept = mask.reduce((a, b) => a + b, 0);
+ * ok(Math.abs(kept - 1000) < 150); // about 1000 (binomial, sd 30)
+ * deepEqual(dareKeepMask(0, 0, "w", 10000, 0.9), mask); // the same draw for (seed, task, name)
+ * notDeepEqual(dareKeepMask(0, 1, "w", 10000, 0.9), mask); // another task, another draw
  * ```
  */
 export function dareKeepMask(
@@ -64,11 +68,13 @@ function dropsIn(name: string, shape: readonly number[], settings: DareSettings)
  *
  * @example
  * ```ts
- * import { dareInPlace } from "./dare.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * import { dareInPlace, dareKeepMask } from "./dare.ts";
  * const data = dareInPlace(new Float32Array([1, 1, 1, 1]), 0, "w", [4], {
  *   p: 0.5, seed: 0, rescale: true, linearOnly: false,
  * });
- * console.log(data); // each entry 0 or 2
+ * // dropped entries are 0, kept ones divided by 1 − p
+ * deepEqual(data, Float32Array.from(dareKeepMask(0, 0, "w", 4, 0.5), (keep) => 2 * keep));
  * ```
  */
 export function dareInPlace(
@@ -151,12 +157,15 @@ const DARE_RULE = "every tensor (or, with linear_only, the blocks' linear weight
  *
  * @example
  * ```ts
- * import { dareTaskArithmetic } from "./dare.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * import { dareKeepMask, dareTaskArithmetic } from "./dare.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = new MemorySource("τ", { w: { shape: [4], data: new Float32Array([1, 1, 1, 1]) } });
  * const m = await merge(dareTaskArithmetic, [tau, tau], { params: { seed: 3 }, scaling: 1 });
- * console.log(m.get("w").data); // entries in {0, 2, 4}
+ * // p = 0.5: each task keeps its own draw of entries, doubled; the merge sums them
+ * const [a, b] = [0, 1].map((t) => dareKeepMask(3, t, "w", 4, 0.5));
+ * deepEqual(m.get("w").data, Float32Array.from(a, (keep, i) => 2 * (keep + b[i])));
  * ```
  */
 export const dareTaskArithmetic: MergeMethod = {
@@ -186,12 +195,16 @@ export const dareTaskArithmetic: MergeMethod = {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { dareTies } from "./dare.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [4], data: new Float32Array(v) } });
  * const m = await merge(dareTies, [tau([1, -1, 2, 3]), tau([2, 1, -1, 1])], { params: { k: 100 } });
- * console.log(m.summary.notes);
+ * deepEqual(m.summary.notes, { tiesThresholds: [0, 0], tiesMajoritySign: 1 });
+ * // seed 0 keeps entry 3 of τ1 and entries 0, 1 of τ2, doubled: (0, 0, 0, 6) and (4, 2, 0, 0);
+ * // TIES sums the agreeing entries, then α = 0.5 (the default)
+ * deepEqual(m.get("w").data, new Float32Array([2, 1, 0, 3]));
  * ```
  */
 export const dareTies: MergeMethod = {

@@ -19,8 +19,11 @@ import { SPECTRAL_RULE, spectralMerger, spectralTreatment } from "./spectral.ts"
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { isoCMergeMatrix } from "./iso_c.ts";
- * console.log(isoCMergeMatrix([new Float32Array([3, 0, 0, 1])], 2, 2)); // [2, 0, 0, 2]
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * // singular values 3 and 1 both become their mean, 2, on the same singular vectors
+ * ok(near(isoCMergeMatrix([new Float32Array([3, 0, 0, 1])], 2, 2), [2, 0, 0, 2]));
  * ```
  */
 export function isoCMergeMatrix(
@@ -40,12 +43,14 @@ export const ISO_ALPHA_GRID: readonly number[] = Array.from({ length: 30 }, (_, 
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { isoC } from "./iso_c.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2, 2], data: new Float32Array(v) } });
- * const m = await merge(isoC, [tau([3, 0, 0, 0]), tau([0, 0, 0, 1])]);
- * console.log(m.get("w").data); // Float32Array [2, 0, 0, 2]
+ * const m = await merge(isoC, [tau([3, 0, 0, 0]), tau([0, 0, 0, 1])]); // α = 1 by default
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * ok(near(m.get("w").data, [2, 0, 0, 2])); // the sum diag(3, 1), its spectrum flattened
  * ```
  */
 export const isoC: MergeMethod = {

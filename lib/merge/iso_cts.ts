@@ -35,8 +35,9 @@ import { ISO_ALPHA_GRID } from "./iso_c.ts";
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { roundHalfEven } from "./iso_cts.ts";
- * [roundHalfEven(0.5), roundHalfEven(1.5), roundHalfEven(2.5), roundHalfEven(2.6)]; // [0, 2, 2, 3]
+ * deepEqual([0.5, 1.5, 2.5, 2.6].map(roundHalfEven), [0, 2, 2, 3]);
  * ```
  */
 export function roundHalfEven(x: number): number {
@@ -54,9 +55,10 @@ export function roundHalfEven(x: number): number {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { isoCtsBudget } from "./iso_cts.ts";
- * isoCtsBudget(768, 8, 0.8); // { common: 616, perTask: 19 }
- * isoCtsBudget(50, 20, 0.8); // { common: 50, perTask: 0 } (round(0.5) = 0)
+ * deepEqual(isoCtsBudget(768, 8, 0.8), { common: 616, perTask: 19 }); // round(768·0.2/8) = 19
+ * deepEqual(isoCtsBudget(50, 20, 0.8), { common: 50, perTask: 0 }); // round(0.5) = 0
  * ```
  */
 export function isoCtsBudget(
@@ -76,9 +78,11 @@ export function isoCtsBudget(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { isoCtsMergeMatrix } from "./iso_cts.ts";
  * const a = new Float32Array([3, 0, 0, 0]), b = new Float32Array([0, 0, 0, 1]);
- * console.log(isoCtsMergeMatrix([a, b], 2, 2, 0.5)); // Float32Array [2, 0, 0, 2]
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * ok(near(isoCtsMergeMatrix([a, b], 2, 2, 0.5), [2, 0, 0, 2]));
  * ```
  */
 export function isoCtsMergeMatrix(
@@ -216,12 +220,15 @@ function withoutCommonSpace(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { isoCts } from "./iso_cts.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2, 2], data: new Float32Array(v) } });
- * const m = await merge(isoCts, [tau([3, 0, 0, 0]), tau([0, 0, 0, 1])], { params: { common_fraction: 0.5 } });
- * console.log(m.get("w").data); // Float32Array [2, 0, 0, 2]
+ * const params = { common_fraction: 0.5 };
+ * const m = await merge(isoCts, [tau([3, 0, 0, 0]), tau([0, 0, 0, 1])], { params });
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * ok(near(m.get("w").data, [2, 0, 0, 2]));
  * ```
  */
 export const isoCts: MergeMethod = {

@@ -48,8 +48,11 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { methodNames } from "./registry.ts";
- * methodNames().includes("ties"); // true
+ * const names = methodNames();
+ * ok(names.includes("ties") && names.includes("task_arithmetic"));
+ * equal(new Set(names).size, names.length); // each registered once
  * ```
  */
 export function methodNames(): string[] {
@@ -76,8 +79,11 @@ export function defaultStudyMethods(): string[] {
  *
  * @example
  * ```ts
+ * import { equal, throws } from "node:assert/strict";
  * import { getMethod } from "./registry.ts";
- * getMethod("task_arithmetic").title; // "Task Arithmetic"
+ * equal(getMethod("task_arithmetic").title, "Task Arithmetic");
+ * equal(getMethod("Task-Arithmetic"), getMethod("task_arithmetic")); // case and dashes forgiven
+ * throws(() => getMethod("soup"), /unknown merge method "soup": valid methods are average, /);
  * ```
  */
 export function getMethod(name: string): MergeMethod {
@@ -97,8 +103,12 @@ export function getMethod(name: string): MergeMethod {
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { describeMethod } from "./registry.ts";
- * console.log(describeMethod("ties"));
+ * const text = describeMethod("ties");
+ * equal(text.split("\n")[0], "ties: TIES-Merging");
+ * ok(text.includes("\n  --param k=20  (number in (0, 100]) "));
+ * ok(text.includes("default from: tanganke/fusion_bench@54c9e8c config/method/ties_merging.yaml"));
  * ```
  */
 export function describeMethod(method: string | MergeMethod): string {
@@ -146,8 +156,11 @@ export function describeMethod(method: string | MergeMethod): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { taskCountText } from "./registry.ts";
- * taskCountText({ min: 2, max: 2 }); // "exactly 2"
+ * equal(taskCountText({ min: 2, max: 2 }), "exactly 2");
+ * equal(taskCountText({ min: 2 }), "at least 2");
+ * equal(taskCountText({ min: 2, max: 8 }), "2 to 8");
  * ```
  */
 export function taskCountText(count: { readonly min?: number; readonly max?: number }): string {
@@ -162,8 +175,11 @@ export function taskCountText(count: { readonly min?: number; readonly max?: num
  *
  * @example
  * ```ts
- * import { describeRegistry } from "./registry.ts";
- * console.log(describeRegistry().split("\n")[0]);
+ * import { equal } from "node:assert/strict";
+ * import { describeMethod, describeRegistry, methodNames } from "./registry.ts";
+ * const text = describeRegistry();
+ * equal(text, methodNames().map((name) => describeMethod(name)).join("\n\n")); // every entry
+ * equal(text.split("\n")[0], "average: Weight averaging");
  * ```
  */
 export function describeRegistry(): string {

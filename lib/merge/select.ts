@@ -24,13 +24,14 @@ function bitsOf(data: Float32Array): Uint32Array {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { AbsKthSelector } from "./select.ts";
  * const data = new Float32Array([-3, 1, 0.5, -2, 7]);
- * const s = new AbsKthSelector([2]); // the 2nd smallest |x| of task 0
- * s.countHigh(0, data);
+ * const s = new AbsKthSelector([2, 5]); // task 0: the 2nd smallest |x|; task 1: the 5th
+ * for (const t of [0, 1]) s.countHigh(t, data);
  * s.settleHigh();
- * s.countLow(0, data);
- * console.log(s.values()); // [1]
+ * for (const t of [0, 1]) s.countLow(t, data);
+ * deepEqual(s.values(), [1, 7]); // |x| sorted: 0.5, 1, 2, 3, 7
  * ```
  */
 export class AbsKthSelector {

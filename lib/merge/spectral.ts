@@ -21,11 +21,13 @@ export type MatrixMerge = (
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { spectralMerger } from "./spectral.ts";
  * import { sumOf } from "./elementwise.ts";
  * const m = spectralMerger((taus) => sumOf(taus));
  * const taus = [new Float32Array([1, 2]), new Float32Array([3, 4])];
- * console.log(m.tensor("w", [1, 2], taus), m.tensor("b", [2], taus)); // [4, 6] [2, 3]
+ * deepEqual(await m.tensor("w", [1, 2], taus), new Float32Array([4, 6])); // a matrix: mergeMatrix
+ * deepEqual(await m.tensor("b", [2], taus), new Float32Array([2, 3])); // a vector: the mean
  * ```
  */
 export function spectralMerger(mergeMatrix: MatrixMerge): TensorMerger {
@@ -40,8 +42,10 @@ export function spectralMerger(mergeMatrix: MatrixMerge): TensorMerger {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { spectralTreatment } from "./spectral.ts";
- * spectralTreatment("visual_projection.weight", [512, 768]); // "matrix"
+ * equal(spectralTreatment("visual_projection.weight", [512, 768]), "matrix");
+ * equal(spectralTreatment("visual_projection.bias", [512]), "mean");
  * ```
  */
 export function spectralTreatment(name: string, shape: readonly number[]): Treatment {

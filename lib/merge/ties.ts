@@ -36,8 +36,10 @@ export interface TiesSettings {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { tiesKeepCount } from "./ties.ts";
- * tiesKeepCount(1000, 20); // 200
+ * equal(tiesKeepCount(1000, 20), 200);
+ * equal(tiesKeepCount(5, 40), 2);
  * ```
  */
 export function tiesKeepCount(total: number, k: number): number {
@@ -50,9 +52,14 @@ export function tiesKeepCount(total: number, k: number): number {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { TiesMerger } from "./ties.ts";
  * const m = new TiesMerger([0, 0], 1, "mean");
- * m.tensor("w", [2], [new Float32Array([1, -2]), new Float32Array([3, 1])]); // [2, -2]
+ * // entry 0: both positive, mean 2; entry 1: Σ = −1 elects −, only −2 agrees
+ * deepEqual(
+ *   m.tensor("w", [2], [new Float32Array([1, -2]), new Float32Array([3, 1])]),
+ *   new Float32Array([2, -2]),
+ * );
  * ```
  */
 export class TiesMerger implements TensorMerger {
@@ -104,11 +111,13 @@ export class TiesMerger implements TensorMerger {
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { prepareTies } from "./ties.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = new MemorySource("τ", { w: { shape: [5], data: new Float32Array([5, -1, 2, 0, 3]) } });
  * const merger = await prepareTies([tau], { k: 40, merge: "sum" });
- * console.log(merger.thresholds); // [3]: keeps 5 and 3
+ * // the (5 − ⌊5·0.4⌋) = 3rd smallest |τ| of {0, 1, 2, 3, 5}: keeps 5, 3 and 2 (|τ| ≥ 2)
+ * deepEqual(merger.thresholds, [2]);
  * ```
  */
 export async function prepareTies(
@@ -152,13 +161,15 @@ function electedSignSum(taus: readonly Float32Array[], thr: readonly number[]): 
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { tiesThresholds } from "./ties.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = new MemorySource("τ", {
  *   a: { shape: [2], data: new Float32Array([4, -1]) },
  *   b: { shape: [2], data: new Float32Array([0.5, -2]) },
  * });
- * await tiesThresholds([tau], 50); // [2]
+ * // the (4 − ⌊4·0.5⌋) = 2nd smallest |τ| over the whole model, {0.5, 1, 2, 4}: 1
+ * deepEqual(await tiesThresholds([tau], 50), [1]);
  * ```
  */
 export async function tiesThresholds(
@@ -201,8 +212,10 @@ export async function tiesThresholds(
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { tiesKParam } from "./ties.ts";
- * tiesKParam(20, "FusionBench ties_merging.yaml").max; // 100
+ * const k = tiesKParam(20, "FusionBench ties_merging.yaml");
+ * deepEqual([k.default, k.min, k.max, k.minExclusive], [20, 0, 100, true]); // (0, 100]
  * ```
  */
 export function tiesKParam(defaultValue: number, source: string): ParamSpec {
@@ -244,12 +257,13 @@ export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string):
  *
  * @example
  * ```ts
+ * import { deepEqual } from "node:assert/strict";
  * import { ties } from "./ties.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(ties, [tau([1, -2]), tau([3, 1])], { params: { k: 100, scaling: 1 } });
- * console.log(m.get("w").data); // [4, -2]
+ * deepEqual(m.get("w").data, new Float32Array([4, -2])); // dis-sum: 1 + 3, then −2 alone
  * ```
  */
 export const ties: MergeMethod = {

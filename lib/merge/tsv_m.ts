@@ -31,9 +31,11 @@ import {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { tsvMergeMatrix } from "./tsv_m.ts";
  * const a = new Float32Array([3, 0, 0, 0]), b = new Float32Array([0, 0, 0, 2]);
- * console.log(tsvMergeMatrix([a, b], 2, 2)); // Float32Array [3, 0, 0, 2]
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * ok(near(tsvMergeMatrix([a, b], 2, 2), [3, 0, 0, 2])); // orthogonal tasks: their sum
  * ```
  */
 export function tsvMergeMatrix(
@@ -66,12 +68,14 @@ export function tsvMergeMatrix(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { tsvM } from "./tsv_m.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2, 2], data: new Float32Array(v) } });
- * const m = await merge(tsvM, [tau([3, 0, 0, 0]), tau([0, 0, 0, 2])]);
- * console.log(m.get("w").data); // Float32Array [3, 0, 0, 2]
+ * const m = await merge(tsvM, [tau([3, 0, 0, 0]), tau([0, 0, 0, 2])]); // α = 1 by default
+ * const near = (x: ArrayLike<number>, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-5);
+ * ok(near(m.get("w").data, [3, 0, 0, 2]));
  * ```
  */
 export const tsvM: MergeMethod = {

@@ -55,10 +55,12 @@ function lossTerms(taus: readonly Float32Array[], rows: number, cols: number) {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { wudiMergeMatrix } from "./wudi.ts";
  * const a = new Float32Array([1, 0, 0, 0]), b = new Float32Array([0, 0, 0, 1]);
  * // orthogonal tasks do not interfere: the TA sum is already optimal
- * console.log(wudiMergeMatrix([a, b], 2, 2, { iterations: 10, lr: 1e-5 })); // [1, 0, 0, 1]
+ * const merged = wudiMergeMatrix([a, b], 2, 2, { iterations: 10, lr: 1e-5 });
+ * ok([1, 0, 0, 1].every((v, i) => Math.abs(merged[i] - v) < 1e-6));
  * ```
  */
 export function wudiMergeMatrix(
@@ -115,6 +117,7 @@ function wudiMerger(params: Params): TensorMerger {
  *
  * @example
  * ```ts
+ * import { deepEqual, ok } from "node:assert/strict";
  * import { wudi } from "./wudi.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
@@ -124,7 +127,11 @@ function wudiMerger(params: Params): TensorMerger {
  *   "vision_model.encoder.layers.0.mlp.fc1.bias": { shape: [2], data: new Float32Array([1, 1]) },
  * });
  * const m = await merge(wudi, [tau([1, 0.5, 0, 0]), tau([0, 0.5, 0, 1])], { params: { iterations: 20 } });
- * console.log(m.get(w).data, m.get("vision_model.encoder.layers.0.mlp.fc1.bias").data); // bias stays 0
+ * // the weight moves off the TA sum (1, 1, 0, 1) by 20 Adam steps of lr 1e-5; the bias stays
+ * // at θ0 (WUDI merges only the blocks' linear weights)
+ * const weight = m.get(w).data;
+ * ok([1, 1, 0, 1].every((v, i) => Math.abs(weight[i] - v) < 1e-3 && weight[i] !== v));
+ * deepEqual(m.get("vision_model.encoder.layers.0.mlp.fc1.bias").data, new Float32Array([0, 0]));
  * ```
  */
 export const wudi: MergeMethod = {
