@@ -14,6 +14,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { fastKernelsFromEnv, registerFastKernels, unregisterFastKernels } from "./kernels.ts";
+import { prepareWebGpu } from "./webgpu.ts";
 
 /** Names a user may pass to `--backend` or `RI_BACKEND`. */
 export const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"] as const;
@@ -258,6 +259,7 @@ async function startWebGpu(requested: BackendName, note: string): Promise<Engine
   }
   await import("@tensorflow/tfjs-backend-webgpu");
   await activate("webgpu");
+  prepareWebGpu(); // AddN within the device's limits, device errors thrown (./webgpu.ts)
   const kind = probe.hardware ? "GPU" : "software GPU";
   return { requested, backend: "webgpu", adapter: `${kind}: ${probe.description}`, note };
 }
