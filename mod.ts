@@ -249,7 +249,7 @@ export type {
   ZooProperties,
   ZooPropertiesData,
 } from "./lib/zoo/properties.ts";
-export type { StudyModels } from "./lib/pipeline/models.ts";
+export type { StudyModels, StudyZoo } from "./lib/pipeline/models.ts";
 export type { RealModels } from "./lib/pipeline/real.ts";
 export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
 export { Evaluation, MergeBench, MergedModel, type TaskScore } from "./lib/pipeline/merge_bench.ts";

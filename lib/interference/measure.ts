@@ -8,15 +8,18 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
-import { type DistanceName, distancePerExample, parseDistance } from "./distance.ts";
+import { type DistanceName, parseDistance } from "./distance.ts";
 import type { HeadLogits } from "./predict.ts";
 import { bars, displayWith, heatmap, heatmaps } from "../display/mod.ts";
 import type { ColorRange, Figure } from "../display/mod.ts";
 
 /**
  * Mean over examples of d(softmax(target), softmax(current)) for two logit arrays
- * [count × classes].
+ * [count × classes], computed on the host in double precision (the logits are already there:
+ * measuring needs no device, and no read from one). The distances are those of
+ * `./distance.ts`: `kl` Σ p (log p − log q) (terms with p = 0 count 0), `soft_ce` −Σ p log q,
+ * `ce` −log q at the target's most likely class (the first, on ties), `mse` the mean over
+ * classes of (q − p)².
  *
  * @example
  * ```ts
@@ -44,13 +47,46 @@ export function meanDistance(
   }
   const rows = target.length / classes;
   if (rows === 0) throw new Error("meanDistance: no examples");
-  const d = tf.tidy(() => {
-    const p = tf.softmax(tf.tensor2d(target, [rows, classes]));
-    return tf.mean(distancePerExample(name, p, tf.tensor2d(current, [rows, classes])));
-  });
-  const value = d.dataSync()[0];
-  d.dispose();
-  return value;
+  const p = new Float64Array(classes), logQ = new Float64Array(classes);
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    logSoftmaxRow(target, r * classes, classes, p);
+    for (let c = 0; c < classes; c++) p[c] = Math.exp(p[c]);
+    logSoftmaxRow(current, r * classes, classes, logQ);
+    sum += rowDistance(name, p, logQ);
+  }
+  return sum / rows;
+}
+
+/** log softmax of `classes` values of `logits` from `at`, into `out` (max subtracted first). */
+function logSoftmaxRow(logits: Float32Array, at: number, classes: number, out: Float64Array) {
+  let max = -Infinity;
+  for (let c = 0; c < classes; c++) max = Math.max(max, logits[at + c]);
+  let total = 0;
+  for (let c = 0; c < classes; c++) total += Math.exp(logits[at + c] - max);
+  const log = max + Math.log(total);
+  for (let c = 0; c < classes; c++) out[c] = logits[at + c] - log;
+}
+
+/** d(p, q) of one example, from the target's probabilities and the model's log-probabilities. */
+function rowDistance(name: DistanceName, p: Float64Array, logQ: Float64Array): number {
+  let d = 0;
+  switch (name) {
+    case "kl":
+      for (let c = 0; c < p.length; c++) if (p[c] > 0) d += p[c] * (Math.log(p[c]) - logQ[c]);
+      return d;
+    case "soft_ce":
+      for (let c = 0; c < p.length; c++) d -= p[c] * logQ[c];
+      return d;
+    case "ce": {
+      let label = 0;
+      for (let c = 1; c < p.length; c++) if (p[c] > p[label]) label = c;
+      return -logQ[label];
+    }
+    case "mse":
+      for (let c = 0; c < p.length; c++) d += (Math.exp(logQ[c]) - p[c]) ** 2;
+      return d / p.length;
+  }
 }
 
 /** ξ of one model: per-task terms and their sum. */

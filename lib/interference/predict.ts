@@ -11,6 +11,7 @@ import { type Head, headLogits } from "../models/head.ts";
 import { imageFeatures, type ParamMap } from "../models/vit.ts";
 import { batches, type PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
+import { readTensors } from "../engine/read.ts";
 
 /** A backbone to run: its geometry and its parameters as tfjs tensors. */
 export interface Backbone {
@@ -76,9 +77,11 @@ export async function predictLogits(
       return heads.map((h) => headLogits(h, features));
     });
     try {
+      // One read per batch for every head's logits.
+      const values = await readTensors(logits);
       for (let j = 0; j < heads.length; j++) {
         // batches() without a seed visits images in order, so rows land at batch.indices[0]
-        out[j].logits.set(await logits[j].data(), batch.indices[0] * out[j].classes);
+        out[j].logits.set(values[j], batch.indices[0] * out[j].classes);
       }
     } finally {
       tf.dispose(logits);

@@ -7,6 +7,7 @@
  */
 import { loadZoo, type Zoo } from "../zoo/zoo.ts";
 import type { SuiteName } from "../data/tasks.ts";
+import type { ZooConfig } from "../zoo/config.ts";
 import type { ProgressMode } from "../display/progress.ts";
 import type { StudyConfig } from "./config.ts";
 import { openRealModels, type RealModels } from "./real.ts";
@@ -27,9 +28,33 @@ export type StudyModels = Zoo | RealModels;
 export async function openStudyModels(
   config: StudyConfig,
   progress?: ProgressMode,
+  zoo?: StudyZoo,
 ): Promise<StudyModels> {
   if (config.models !== undefined) return await openRealModels(config.models, progress);
-  return await loadZoo({ suite: config.suite as SuiteName, seed: config.seed, progress });
+  if (zoo && (zoo.config.suite !== config.suite || zoo.config.seed !== config.seed)) {
+    throw new Error(
+      `the study runs suite ${config.suite} with seed ${config.seed}, but the zoo given is ` +
+        `suite ${zoo.config.suite} with seed ${zoo.config.seed}`,
+    );
+  }
+  return await loadZoo({
+    suite: config.suite as SuiteName,
+    seed: config.seed,
+    progress,
+    config: zoo?.config,
+    root: zoo?.root,
+  });
+}
+
+/**
+ * Another zoo than the suite's default (smaller, for tests and the GPU check): its recipe and
+ * the cache root it is built in.
+ */
+export interface StudyZoo {
+  /** The zoo's recipe (same suite and seed as the study). */
+  config: ZooConfig;
+  /** Cache root (default `RI_CACHE` or `.cache`). */
+  root?: string;
 }
 
 /**

@@ -44,7 +44,7 @@ import {
   type UnseenRow,
 } from "./results.ts";
 import { writeStudyReport } from "./report.ts";
-import { checkStudyTasks, openStudyModels, type StudyModels } from "./models.ts";
+import { checkStudyTasks, openStudyModels, type StudyModels, type StudyZoo } from "./models.ts";
 import { InterruptedError, watchInterrupt } from "../train/interrupt.ts";
 
 /** Options of {@linkcode runStudy}. */
@@ -53,6 +53,8 @@ export interface StudyOptions {
   progress?: ProgressMode;
   /** Receives one line per stage (default console.log). */
   log?: (line: string) => void;
+  /** Another zoo than the suite's default (tests, `deno task gpu-check`). */
+  zoo?: StudyZoo;
 }
 
 /** Where a study run keeps its files. */
@@ -140,7 +142,7 @@ export async function runStudy(
 
   const engine = await initEngine({ backend: config.backend });
   log(`engine: ${describeEngine(engine)}`);
-  const zoo = await timed("zoo", () => openStudyModels(config, mode));
+  const zoo = await timed("zoo", () => openStudyModels(config, mode, options.zoo));
   try {
     log(`zoo: ${zoo.dir}`);
     checkStudyMethods(methods, config.distill, zoo.taskNames.length);
@@ -386,7 +388,7 @@ export async function adaptExperts(
   await claimRunFolder(paths, config);
   const engine = await initEngine({ backend: config.backend });
   log(`engine: ${describeEngine(engine)}`);
-  const zoo = await openStudyModels(config, options.progress);
+  const zoo = await openStudyModels(config, options.progress, options.zoo);
   try {
     checkStudyTasks(zoo, tasks); // unknown names fail first, listing the zoo's tasks
     const aux = early ?? await auxiliarySet(config, zoo);

@@ -28,6 +28,7 @@ import { loadTrainState, saveTrainState } from "./state.ts";
 import type { TrainJob, TrainSettings } from "./job.ts";
 import { progress, type ProgressMode } from "../display/progress.ts";
 import { firstNonFinite } from "../tensor/host.ts";
+import { readTensors } from "../engine/read.ts";
 
 /** Options of {@linkcode trainTaskVector}. */
 export interface TrainOptions {
@@ -74,14 +75,15 @@ export async function trainTaskVector(
   using interrupt = watchInterrupt();
   try {
     for (let step = resumedFrom + 1; step <= settings.steps; step++) {
-      const point = runStep(job, settings, step, base, tau, optimizer);
+      // A checkpoint step checks τ' in the step's one read (see runStep).
+      const due = options.statePath !== undefined && step % settings.checkpointEvery === 0;
+      const point = await runStep(job, settings, step, base, tau, optimizer, due);
       curve.push(step, point);
       options.onStep?.(step, point);
       bar.update(step, { loss: point.total });
       const stopping = await interrupt.requested();
-      if (options.statePath && (step % settings.checkpointEvery === 0 || stopping)) {
-        // A finite loss can come with a non-finite update (NaN gradients): never save that.
-        if (nonFiniteTensor(tau)) nonFinite(job.title, step, tau);
+      if (options.statePath && (due || stopping)) {
+        if (!due) await checkFinite(job.title, step, tau); // interrupted between checkpoints
         await saveTrainState(options.statePath, job, settings, step, tau, optimizer, curve);
       }
       if (stopping) throw new InterruptedError(job.title, step, settings.steps, options.statePath);
@@ -94,20 +96,28 @@ export async function trainTaskVector(
   }
 }
 
-function runStep(
+/**
+ * One step, and one read from the device: the loss, its parts and, when the state is about to
+ * be saved, whether every τ' tensor is still finite (a finite loss can come with a non-finite
+ * update, from NaN gradients: such a state is never saved).
+ */
+async function runStep(
   job: TrainJob,
   settings: TrainSettings,
   step: number,
   base: Record<string, tf.Tensor>,
   tau: Record<string, Variable>,
   optimizer: AdamW,
-): LossPoint {
+  checkTau: boolean,
+): Promise<LossPoint> {
   const indices = stepIndices(job.aux.count, settings, step);
   const x = gatherImages(job.aux, indices, job.norm);
   const targets = job.targets.map((t, j) => gatherRows(t, job.heads[j].classes.length, indices));
   let kept: Record<string, Scalar> = {};
+  let total: Scalar | undefined;
+  let flags: tf.Tensor | undefined;
   try {
-    const total = trainStep(
+    total = trainStep(
       () => {
         const features = imageFeatures(sumParams(base, tau), job.config, x);
         const loss = job.loss(headsLogits(job.heads, features), targets);
@@ -117,13 +127,21 @@ function runStep(
       optimizer,
       { lr: settings.lr },
     );
-    const value = total.dataSync()[0];
-    total.dispose();
-    if (!Number.isFinite(value)) nonFinite(job.title, step, tau);
-    const parts = Object.fromEntries(Object.entries(kept).map(([k, v]) => [k, v.dataSync()[0]]));
-    return { total: value, parts };
+    const names = Object.keys(kept);
+    flags = checkTau ? finiteFlags(tau) : undefined;
+    const [value, ...rest] = await readTensors([
+      total,
+      ...names.map((k) => kept[k]),
+      ...(flags ? [flags] : []),
+    ]);
+    if (!Number.isFinite(value[0])) await nonFinite(job.title, step, tau);
+    if (flags && rest[names.length].some((f) => f !== 0)) await nonFinite(job.title, step, tau);
+    const parts = Object.fromEntries(names.map((k, i) => [k, rest[i][0]]));
+    return { total: value[0], parts };
   } finally {
     tf.dispose([x, ...targets, ...Object.values(kept)]);
+    total?.dispose();
+    flags?.dispose();
   }
 }
 
@@ -136,6 +154,22 @@ function sumParams(
   const sums = fusedAddPairs(names.map((n) => base[n]), names.map((n) => tau[n])) ??
     names.map((n) => tf.add(base[n], tau[n]));
   return Object.fromEntries(names.map((n, i) => [n, sums[i]]));
+}
+
+/** Throws naming the first non-finite τ' tensor, if any (one read of the flags). */
+async function checkFinite(title: string, step: number, tau: Record<string, Variable>) {
+  const flags = finiteFlags(tau);
+  try {
+    const [values] = await readTensors([flags]);
+    if (values.some((f) => f !== 0)) await nonFinite(title, step, tau);
+  } finally {
+    flags.dispose();
+  }
+}
+
+/** 0 per τ' tensor whose values are all finite, NaN for the others (computed on the device). */
+function finiteFlags(tau: Record<string, Variable>): tf.Tensor1D {
+  return tf.tidy(() => tf.stack(Object.values(tau).map((v) => v.mul(0).sum())) as tf.Tensor1D);
 }
 
 /** The auxiliary images of one step: a seeded permutation per epoch, whole batches only. */
@@ -204,18 +238,25 @@ function variables(job: TrainJob, saved?: Map<string, Float32Array>): Record<str
   return out;
 }
 
-/** The first τ' tensor holding NaN or ±Infinity, and where. */
-function nonFiniteTensor(tau: Record<string, Variable>): [string, number] | undefined {
+/** The first τ' tensor holding NaN or ±Infinity, and where (reads τ': for error messages). */
+async function nonFiniteTensor(
+  tau: Record<string, Variable>,
+): Promise<[string, number] | undefined> {
   for (const [name, v] of Object.entries(tau)) {
-    const at = firstNonFinite(v.dataSync() as Float32Array);
+    const [values] = await readTensors([v]);
+    const at = firstNonFinite(values);
     if (at >= 0) return [name, at];
   }
   return undefined;
 }
 
 /** Names the first parameter that went non-finite at this step. */
-function nonFinite(title: string, step: number, tau: Record<string, Variable>): never {
-  const bad = nonFiniteTensor(tau);
+async function nonFinite(
+  title: string,
+  step: number,
+  tau: Record<string, Variable>,
+): Promise<never> {
+  const bad = await nonFiniteTensor(tau);
   if (bad) {
     throw new Error(
       `${title}: step ${step} made tensor "${bad[0]}" non-finite (flat index ${bad[1]}); ` +

@@ -10,6 +10,7 @@ import { imageFeatures, type ParamMap } from "../models/vit.ts";
 import { batches, type PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { countCorrect } from "./losses.ts";
+import { readTensors } from "../engine/read.ts";
 
 /** How a set is fed to the model. */
 export interface FeedOptions {
@@ -46,7 +47,7 @@ export async function extractFeatures(
   let at = 0;
   for (const { x } of batches(set, { batchSize: options.batchSize ?? 256, norm: options.norm })) {
     const f = imageFeatures(params, config, x);
-    out.set(await f.data() as Float32Array, at);
+    out.set((await readTensors([f]))[0], at);
     at += f.size;
     f.dispose();
   }
@@ -87,7 +88,7 @@ export async function accuracy(
     const { x, y } of batches(set, { batchSize: options.batchSize ?? 256, norm: options.norm })
   ) {
     const n = tf.tidy(() => countCorrect(headLogits(head, imageFeatures(params, config, x)), y));
-    correct += (await n.data())[0];
+    correct += (await readTensors([n]))[0][0];
     n.dispose();
   }
   return correct / set.count;

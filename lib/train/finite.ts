@@ -3,12 +3,14 @@
  * one small tensor on the device (0 for each finite value, NaN for each non-finite one: the
  * loss and every parameter times zero, summed); nothing is read until the caller checks, so
  * a GPU run does not wait for the device at every step, yet the check names the first bad
- * step and tensor exactly.
+ * step and tensor exactly. A check reads every step recorded since the last one in one
+ * asynchronous transfer, together with any other value the caller reads then.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Scalar, Tensor1D, Variable } from "../engine/tf_types.ts";
+import type { Scalar, Tensor, Tensor1D, Variable } from "../engine/tf_types.ts";
+import { readTensors } from "../engine/read.ts";
 
 /** A training run stopped because a value became NaN or ±Infinity. */
 export class NonFiniteError extends Error {
@@ -83,22 +85,21 @@ export class FiniteWatch {
     this.#pending.push({ step, flags });
   }
 
-  /** Reads the recorded steps; throws {@linkcode NonFiniteError} for the first bad one. */
-  async check(what: string, total: number): Promise<void> {
+  /**
+   * Reads the recorded steps; throws {@linkcode NonFiniteError} for the first bad one. The
+   * values of `also` (say, the mean loss of those steps) come in the same transfer from the
+   * device and are returned, flattened; they are not disposed.
+   */
+  async check(what: string, total: number, also: readonly Tensor[] = []): Promise<Float32Array[]> {
     const { steps, all } = this.#take();
-    if (!all) return;
-    const values = await all.data(); // one read for every step since the last check
-    all.dispose();
-    this.#throwIfBad(steps, values, what, total);
-  }
-
-  /** {@linkcode FiniteWatch.check}, waiting for the device synchronously. */
-  checkSync(what: string, total: number): void {
-    const { steps, all } = this.#take();
-    if (!all) return;
-    const values = all.dataSync();
-    all.dispose();
-    this.#throwIfBad(steps, values, what, total);
+    if (!all) return await readTensors(also);
+    try {
+      const [flags, ...values] = await readTensors([all, ...also]);
+      this.#throwIfBad(steps, flags, what, total);
+      return values;
+    } finally {
+      all.dispose();
+    }
   }
 
   /** The recorded flags as one [steps × (1 + variables)] tensor, and their steps. */

@@ -142,9 +142,14 @@ export async function fitLoop(
         step++;
         watch.record(step, value);
         if (pending.length >= every || step === total) {
-          await watch.check(options.title ?? "training", total);
-          last = await meanOf(pending);
-          pending = [];
+          // One read for the finiteness flags and the mean loss of the steps since the last.
+          const mean = tf.tidy(() => tf.stack(pending).mean());
+          try {
+            [[last]] = await watch.check(options.title ?? "training", total, [mean]);
+          } finally {
+            tf.dispose([mean, ...pending]);
+            pending = [];
+          }
           options.onProgress?.(step, total, { loss: last, lr });
         }
         if (await interrupt.requested()) {
@@ -158,13 +163,6 @@ export async function fitLoop(
     watch.dispose();
   }
   return last;
-}
-
-async function meanOf(scalars: Scalar[]): Promise<number> {
-  const sum = tf.tidy(() => tf.addN(scalars).div(scalars.length));
-  const value = (await sum.data())[0];
-  tf.dispose([sum, ...scalars]);
-  return value;
 }
 
 /** Settings of {@linkcode pretrainBase}. */
@@ -252,13 +250,13 @@ export interface HeadFitOptions {
  * deepEqual(top, [0, 0, 1, 1]);
  * ```
  */
-export function fitHead(
+export async function fitHead(
   task: string,
   classes: readonly string[],
   features: Float32Array,
   labels: Int32Array,
   options: HeadFitOptions = {},
-): Head {
+): Promise<Head> {
   const n = labels.length;
   const dim = features.length / n;
   if (!Number.isInteger(dim) || n === 0) {
@@ -290,9 +288,9 @@ export function fitHead(
       );
       watch.record(s + 1, loss);
       loss.dispose();
-      if ((s + 1) % 50 === 0) watch.checkSync(`fitting the head of ${task}`, steps);
+      if ((s + 1) % 50 === 0) await watch.check(`fitting the head of ${task}`, steps);
     }
-    watch.checkSync(`fitting the head of ${task}`, steps);
+    await watch.check(`fitting the head of ${task}`, steps);
     return makeHead(task, classes, w, scale);
   } finally {
     optimizer.dispose();

@@ -36,3 +36,26 @@ export function smallZooConfig(seed: number): ZooConfig {
     experts: { ...c.experts, epochs: 1, batchSize: 32 },
   };
 }
+
+/**
+ * The mf4 zoo at its smallest: a one-block ViT 16 wide, a few dozen images per split and a
+ * handful of steps per training, for running every stage on a slow backend (the WebGPU study
+ * test on Mesa's software Vulkan adapter). Same build logic.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { tinyZooConfig } from "./small_models.ts";
+ * equal(tinyZooConfig(0).model.width, 16);
+ * ```
+ */
+export function tinyZooConfig(seed: number): ZooConfig {
+  const c = defaultZooConfig("mf4", seed);
+  return {
+    ...c,
+    model: { ...MICRO_VIT },
+    splits: { train: 64, val: 0, test: 50 },
+    pretrain: { ...c.pretrain, perSource: 64, epochs: 1, batchSize: 32 },
+    experts: { ...c.experts, epochs: 1, batchSize: 32 },
+  };
+}

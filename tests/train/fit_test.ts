@@ -83,8 +83,8 @@ Deno.test("a probe head separates separable features; rows unit-norm; repeatable
     return 3 * centres[labels[i]][d] + 0.3 * rng.normal();
   });
   const before = tf.memory().numTensors;
-  const head = fitHead("toy", ["a", "b", "c"], features, labels, { steps: 50 });
-  const again = fitHead("toy", ["a", "b", "c"], features, labels, { steps: 50 });
+  const head = await fitHead("toy", ["a", "b", "c"], features, labels, { steps: 50 });
+  const again = await fitHead("toy", ["a", "b", "c"], features, labels, { steps: 50 });
   equal(tf.memory().numTensors, before + 2);
   deepStrictEqual(await head.weight.data(), await again.weight.data());
   const logits = headLogits(head, tf.tensor2d(features, [90, 3]));
@@ -154,7 +154,7 @@ Deno.test("pretraining, head fitting and expert fine-tuning learn, and repeat ex
   const task = await taskSplits(taskByName("mnist_rot90"), { train: 256, val: 0, test: 0 }, 0);
   const baseParams = hostToParams(base);
   const features = await extractFeatures(baseParams, TINY, task.train, { norm: NORM });
-  const head = fitHead("mnist_rot90", task.train.classes, features, task.train.labels);
+  const head = await fitHead("mnist_rot90", task.train.classes, features, task.train.labels);
   const baseAcc = await accuracy(baseParams, TINY, head, task.train, { norm: NORM });
   const tune = { ...fit, epochs: 8, lr: 3e-3, seed: 2 };
   const expert = await finetuneExpert(TINY, base, head, task.train, tune);
