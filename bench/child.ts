@@ -3,7 +3,7 @@
  * peak memory is its own): prints one JSON line (see `SideResult` in workloads.ts).
  *
  *     RI_BLAS_THREADS=T deno run -A bench/child.ts --workload NAME --data DIR \
- *         [--steps N] [--warmup W] [--out PATH] [--profile]
+ *         [--steps N] [--warmup W] [--out PATH] [--profile] [--backend wasm|webgpu]
  *
  * @module
  */
@@ -25,13 +25,19 @@ import { evaluate, mergeWorkload, riStep, type SideResult, vitTrain } from "./wo
 export async function runWorkload(
   name: string,
   dir: string,
-  options: { steps: number; warmup: number; out?: string; profile?: boolean },
+  options: {
+    steps: number;
+    warmup: number;
+    out?: string;
+    profile?: boolean;
+    backend?: "wasm" | "webgpu";
+  },
 ): Promise<SideResult> {
   if (name.startsWith("merge_")) {
     if (!options.out) throw new Error(`${name}: --out is required`);
     return await mergeWorkload(name.slice("merge_".length), dir, options.out);
   }
-  await initEngine({ backend: "wasm" });
+  await initEngine({ backend: options.backend ?? "wasm" });
   const spec = JSON.parse(await Deno.readTextFile(`${dir}/spec.json`)) as ModelSpec;
   const steps = {
     steps: options.steps,
@@ -53,14 +59,19 @@ if (import.meta.main) {
       warmup: { type: "string", default: "2" },
       out: { type: "string" },
       profile: { type: "boolean", default: false },
+      backend: { type: "string", default: "wasm" },
     },
   });
+  if (values.backend !== "wasm" && values.backend !== "webgpu") {
+    throw new Error(`--backend ${values.backend}: expected wasm or webgpu`);
+  }
   if (!values.workload || !values.data) throw new Error("--workload and --data are required");
   const result = await runWorkload(values.workload, values.data, {
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     out: values.out,
     profile: values.profile,
+    backend: values.backend,
   });
   console.log(JSON.stringify({ ...result, threads: blasThreads(), peak_mib: peakMemoryMiB() }));
 }

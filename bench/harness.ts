@@ -7,6 +7,10 @@
  * The machine is shared, so wall times move with other processes' load: the summary carries
  * the CPU time per iteration and the load average seen during the run beside the wall times.
  *
+ * Where a hardware WebGPU adapter exists (a GPU), the model workloads also run on WebGPU (a
+ * third side, `webgpu`, checked against ours on wasm); otherwise the run says why it skipped
+ * it. `webgpu: "on"` runs it on a software adapter too (Mesa's llvmpipe: slow, a check only).
+ *
  * @module
  */
 import {
@@ -20,6 +24,7 @@ import {
 import { loadAverage } from "./machine.ts";
 import type { SideResult } from "./workloads.ts";
 import { openCheckpoint } from "../mod.ts";
+import { probeGpuAdapter } from "../lib/engine/backend.ts";
 
 /** The model workloads, in run order. */
 export const MODEL_WORKLOADS = [
@@ -80,6 +85,21 @@ export interface BenchOptions {
   profile: boolean;
   /** Progress lines go here (default: console.error). */
   log?: (line: string) => void;
+  /**
+   * The model workloads on WebGPU as well: `auto` (default) where a hardware adapter exists,
+   * `on` on any adapter (software included), `off` never.
+   */
+  webgpu?: "auto" | "on" | "off";
+}
+
+/** Whether the WebGPU side ran, on what, or why not. */
+export interface WebGpuSide {
+  /** True when the model workloads ran on WebGPU too. */
+  ran: boolean;
+  /** The adapter, or why there is none. */
+  adapter: string;
+  /** Why it was skipped (when it was). */
+  skipped?: string;
 }
 
 /**
@@ -96,6 +116,10 @@ export interface WorkloadSummary {
   ours: SideResult[];
   /** PyTorch's results. */
   torch: SideResult[];
+  /** Ours on WebGPU (model workloads, when a hardware adapter exists). */
+  webgpu?: SideResult[];
+  /** Ours on WebGPU against ours on wasm: median wall times, speed-up, agreement. */
+  gpu?: { wallMs: number; speedup: number; agreement: string; mismatch: number };
   /** Median over processes of each process's median iteration wall time, ms. */
   wallMs: { ours: number; torch: number };
   /** Median CPU time per iteration, ms. */
@@ -140,6 +164,8 @@ export interface BenchResult {
   mergeInputs?: { modelBytes: number; layers: number; experts: number };
   /** Wall time of the whole run, s. */
   seconds: number;
+  /** The WebGPU side: ran, or why not (absent when no model workload ran). */
+  webgpu?: WebGpuSide;
 }
 
 /**
@@ -175,7 +201,7 @@ function threadEnv(threads: number): Record<string, string> {
 
 /** Runs one side of one workload in a child process and parses its JSON line. */
 async function runSide(
-  side: "ours" | "torch",
+  side: "ours" | "torch" | "webgpu",
   workload: string,
   dir: string,
   options: BenchOptions,
@@ -193,15 +219,21 @@ async function runSide(
     "--out",
     out,
   ];
-  const [cmd, args] = side === "ours"
-    ? [Deno.execPath(), ["run", "-A", CHILD, ...common, ...(options.profile ? ["--profile"] : [])]]
-    : ["/usr/bin/python3", [
-      PEER,
-      ...common,
-      "--threads",
-      String(options.threads),
-      ...(options.profile ? ["--profile"] : []),
-    ]];
+  const ours = [
+    "run",
+    "-A",
+    CHILD,
+    ...common,
+    ...(options.profile ? ["--profile"] : []),
+    ...(side === "webgpu" ? ["--backend", "webgpu"] : []),
+  ];
+  const [cmd, args] = side !== "torch" ? [Deno.execPath(), ours] : ["/usr/bin/python3", [
+    PEER,
+    ...common,
+    "--threads",
+    String(options.threads),
+    ...(options.profile ? ["--profile"] : []),
+  ]];
   const result = await new Deno.Command(cmd, {
     args,
     env: threadEnv(options.threads),
@@ -332,6 +364,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const models = options.workloads.filter((w) => !w.startsWith("merge_"));
     const merges = options.workloads.filter((w) => w.startsWith("merge_"));
     let layout: MergeLayout | undefined;
+    const gpu = models.length > 0 ? await webGpuSide(options.webgpu ?? "auto") : undefined;
+    if (gpu && !gpu.ran) log(`WebGPU skipped: ${gpu.skipped}`);
+    if (gpu?.ran) log(`WebGPU: the model workloads also run on ${gpu.adapter}`);
     if (models.length > 0) {
       log(`writing the model workloads' data to ${dir}`);
       // the batch orders cover every RI step either side runs (3 more when profiling)
@@ -349,17 +384,23 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       layout = await writeMergeData(dir, mergeSpec(options.quick, options.mergeLayers));
       await warmPageCache(dir, layout);
     }
-    const results = new Map<string, { ours: SideResult[]; torch: SideResult[] }>();
+    const results = new Map<
+      string,
+      { ours: SideResult[]; torch: SideResult[]; webgpu: SideResult[] }
+    >();
     const agreement = new Map<string, Agreement>();
     const reps = Math.max(options.reps, options.mergeReps);
     for (let rep = 0; rep < reps; rep++) {
       for (const workload of options.workloads) {
         const merge = workload.startsWith("merge_");
         if (rep >= (merge ? options.mergeReps : options.reps)) continue;
-        const entry = results.get(workload) ?? { ours: [], torch: [] };
+        const entry = results.get(workload) ?? { ours: [], torch: [], webgpu: [] };
         results.set(workload, entry);
         // Alternate which side goes first, so drifting load favours neither.
-        const order: ("ours" | "torch")[] = rep % 2 === 0 ? ["ours", "torch"] : ["torch", "ours"];
+        const order: ("ours" | "torch" | "webgpu")[] = rep % 2 === 0
+          ? ["ours", "torch"]
+          : ["torch", "ours"];
+        if (gpu?.ran && !merge) order.push("webgpu");
         for (const side of order) {
           sample();
           const out = `${dir}/out_${side}_${workload}.safetensors`;
@@ -393,7 +434,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const specOf = (w: string) => modelSpec(options.quick, 16, geometryOf(w));
     const workloads = options.workloads.map((w) => {
       const r = results.get(w)!;
-      return summarise(
+      const summary = summarise(
         w,
         r.ours,
         r.torch,
@@ -401,6 +442,19 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         w === "eval" ? specOf(w).eval.count : undefined,
         w.startsWith("ri_step") ? specOf(w).ri.batch : specOf(w).train.batch,
       );
+      if (r.webgpu.length === 0) return summary;
+      const wallMs = median(r.webgpu.map((s) => median(s.times_ms)));
+      const vsWasm = lossAgreement(r.webgpu[0], r.ours[0]);
+      return {
+        ...summary,
+        webgpu: r.webgpu,
+        gpu: {
+          wallMs,
+          speedup: summary.wallMs.ours / wallMs,
+          agreement: vsWasm.text.replaceAll(" vs ", " (WebGPU) vs ") + " (wasm)",
+          mismatch: vsWasm.mismatch,
+        },
+      };
     });
     const { log: _, ...kept } = options;
     return {
@@ -415,6 +469,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
         : undefined,
       seconds: (performance.now() - started) / 1000,
+      webgpu: gpu,
     };
   } finally {
     if (!options.dataDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -448,4 +503,22 @@ async function mergeAgreement(dir: string, workload: string): Promise<Agreement>
     text: `max |ours − PyTorch| ${diff.toExponential(1)}, max |θ − θ0| ${change.toExponential(1)}`,
     mismatch: change > 0 ? diff / change : diff,
   };
+}
+
+/** Whether the WebGPU side runs: `auto` needs a hardware adapter, `on` any adapter. */
+async function webGpuSide(mode: "auto" | "on" | "off"): Promise<WebGpuSide> {
+  if (mode === "off") return { ran: false, adapter: "", skipped: "turned off (--webgpu off)" };
+  const probe = await probeGpuAdapter();
+  const none = probe.description.startsWith("no ") ||
+    probe.description.startsWith("requestAdapter");
+  if (none) return { ran: false, adapter: probe.description, skipped: probe.description };
+  if (!probe.hardware && mode === "auto") {
+    return {
+      ran: false,
+      adapter: probe.description,
+      skipped: `no hardware adapter, only the software ${probe.description} (--webgpu on ` +
+        `runs it anyway; deno task gpu-check checks it)`,
+    };
+  }
+  return { ran: true, adapter: probe.description };
 }

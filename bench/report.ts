@@ -108,6 +108,20 @@ const HEADER = [
   "notes",
 ];
 
+/** The WebGPU side: one line per model workload, or why it was skipped. */
+function webGpuText(result: BenchResult): string[] {
+  const gpu = result.webgpu;
+  if (!gpu) return [];
+  if (!gpu.ran) return [`WebGPU: skipped: ${gpu.skipped}`];
+  return [
+    `WebGPU on ${gpu.adapter} (ours, against ours on wasm):`,
+    ...result.workloads.filter((w) => w.gpu).map((w) =>
+      `  ${workloadTitle(w.workload)}: ${ms(w.gpu!.wallMs)} per ${w.unit}, ` +
+      `${w.gpu!.speedup.toFixed(2)}× wasm's speed; ${w.gpu!.agreement}`
+    ),
+  ];
+}
+
 function loadText(load: readonly number[]): string {
   if (load.length === 0) return "unknown";
   return `min ${Math.min(...load).toFixed(2)}, median ${median(load).toFixed(2)}, max ${
@@ -149,6 +163,7 @@ export function formatText(result: BenchResult): string {
     "agreement between the sides (same data, same math):",
     ...result.workloads.map((w) => `  ${workloadTitle(w.workload)}: ${w.agreement}`),
     "",
+    ...webGpuText(result),
     `load during the run: ${loadText(result.load)}; ${result.seconds.toFixed(0)} s in all`,
   ];
   const profiles = profileText(result);
@@ -226,6 +241,9 @@ export function formatMarkdown(result: BenchResult, machine: MachineInfo, comman
     "Agreement between the sides:",
     "",
     ...result.workloads.map((w) => `- ${workloadTitle(w.workload)}: ${w.agreement}`),
+    ...(result.webgpu
+      ? ["", ...webGpuText(result).map((l) => l.startsWith("  ") ? `- ${l.trim()}` : l)]
+      : []),
     ...(profile ? ["", "```text", profile, "```"] : []),
     "",
   ].join("\n");

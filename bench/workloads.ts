@@ -35,6 +35,7 @@ import { accuracy } from "../lib/train/evaluate.ts";
 import { crossEntropy } from "../lib/train/losses.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { readTaskVectors } from "../lib/taskvec/task_vector.ts";
+import { readScalars } from "../lib/engine/read.ts";
 import { riLoss } from "../lib/ri/loss.ts";
 import { trainTaskVector } from "../lib/ri/trainer.ts";
 import type { TrainJob } from "../lib/ri/job.ts";
@@ -196,9 +197,9 @@ export async function vitTrain(spec: ModelSpec, dir: string, options: StepOption
   const optimizer = new AdamW(vars, { weightDecay: s.weightDecay });
   const loss = () =>
     crossEntropy(headLogits(head, imageFeatures(vars, spec.config, pixels)), labels);
-  const step = () => {
+  const step = async () => {
     const value = trainStep(loss, optimizer, { lr: s.lr, clipNorm: s.clipNorm });
-    const out = value.dataSync()[0];
+    const [out] = await readScalars([value]); // one asynchronous read per step, as fitLoop at most
     value.dispose();
     return out;
   };

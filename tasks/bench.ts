@@ -8,6 +8,7 @@
  * deno task bench --full                  # merges on the whole ViT-B/32 vision tower (minutes)
  * deno task bench --quick                 # tiny sizes, one process per side: a smoke test
  * deno task bench --threads 2 --reps 5 --only vit_train,merge_ties --profile --report out.md
+ * deno task bench --webgpu on             # model workloads on WebGPU even on a software adapter
  * ```
  *
  * This file only parses arguments and calls the harness.
@@ -23,6 +24,10 @@ import { writeFileAtomic } from "../lib/io/atomic.ts";
 const USAGE = `usage: deno task bench [--quick] [--full] [--threads N] [--reps N] [--merge-reps N]
                        [--steps N] [--warmup N] [--merge-layers N] [--only W1,W2,...]
                        [--no-merges] [--data DIR] [--profile] [--report FILE.md]
+                       [--webgpu auto|on|off]
+
+With a hardware WebGPU adapter (a GPU) the model workloads also run on WebGPU (--webgpu auto,
+the default); --webgpu on runs them on a software adapter too, --webgpu off never.
 
 workloads: ${[...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)].join(", ")}`;
 
@@ -40,6 +45,7 @@ const OPTIONS = {
   data: { type: "string" },
   profile: { type: "boolean", default: false },
   report: { type: "string" },
+  webgpu: { type: "string", default: "auto" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -74,6 +80,10 @@ export function benchOptions(args: string[]): BenchOptions & { report?: string }
     }
   }
   if (values["no-merges"]) workloads = workloads.filter((w) => !w.startsWith("merge_"));
+  const webgpu = values.webgpu;
+  if (webgpu !== "auto" && webgpu !== "on" && webgpu !== "off") {
+    throw new Error(`--webgpu ${webgpu}: expected auto, on or off\n\n${USAGE}`);
+  }
   return {
     quick,
     threads: count("threads", values.threads, 1),
@@ -87,6 +97,7 @@ export function benchOptions(args: string[]): BenchOptions & { report?: string }
     dataDir: values.data,
     profile: values.profile,
     report: values.report,
+    webgpu,
   };
 }
 

@@ -42,6 +42,10 @@ Deno.test("deno task bench --quick: the model workloads and two merges agree acr
   }
   const text = formatText(result);
   for (const w of all) assert(text.includes(workloadTitle(w)), `${w} missing from the table`);
+  // WebGPU runs only on a hardware adapter by default, and the run says when it did not.
+  if (result.webgpu && !result.webgpu.ran) {
+    assert(text.includes(`WebGPU: skipped: ${result.webgpu.skipped}`), text);
+  }
 });
 
 Deno.test("bench options: five processes per side by default; bad input is one line", async () => {
