@@ -1,6 +1,8 @@
 /**
  * Notebook display of TensorFlow.js tensors: shape, dtype and summary statistics, with a
- * heatmap for a 2-D tensor and a curve for a 1-D one, instead of a wall of numbers. Importing
+ * heatmap for a 2-D tensor and a curve for a 1-D one, instead of a wall of numbers. The
+ * notebook display reads the tensor asynchronously; the functions below take what they need
+ * through `dataSync()` (pass a tensor whose values are on the host, or its read copy). Importing
  * this module (or `mod.ts`) installs it on `tf.Tensor.prototype`; terminal printing of tensors
  * is left as tfjs does it.
  *
@@ -277,8 +279,9 @@ export function tensorBundle(t: TensorLike): MimeBundle {
 }
 
 /**
- * Gives every tfjs tensor the notebook display of {@linkcode tensorBundle}. Runs when this
- * module is imported; calling it again is harmless.
+ * Gives every tfjs tensor the notebook display of {@linkcode tensorBundle}, reading its values
+ * asynchronously first (a synchronous read throws on WebGPU in Deno, and waits for the device
+ * anywhere). Runs when this module is imported; calling it again is harmless.
  *
  * @example
  * ```ts
@@ -298,8 +301,11 @@ export function tensorBundle(t: TensorLike): MimeBundle {
  */
 export function installTensorDisplay(): void {
   Object.defineProperty(tf.Tensor.prototype, JUPYTER_DISPLAY, {
-    value: function (this: TensorLike) {
-      return tensorBundle(this);
+    value: async function (this: TensorLike & { data(): Promise<ArrayLike<number | string>> }) {
+      if (this.isDisposed) return tensorBundle(this);
+      const values = await this.data();
+      const { shape, dtype, size, rank } = this;
+      return tensorBundle({ shape, dtype, size, rank, isDisposed: false, dataSync: () => values });
     },
     configurable: true,
     writable: true,

@@ -10,6 +10,8 @@ import { throwIfWebGpuFailed } from "../../lib/engine/webgpu.ts";
 import { pretrainSplits } from "../../lib/data/dataset.ts";
 import { pretrainBase } from "../../lib/train/fit.ts";
 import { tinyZooConfig } from "../helpers/small_models.ts";
+import { bundleOf } from "../../lib/display/jupyter.ts";
+import "../../lib/display/tensor.ts";
 import { riReadsPerStep } from "./read_counts.ts";
 import { webGpuTestsRun } from "./webgpu.ts";
 
@@ -107,5 +109,24 @@ Deno.test({
     deepStrictEqual(reads, [1, 1, 1, 1]);
     equal(syncReads, 0);
     await initEngine({ backend: "wasm" });
+  },
+});
+
+Deno.test({
+  name: "WebGPU: a tensor on the device shows in a notebook (its display reads asynchronously)",
+  ignore,
+  async fn() {
+    await initEngine({ backend: "webgpu" });
+    const t = tf.tidy(() => tf.tensor2d([[1, -2], [3, 4]]).mul(2)); // computed: on the device
+    try {
+      const bundle = await bundleOf(t);
+      equal(
+        bundle["text/plain"],
+        "Tensor float32 [2, 2] · min -4 · max 8 · mean 3 · std 4.583 · values [2, -4, 6, 8]",
+      );
+    } finally {
+      t.dispose();
+      await initEngine({ backend: "wasm" });
+    }
   },
 });
