@@ -10,8 +10,9 @@
  * - throughput: images per second of each, and the speed-up of WebGPU over wasm (median
  *   iteration times; the first iterations, which compile WebGPU's shaders, are not timed).
  *
- * On a software adapter (Mesa's llvmpipe) the check still proves the WebGPU path end to end,
- * but its speed says nothing about a GPU: the report says so.
+ * A software adapter (Mesa's llvmpipe: Vulkan on the CPU) is no GPU: the check refuses it,
+ * saying so, unless asked with `software: true` (`--software`); then it proves the WebGPU code
+ * path end to end, and the report says its speed means nothing.
  *
  * @module
  */
@@ -36,6 +37,8 @@ export interface GpuCheckOptions {
   steps: number;
   /** Untimed iterations first (shader compilation happens there). */
   warmup: number;
+  /** Run on a software adapter too (otherwise refused: it is no GPU). */
+  software?: boolean;
   /** Progress lines (default: console.error). */
   log?: (line: string) => void;
 }
@@ -94,7 +97,7 @@ export interface GpuCheckReport {
 
 /**
  * Runs the check; see the module documentation. Throws when there is no WebGPU adapter at
- * all, saying how to get one.
+ * all, or only a software one and `software` is not set, saying how to get a GPU seen.
  *
  * @example
  * ```ts ignore
@@ -110,6 +113,14 @@ export async function runGpuCheck(options: GpuCheckOptions): Promise<GpuCheckRep
       `no WebGPU adapter: ${probe.description}. See docs/GPU.md: on Linux a Vulkan driver ` +
         `(NVIDIA, AMD, Intel; in a container the NVIDIA runtime needs ` +
         `NVIDIA_DRIVER_CAPABILITIES to include graphics), on macOS Metal, on Windows Direct3D 12`,
+    );
+  }
+  if (!probe.hardware && !options.software) {
+    throw new Error(
+      `no hardware WebGPU adapter: the adapter found is ${probe.description}, a software one ` +
+        `(the CPU emulating a GPU), so WebGPU sees no GPU on this machine. ` +
+        `See docs/GPU.md to make a GPU visible; \`--software\` runs the check on the software ` +
+        `adapter anyway (it proves the code path, its speed means nothing)`,
     );
   }
   log(`adapter: ${probe.description} (${probe.hardware ? "hardware" : "software"})`);
@@ -164,7 +175,12 @@ export async function runGpuCheck(options: GpuCheckOptions): Promise<GpuCheckRep
       adapter: probe,
       engines,
       runtime: `Deno ${Deno.version.deno}, V8 ${Deno.version.v8}`,
-      options: { quick: options.quick, steps: options.steps, warmup: options.warmup },
+      options: {
+        quick: options.quick,
+        steps: options.steps,
+        warmup: options.warmup,
+        software: options.software ?? false,
+      },
       workloads,
       load,
       ok: workloads.every((w) => w.agrees),

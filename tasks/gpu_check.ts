@@ -2,13 +2,14 @@
  * `deno task gpu-check`: probes the WebGPU adapter, runs a training step, an RI step and an
  * evaluation on WebGPU and on wasm, checks that they agree, prints the throughput of each and
  * the speed-up, and writes the report as `gpu-check.json` and `gpu-check.txt` (bench/gpu_check.ts).
- * Exits 0 when they agree, 1 when they do not or no adapter exists (docs/GPU.md says how to
- * get one).
+ * Exits 0 when they agree, 1 when they do not or no hardware adapter exists (docs/GPU.md says
+ * how to get one seen): a software adapter (Mesa's llvmpipe) is refused unless `--software`.
  *
  * ```sh
  * deno task gpu-check                   # batch 128, 3 untimed + 10 timed iterations each
  * deno task gpu-check --quick           # batch 8, a smoke test (seconds, even on llvmpipe)
  * deno task gpu-check --steps 20 --out runs/gpu-check
+ * deno task gpu-check --quick --software # no GPU: check the code path on a software adapter
  * ```
  *
  * This file only parses arguments and writes the report.
@@ -20,7 +21,8 @@ import { join } from "node:path";
 import { gpuCheckText, runGpuCheck } from "../bench/gpu_check.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 
-const USAGE = "usage: deno task gpu-check [--quick] [--steps N] [--warmup N] [--out DIR]";
+const USAGE =
+  "usage: deno task gpu-check [--quick] [--software] [--steps N] [--warmup N] [--out DIR]";
 
 function count(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -46,6 +48,7 @@ export function gpuCheckOptions(args: string[]) {
       args,
       options: {
         quick: { type: "boolean", default: false },
+        software: { type: "boolean", default: false },
         steps: { type: "string" },
         warmup: { type: "string" },
         out: { type: "string", default: join("runs", "gpu-check") },
@@ -60,6 +63,7 @@ export function gpuCheckOptions(args: string[]) {
   return {
     help: values.help ?? false,
     quick,
+    software: values.software,
     steps: count("steps", values.steps, quick ? 3 : 10),
     warmup: count("warmup", values.warmup, quick ? 1 : 3),
     out: values.out,

@@ -1,6 +1,7 @@
 /**
  * `deno task gpu-check` and `deno task bench --webgpu on`, on Mesa's software adapter here: the
- * check runs every workload on both backends, they agree, and the report is written.
+ * check refuses a software adapter unless `--software`; with it, it runs every workload on both
+ * backends, they agree, and the report is written.
  */
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { runBench } from "../../bench/harness.ts";
@@ -9,18 +10,41 @@ import type { GpuCheckReport } from "../../bench/gpu_check.ts";
 import { benchOptions } from "../../tasks/bench.ts";
 import { gpuCheckOptions } from "../../tasks/gpu_check.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { probeGpuAdapter } from "../../lib/engine/backend.ts";
 import { webGpuTestsRun } from "./webgpu.ts";
 
 const ignore = !(await webGpuTestsRun());
+const task = new URL("../../tasks/gpu_check.ts", import.meta.url).pathname;
 
 Deno.test({
-  name: "deno task gpu-check --quick: wasm and WebGPU agree on every workload; report written",
+  name: "deno task gpu-check without a GPU: refuses the software adapter, saying so, exit 1",
+  ignore: ignore || (await probeGpuAdapter()).hardware,
+  async fn() {
+    await using dir = await tempDir();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", task, "--quick", "--out", dir.path],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    equal(out.code, 1, stderr);
+    assert(stderr.includes("gpu-check: no hardware WebGPU adapter: the adapter found is "), stderr);
+    assert(stderr.includes("docs/GPU.md") && stderr.includes("--software"), stderr);
+    // Refused before computing anything: no report.
+    equal((await Array.fromAsync(Deno.readDir(dir.path))).length, 0);
+  },
+});
+
+Deno.test({
+  name: "deno task gpu-check --quick --software: wasm and WebGPU agree on every workload; report",
   ignore,
   async fn() {
     await using dir = await tempDir();
-    const task = new URL("../../tasks/gpu_check.ts", import.meta.url).pathname;
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", task, "--quick", "--steps", "1", "--warmup", "1", "--out", dir.path],
+      args: [
+        ...["run", "-A", task, "--quick", "--software", "--steps", "1", "--warmup", "1"],
+        ...["--out", dir.path],
+      ],
       env: { RI_BLAS_THREADS: "1" },
       stdout: "piped",
       stderr: "piped",
@@ -46,6 +70,8 @@ Deno.test({
 Deno.test("gpu-check options: quick defaults, bad counts named", () => {
   equal(gpuCheckOptions([]).steps, 10);
   equal(gpuCheckOptions(["--quick"]).warmup, 1);
+  equal(gpuCheckOptions([]).software, false);
+  equal(gpuCheckOptions(["--software"]).software, true);
   let message = "";
   try {
     gpuCheckOptions(["--steps", "0"]);
