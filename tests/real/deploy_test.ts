@@ -42,6 +42,9 @@ Deno.test("job templates run one expert per index and chain the merge", async ()
   assert(/command: \["deploy\/run_expert\.sh"\]/.test(indexed));
   assert(/nvidia\.com\/gpu: 1/.test(indexed));
   assert(/"merge", "--config"/.test(await text("k8s/merge.yaml")));
+  // WebGPU needs the NVIDIA runtime's graphics capability (Vulkan), not only compute.
+  const graphics = /name: NVIDIA_DRIVER_CAPABILITIES\s+value: compute,utility,graphics/;
+  assert(graphics.test(indexed) && graphics.test(await text("k8s/merge.yaml")));
   assert(/wait --for=condition=complete job\/ri-experts/.test(await text("k8s/submit.sh")));
   assert(/exec deploy\/run_expert\.sh/.test(await text("slurm/ri_experts.sbatch")));
   assert(/#SBATCH --gres=gpu:1/.test(await text("slurm/ri_experts.sbatch")));
