@@ -227,6 +227,8 @@ function fmt(x: number | undefined): string {
  * ```
  */
 export function gpuCheckText(r: GpuCheckReport): string {
+  const label = (w: WorkloadCheck) => `${w.title} (${w.images} images)`;
+  const width = Math.max("workload".length, ...r.workloads.map((w) => label(w).length));
   const lines = [
     `GPU check, ${r.date}`,
     `adapter: ${r.adapter.description} (${r.adapter.hardware ? "hardware" : "software"})`,
@@ -234,14 +236,14 @@ export function gpuCheckText(r: GpuCheckReport): string {
     `webgpu:  ${r.engines.webgpu}`,
     `runtime: ${r.runtime}; load average ${r.load.map((l) => l.toFixed(1)).join(" → ")}`,
     "",
-    `${"workload".padEnd(44)} ${"wasm".padStart(18)} ${"webgpu".padStart(18)} ${
+    `${"workload".padEnd(width)} ${"wasm".padStart(18)} ${"webgpu".padStart(18)} ${
       "speed-up".padStart(9)
     }`,
   ];
   for (const w of r.workloads) {
     const side = (b: BackendRun) => `${b.imagesPerSecond.toFixed(0)} img/s`.padStart(18);
     lines.push(
-      `${`${w.title} (${w.images} images)`.padEnd(44)} ${side(w.wasm)} ${side(w.webgpu)} ${
+      `${label(w).padEnd(width)} ${side(w.wasm)} ${side(w.webgpu)} ${
         `${w.speedup.toFixed(2)}×`.padStart(9)
       }`,
       `    ${w.agrees ? "agree" : "DISAGREE"}: ${w.agreement}`,
