@@ -100,9 +100,14 @@ export interface GpuCheckReport {
  * all, or only a software one and `software` is not set, saying how to get a GPU seen.
  *
  * @example
- * ```ts ignore
- * const report = await runGpuCheck({ quick: true, steps: 2, warmup: 1 });
- * console.log(gpuCheckText(report));
+ * ```ts
+ * import { rejects } from "node:assert/strict";
+ * import { probeGpuAdapter } from "../lib/engine/backend.ts";
+ * import { runGpuCheck } from "./gpu_check.ts";
+ * if (!(await probeGpuAdapter()).hardware) {
+ *   // No GPU (a software adapter, or none): refused before computing, saying why.
+ *   await rejects(runGpuCheck({ quick: true, steps: 1, warmup: 1 }), /no (hardware )?WebGPU/);
+ * }
  * ```
  */
 export async function runGpuCheck(options: GpuCheckOptions): Promise<GpuCheckReport> {
@@ -222,8 +227,37 @@ function fmt(x: number | undefined): string {
  * The report as text: adapter, engines, one line per workload, the verdict.
  *
  * @example
- * ```ts ignore
- * console.log(gpuCheckText(await runGpuCheck({ quick: true, steps: 2, warmup: 1 })));
+ * ```ts
+ * import { ok } from "node:assert/strict";
+ * import { gpuCheckText } from "./gpu_check.ts";
+ * const run = (ms: number, loss: number) => ({
+ *   medianMs: ms,
+ *   imagesPerSecond: 8000 / ms,
+ *   check: { first: 4, last: loss },
+ * });
+ * const text = gpuCheckText({
+ *   date: "2026-12-07T00:00:00.000Z",
+ *   adapter: { description: "Some GPU", hardware: true },
+ *   engines: { wasm: "backend wasm", webgpu: "backend webgpu on GPU: Some GPU" },
+ *   runtime: "Deno",
+ *   options: { quick: true, steps: 1, warmup: 1 },
+ *   workloads: [{
+ *     workload: "vit_train",
+ *     title: "training step",
+ *     images: 8,
+ *     wasm: run(100, 1.25),
+ *     webgpu: run(25, 1.25),
+ *     speedup: 4,
+ *     agreement: "last 1.25 vs 1.25",
+ *     agrees: true,
+ *   }],
+ *   load: [1, 1],
+ *   ok: true,
+ *   note: "hardware adapter",
+ * });
+ * ok(text.includes("adapter: Some GPU (hardware)"));
+ * ok(/training step \(8 images\) +80 img\/s +320 img\/s +4\.00×/.test(text));
+ * ok(text.includes("WebGPU and wasm agree."));
  * ```
  */
 export function gpuCheckText(r: GpuCheckReport): string {
