@@ -91,7 +91,16 @@ export function dareInPlace(
   return data;
 }
 
-function dareSettings(params: Params): DareSettings {
+/**
+ * DARE's settings from a method's effective parameters (`p`, `seed`, `rescale`, `linear_only`).
+ *
+ * @example
+ * ```ts
+ * import { dareSettings } from "./dare.ts";
+ * dareSettings({ p: 0.5, seed: 0, rescale: true, linear_only: false }).p; // 0.5
+ * ```
+ */
+export function dareSettings(params: Params): DareSettings {
   return {
     p: numberParam(params, "p"),
     seed: numberParam(params, "seed"),
@@ -100,8 +109,19 @@ function dareSettings(params: Params): DareSettings {
   };
 }
 
-/** Drops every task's values in place, then merges them with `inner`. */
-function droppingMerger(settings: DareSettings, inner: TensorMerger): TensorMerger {
+/**
+ * A merger that drops every task's values in place (DARE), then merges them with `inner`.
+ *
+ * @example
+ * ```ts
+ * import { droppingMerger } from "./dare.ts";
+ * import { sumOf } from "./elementwise.ts";
+ * const settings = { p: 0, seed: 0, rescale: true, linearOnly: false };
+ * const m = droppingMerger(settings, { tensor: (_n, _s, taus) => sumOf(taus) });
+ * await m.tensor("w", [1], [new Float32Array([1]), new Float32Array([2])]); // Float32Array [3]
+ * ```
+ */
+export function droppingMerger(settings: DareSettings, inner: TensorMerger): TensorMerger {
   return {
     notes: inner.notes,
     tensor: (name, shape, taus) => {
@@ -111,7 +131,8 @@ function droppingMerger(settings: DareSettings, inner: TensorMerger): TensorMerg
   };
 }
 
-const DARE_PARAMS: readonly ParamSpec[] = [
+/** DARE's drop parameters (p, seed, rescale, linear_only) with FusionBench's defaults. */
+export const DARE_PARAMS: readonly ParamSpec[] = [
   {
     name: "p",
     type: "number",
@@ -149,7 +170,9 @@ const DARE_PARAMS: readonly ParamSpec[] = [
   },
 ];
 
-const DARE_RULE = "every tensor (or, with linear_only, the blocks' linear weights): independent " +
+/** DARE's tensor rule, in words. */
+export const DARE_RULE: string =
+  "every tensor (or, with linear_only, the blocks' linear weights): independent " +
   "per-entry drops; then the base merger's rule";
 
 /**

@@ -12,7 +12,13 @@ import { scaleInPlace, sumOf } from "./elementwise.ts";
 import { meanValue } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
 import { scalingParam } from "./params.ts";
-import { SPECTRAL_RULE, spectralMerger, spectralTreatment } from "./spectral.ts";
+import {
+  SPECTRAL_FUSION_BENCH,
+  SPECTRAL_RULE,
+  spectralMerger,
+  spectralTreatment,
+  TEXT_PROJECTION_PARAM,
+} from "./spectral.ts";
 
 /**
  * The Iso-C merge of one matrix from its T task matrices.
@@ -62,7 +68,9 @@ export const isoC: MergeMethod = {
   summary: "Per matrix: SVD of the TA sum, every singular value replaced by their mean.",
   tensorRule: SPECTRAL_RULE,
   usesLinalg: true,
+  fusionBench: SPECTRAL_FUSION_BENCH,
   params: [
+    TEXT_PROJECTION_PARAM,
     scalingParam(
       1,
       "tanganke/fusion_bench@54c9e8c config/method/isotropic_merging/iso_c.yaml " +
@@ -73,6 +81,6 @@ export const isoC: MergeMethod = {
     grid: ISO_ALPHA_GRID,
     source: "danielm1405/iso-merging (early stopping after 3 non-improving steps)",
   },
-  treatment: (name, shape) => spectralTreatment(name, shape),
-  prepare: () => Promise.resolve(spectralMerger(isoCMergeMatrix)),
+  treatment: (name, shape, params) => spectralTreatment(name, shape, params),
+  prepare: ({ params }) => Promise.resolve(spectralMerger(isoCMergeMatrix, params)),
 };

@@ -21,12 +21,14 @@ import { copyColumns, copyRows, meanValue } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
 import { numberParam, scalingParam } from "./params.ts";
 import {
+  SPECTRAL_FUSION_BENCH,
   SPECTRAL_RULE,
   spectralMerger,
   spectralTreatment,
   SVD_PARAM,
   type SvdSolver,
   svdSolver,
+  TEXT_PROJECTION_PARAM,
 } from "./spectral.ts";
 import { ISO_ALPHA_GRID } from "./iso_c.ts";
 
@@ -241,7 +243,9 @@ export const isoCts: MergeMethod = {
     "task's top directions outside it, all orthogonalised, one flat spectrum at the mean.",
   tensorRule: SPECTRAL_RULE,
   usesLinalg: true,
+  fusionBench: SPECTRAL_FUSION_BENCH,
   params: [
+    TEXT_PROJECTION_PARAM,
     {
       name: "common_fraction",
       type: "number",
@@ -263,12 +267,15 @@ export const isoCts: MergeMethod = {
     grid: ISO_ALPHA_GRID,
     source: "danielm1405/iso-merging (early stopping after 3 non-improving steps)",
   },
-  treatment: (name, shape) => spectralTreatment(name, shape),
+  treatment: (name, shape, params) => spectralTreatment(name, shape, params),
   prepare: ({ params }) => {
     const fraction = numberParam(params, "common_fraction");
     const solver = svdSolver(params);
     return Promise.resolve(
-      spectralMerger((taus, rows, cols) => isoCtsMergeMatrix(taus, rows, cols, fraction, solver)),
+      spectralMerger(
+        (taus, rows, cols) => isoCtsMergeMatrix(taus, rows, cols, fraction, solver),
+        params,
+      ),
     );
   },
 };

@@ -15,6 +15,19 @@ import { tsvM } from "./tsv_m.ts";
 import { isoC } from "./iso_c.ts";
 import { isoCts } from "./iso_cts.ts";
 import { wudi } from "./wudi.ts";
+import { weightedAverage } from "./weighted_average.ts";
+import { tiesMax } from "./ties_max.ts";
+import { dareAverage } from "./dare_average.ts";
+import { magmax } from "./magmax.ts";
+import { modelStock } from "./model_stock.ts";
+import { emr } from "./emr.ts";
+import { tallMask } from "./tall_mask.ts";
+import { tsvC } from "./tsv_c.ts";
+import { slerp } from "./slerp.ts";
+import { knots } from "./knots.ts";
+import { dogeTa } from "./doge_ta.ts";
+import { trustRegion } from "./trust_region.ts";
+import { svcAverage, svcDareTa, svcTaskArithmetic, svcTies, svcTsvM, svcWudi } from "./svc.ts";
 import { adaMergingLayer, adaMergingTask } from "./adamerging.ts";
 import { regMean } from "./regmean.ts";
 import { regMeanPlusPlus } from "./regmean_plusplus.ts";
@@ -36,6 +49,26 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   isoC,
   isoCts,
   wudi,
+  // Data-free methods added with issue #18, in the order the literature introduced them.
+  slerp,
+  weightedAverage,
+  tiesMax,
+  tallMask,
+  dareAverage,
+  modelStock,
+  emr,
+  magmax,
+  tsvC,
+  knots,
+  trustRegion,
+  dogeTa,
+  svcTaskArithmetic,
+  svcTies,
+  svcDareTa,
+  svcAverage,
+  svcTsvM,
+  svcWudi,
+  // Data-using methods (issue #18).
   fisherMerging,
   regMean,
   regMeanPlusPlus,
@@ -139,7 +172,11 @@ export function describeMethod(method: string | MergeMethod): string {
   }
   if (m.fusionBench) {
     const flags = Object.entries(m.fusionBench.params).map(([k, v]) => `--param ${k}=${v}`);
-    lines.push(`  FusionBench compatibility: ${flags.join(" ")}`);
+    lines.push(
+      flags.length > 0
+        ? `  FusionBench compatibility: ${flags.join(" ")}`
+        : "  differs from FusionBench by design (no switch):",
+    );
     lines.push(`      ${m.fusionBench.note}`);
   }
   if (m.scalingSearch) {

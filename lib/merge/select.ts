@@ -42,13 +42,13 @@ export class AbsKthSelector {
   #rank: number[] = [];
   #settled = false;
 
-  /** `ks[t]` is the rank (1-indexed) wanted from task t. */
+  /**
+   * `ks[t]` is the rank (1-indexed) wanted from task t; it may instead be given to
+   * {@linkcode AbsKthSelector.settleHigh} when the count of values is known only after the
+   * first pass.
+   */
   constructor(ks: readonly number[]) {
-    ks.forEach((k, t) => {
-      if (!Number.isInteger(k) || k < 1) {
-        throw new Error(`rank for task ${t} is ${k}: expected ≥ 1`);
-      }
-    });
+    checkRanks(ks);
     this.#k = [...ks];
     this.#high = ks.map(() => new Float64Array(HIGH_BINS));
     this.#low = ks.map(() => new Float64Array(LOW_BINS));
@@ -62,8 +62,18 @@ export class AbsKthSelector {
     for (let i = 0; i < bits.length; i++) hist[(bits[i] & 0x7fffffff) >>> 16]++;
   }
 
-  /** Ends the first pass: finds each task's bin; throws when a task has fewer than k values. */
-  settleHigh(): void {
+  /**
+   * Ends the first pass: finds each task's bin (for the ranks `ks`, when given here); throws
+   * when a task has fewer than k values.
+   */
+  settleHigh(ks?: readonly number[]): void {
+    if (ks) {
+      if (ks.length !== this.#k.length) {
+        throw new Error(`${ks.length} ranks for ${this.#k.length} tasks`);
+      }
+      checkRanks(ks);
+      this.#k.splice(0, ks.length, ...ks);
+    }
     this.#rank = this.#k.map((k, t) => {
       const { bin, rank } = findBin(this.#high[t], k, `task ${t}`);
       this.#bin[t] = bin;
@@ -95,6 +105,12 @@ export class AbsKthSelector {
       return scratch[0];
     });
   }
+}
+
+function checkRanks(ks: readonly number[]): void {
+  ks.forEach((k, t) => {
+    if (!Number.isInteger(k) || k < 1) throw new Error(`rank for task ${t} is ${k}: expected ≥ 1`);
+  });
 }
 
 /** The bin holding the k-th counted value, and that value's rank within the bin. */

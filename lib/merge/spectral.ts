@@ -1,7 +1,9 @@
 /**
  * The split shared by TSV-M, Iso-C and Iso-CTS (docs/METHODS.md, `tsv_m`, `iso_c`, `iso_cts`):
  * 2-D tensors whose name lacks `text_projection` are merged matrix by matrix; every other tensor
- * is the mean over tasks.
+ * is the mean over tasks. FusionBench (`exclude_keys: null`) merges every 2-D tensor spectrally,
+ * `text_projection` included: the methods' `text_projection` parameter chooses (`mean`, the
+ * official repositories; `spectral`, FusionBench).
  *
  * @module
  */
@@ -17,7 +19,28 @@ export type MatrixMerge = (
 ) => Float32Array;
 
 /**
- * A merger applying `mergeMatrix` to spectral matrices and the mean elsewhere.
+ * True when tensor `name` gets the per-matrix merge under `params` (its `text_projection`
+ * choice; without one, the official rule: 2-D and not `text_projection`).
+ *
+ * @example
+ * ```ts
+ * import { isMergedSpectrally } from "./spectral.ts";
+ * isMergedSpectrally("text_projection", [512, 512], { text_projection: "spectral" }); // true
+ * isMergedSpectrally("text_projection", [512, 512], { text_projection: "mean" }); // false
+ * ```
+ */
+export function isMergedSpectrally(
+  name: string,
+  shape: readonly number[],
+  params: Params = {},
+): boolean {
+  if (params.text_projection === "spectral") return shape.length === 2;
+  return isSpectralMatrix(name, shape);
+}
+
+/**
+ * A merger applying `mergeMatrix` to spectral matrices and the mean elsewhere (`params` holds
+ * the method's `text_projection` choice, when it has one).
  *
  * @example
  * ```ts
@@ -30,10 +53,12 @@ export type MatrixMerge = (
  * deepEqual(await m.tensor("b", [2], taus), new Float32Array([2, 3])); // a vector: the mean
  * ```
  */
-export function spectralMerger(mergeMatrix: MatrixMerge): TensorMerger {
+export function spectralMerger(mergeMatrix: MatrixMerge, params: Params = {}): TensorMerger {
   return {
     tensor: (name, shape, taus) =>
-      isSpectralMatrix(name, shape) ? mergeMatrix(taus, shape[0], shape[1]) : meanOf(taus),
+      isMergedSpectrally(name, shape, params)
+        ? mergeMatrix(taus, shape[0], shape[1])
+        : meanOf(taus),
   };
 }
 
@@ -48,15 +73,56 @@ export function spectralMerger(mergeMatrix: MatrixMerge): TensorMerger {
  * equal(spectralTreatment("visual_projection.bias", [512]), "mean");
  * ```
  */
-export function spectralTreatment(name: string, shape: readonly number[]): Treatment {
-  return isSpectralMatrix(name, shape) ? "matrix" : "mean";
+export function spectralTreatment(
+  name: string,
+  shape: readonly number[],
+  params: Params = {},
+): Treatment {
+  return isMergedSpectrally(name, shape, params) ? "matrix" : "mean";
 }
+
+/**
+ * The `text_projection` switch of the spectral methods: `mean` (the official TSV and Iso code
+ * leave it out of the SVDs) or `spectral` (FusionBench's `exclude_keys: null`).
+ *
+ * @example
+ * ```ts
+ * import { TEXT_PROJECTION_PARAM } from "./spectral.ts";
+ * TEXT_PROJECTION_PARAM.default; // "mean"
+ * ```
+ */
+export const TEXT_PROJECTION_PARAM: ParamSpec = {
+  name: "text_projection",
+  type: "choice",
+  default: "mean",
+  choices: ["mean", "spectral"],
+  source: "AntoAndGar/task_singular_vectors TSVM_utils.py and danielm1405/iso-merging iso.py " +
+    "skip keys containing 'text_projection'; tanganke/fusion_bench@54c9e8c (exclude_keys: " +
+    "null) merges every 2-D tensor spectrally",
+  meaning: "a 2-D tensor named text_projection: averaged (mean) or merged per matrix (spectral)",
+};
+
+/**
+ * FusionBench's setting of the spectral methods' switch, for their `fusionBench` entries.
+ *
+ * @example
+ * ```ts
+ * import { SPECTRAL_FUSION_BENCH } from "./spectral.ts";
+ * SPECTRAL_FUSION_BENCH.params.text_projection; // "spectral"
+ * ```
+ */
+export const SPECTRAL_FUSION_BENCH = {
+  params: { text_projection: "spectral" },
+  note: "FusionBench merges every 2-D tensor per matrix, text_projection included; the official " +
+    "repositories average it (open_clip checkpoints hold it; HF vision towers do not)",
+} as const;
 
 /** The tensor rule of the spectral methods, in words. */
 export const SPECTRAL_RULE: string =
   "2-D tensors whose name lacks 'text_projection' (HF: q/k/v/out_proj, " +
   "fc1, fc2, position_embedding, visual_projection; open_clip: in_proj, out_proj, c_fc, c_proj, " +
-  "positional_embedding, proj): per matrix; every other tensor: mean over tasks";
+  "positional_embedding, proj): per matrix; every other tensor: mean over tasks " +
+  "(text_projection=spectral: every 2-D tensor per matrix, as FusionBench)";
 
 /** How the spectral methods decompose matrices: see {@linkcode SVD_PARAM}. */
 export type SvdSolver = "fast" | "exact";

@@ -7,7 +7,8 @@
  * 2. Elect: γ = sign(Σ_t τ̂_t); where γ = 0 it becomes the sign of Σ_p γ_p over the whole model
  *    (a third streaming pass).
  * 3. Disjoint merge over the tasks whose trimmed entry is non-zero and agrees with γ
- *    (γ > 0: τ̂ > 0; otherwise τ̂ < 0): their sum (`sum`) or mean (`mean`, count clamped to ≥ 1).
+ *    (γ > 0: τ̂ > 0; otherwise τ̂ < 0): their sum (`sum`), mean (`mean`, count clamped to ≥ 1)
+ *    or largest magnitude with the elected sign (`max`: γ·max |τ̂|, 0 where none agrees).
  *
  * @module
  */
@@ -20,13 +21,13 @@ import { forEachTensor, type TaskTransform } from "./stream.ts";
 import { TALL_MASKS_ALPHA_GRID } from "./task_arithmetic.ts";
 
 /** How the agreeing entries are combined. */
-export type TiesMergeFunction = "sum" | "mean";
+export type TiesMergeFunction = "sum" | "mean" | "max";
 
 /** TIES settings: keep fraction (percent) and merge function. */
 export interface TiesSettings {
   /** Percent of each task's entries kept by magnitude, in (0, 100]; 100 keeps all. */
   k: number;
-  /** `sum` (dis-sum) or `mean` (dis-mean). */
+  /** `sum` (dis-sum), `mean` (dis-mean) or `max` (dis-max). */
   merge: TiesMergeFunction;
 }
 
@@ -81,6 +82,7 @@ export class TiesMerger implements TensorMerger {
     const acc = new Float32Array(2); // float32 accumulators: [elected sum, agreeing sum]
     const thr = this.thresholds;
     const mean = this.mergeFunction === "mean";
+    const max = this.mergeFunction === "max";
     for (let i = 0; i < out.length; i++) {
       acc[0] = 0;
       for (let t = 0; t < taus.length; t++) {
@@ -90,15 +92,17 @@ export class TiesMerger implements TensorMerger {
       const gamma = acc[0] > 0 ? 1 : acc[0] < 0 ? -1 : this.majoritySign;
       acc[1] = 0;
       let count = 0;
+      let largest = 0;
       for (let t = 0; t < taus.length; t++) {
         const v = taus[t][i];
         if (Math.abs(v) < thr[t]) continue;
         if (gamma > 0 ? v > 0 : v < 0) {
           acc[1] += v;
           count++;
+          largest = Math.max(largest, Math.abs(v));
         }
       }
-      out[i] = mean && count > 1 ? acc[1] / count : acc[1];
+      out[i] = max ? gamma * largest : mean && count > 1 ? acc[1] / count : acc[1];
     }
     return out;
   }
@@ -140,8 +144,17 @@ export async function prepareTies(
   return new TiesMerger(thresholds, Math.sign(signSum), settings.merge);
 }
 
-/** Σ_p sign(Σ_t τ̂_t,p) over one tensor (float32 accumulation as in the election). */
-function electedSignSum(taus: readonly Float32Array[], thr: readonly number[]): number {
+/**
+ * Σ_p sign(Σ_t τ̂_t,p) over one tensor, τ̂ the values at or above each task's threshold
+ * (float32 accumulation as in the election): the tensor's share of TIES's majority sign.
+ *
+ * @example
+ * ```ts
+ * import { electedSignSum } from "./ties.ts";
+ * electedSignSum([new Float32Array([1, -2, 3]), new Float32Array([1, 1, -1])], [0, 0]); // 1
+ * ```
+ */
+export function electedSignSum(taus: readonly Float32Array[], thr: readonly number[]): number {
   const acc = new Float32Array(1);
   let total = 0;
   for (let i = 0; i < taus[0].length; i++) {
@@ -238,7 +251,7 @@ export function tiesKParam(defaultValue: number, source: string): ParamSpec {
  * @example
  * ```ts
  * import { tiesMergeParam } from "./ties.ts";
- * tiesMergeParam("sum", "FusionBench ties_merging.yaml").choices; // ["sum", "mean"]
+ * tiesMergeParam("sum", "FusionBench ties_merging.yaml").choices; // ["sum", "mean", "max"]
  * ```
  */
 export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string): ParamSpec {
@@ -246,9 +259,10 @@ export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string):
     name: "merge",
     type: "choice",
     default: defaultValue,
-    choices: ["sum", "mean"],
+    choices: ["sum", "mean", "max"],
     source,
-    meaning: "disjoint merge of the sign-agreeing entries: sum (dis-sum) or mean (dis-mean)",
+    meaning: "disjoint merge of the sign-agreeing entries: sum (dis-sum), mean (dis-mean) or " +
+      "the largest magnitude with the elected sign (dis-max)",
   };
 }
 

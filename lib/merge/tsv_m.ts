@@ -18,12 +18,14 @@ import { copyColumns, copyRows, scaleColumns } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
 import { scalingParam } from "./params.ts";
 import {
+  SPECTRAL_FUSION_BENCH,
   SPECTRAL_RULE,
   spectralMerger,
   spectralTreatment,
   SVD_PARAM,
   type SvdSolver,
   svdSolver,
+  TEXT_PROJECTION_PARAM,
 } from "./spectral.ts";
 
 /**
@@ -89,7 +91,9 @@ export const tsvM: MergeMethod = {
     "orthogonalise the stacked singular vectors (polar factors), keep the singular values.",
   tensorRule: SPECTRAL_RULE,
   usesLinalg: true,
+  fusionBench: SPECTRAL_FUSION_BENCH,
   params: [
+    TEXT_PROJECTION_PARAM,
     scalingParam(
       1,
       "tanganke/fusion_bench@54c9e8c config/method/task_singular_vector/" +
@@ -101,11 +105,11 @@ export const tsvM: MergeMethod = {
     grid: Array.from({ length: 30 }, (_, i) => (i + 1) / 10),
     source: "AntoAndGar/task_singular_vectors (evaluate_task_vector, branch TSVM)",
   },
-  treatment: (name, shape) => spectralTreatment(name, shape),
+  treatment: (name, shape, params) => spectralTreatment(name, shape, params),
   prepare: ({ params }) => {
     const solver = svdSolver(params);
     return Promise.resolve(
-      spectralMerger((taus, rows, cols) => tsvMergeMatrix(taus, rows, cols, solver)),
+      spectralMerger((taus, rows, cols) => tsvMergeMatrix(taus, rows, cols, solver), params),
     );
   },
 };

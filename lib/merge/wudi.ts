@@ -148,6 +148,12 @@ export const wudi: MergeMethod = {
     "optimised, every other tensor left at its pretrained value; tensors=all2d (FusionBench): " +
     "every 2-D tensor optimised, every other tensor averaged",
   usesLinalg: true,
+  fusionBench: {
+    params: { tensors: "all2d", iterations: 400 },
+    note: "FusionBench's WUDIMerging optimises every 2-D tensor (and averages the rest) for 400 " +
+      "steps (config/method/wudi/wudi.yaml iter_num: 400); the official ViT code merges only " +
+      "the blocks' linear weights for 300",
+  },
   params: [
     {
       name: "iterations",

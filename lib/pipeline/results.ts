@@ -38,6 +38,11 @@ export interface StudyRow {
    * data (`aux`, `auxSize`) comes on top for rows with `ri`.
    */
   data?: DataUse;
+  /**
+   * `per-task` when the method built one model per task (EMR, TSV-C, TALL masks), each scored on
+   * its own task: not one merged model, so not comparable with the others as a merge.
+   */
+  output?: "per-task";
 }
 
 /** One merged model scored on held-out tasks (no expert was trained on them). */
@@ -184,8 +189,9 @@ export class StudyResults {
     const rows = methods.map((m) => {
       const off = find(m, false), on = find(m, true), dist = find(m, false, true);
       const gain = off && on ? (100 * (on.avgAccuracy - off.avgAccuracy)).toFixed(1) : "";
+      const perTask = (off ?? on ?? dist)?.output === "per-task";
       return [
-        m,
+        perTask ? `${m} (one model per task)` : m,
         cell(off, "avgAccuracy"),
         cell(on, "avgAccuracy"),
         gain,

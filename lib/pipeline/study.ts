@@ -569,6 +569,7 @@ function toRow(
     method,
     ri,
     ...(distill ? { distill } : {}),
+    ...(getMethod(method).output === "per-task" ? { output: "per-task" as const } : {}),
     avgAccuracy: e.avgAccuracy,
     avgNormalised: e.avgNormalised,
     xi: e.xi.total,

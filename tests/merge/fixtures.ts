@@ -98,6 +98,8 @@ export interface ReferenceSpec {
   out: string;
   /** DARE's keep masks (0/1), one file per task. */
   masks?: string[];
+  /** θ0, for methods that read it. */
+  base?: string;
 }
 
 /**

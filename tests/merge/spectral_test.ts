@@ -1,3 +1,5 @@
+import { merge } from "../../lib/merge/merge.ts";
+import { MemorySource } from "../../lib/tensor/source.ts";
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { isoCtsBudget, roundHalfEven } from "../../lib/merge/iso_cts.ts";
 import { tsvMergeMatrix } from "../../lib/merge/tsv_m.ts";
@@ -74,4 +76,23 @@ Deno.test("tensor rules: spectral split, WUDI's block linear weights", () => {
     equal(wudi.treatment(name, shape, official), wudiOfficial, name);
     equal(wudi.treatment(name, shape, fb), wudiFb, name);
   }
+  // FusionBench's switch: every 2-D tensor per matrix, text_projection included
+  for (const method of ["tsv_m", "iso_c", "iso_cts"]) {
+    const m = getMethod(method);
+    const params = resolveParams(m, { text_projection: "spectral" });
+    equal(m.treatment("text_projection", [8, 8], params), "matrix", method);
+    equal(m.treatment("text_projection", [8, 8], resolveParams(m, {})), "mean", method);
+    equal(m.treatment("visual_projection.weight", [4, 8], params), "matrix", method);
+    equal(m.treatment("vision_model.pre_layrnorm.weight", [8], params), "mean", method);
+  }
+});
+
+Deno.test("text_projection=spectral merges text_projection per matrix, as FusionBench", async () => {
+  const tau = (v: number[]) =>
+    new MemorySource("τ", { text_projection: { shape: [2, 2], data: new Float32Array(v) } });
+  const taus = [tau([3, 0, 0, 0]), tau([0, 0, 0, 1])];
+  const mean = await merge("iso_c", taus);
+  const spectral = await merge("iso_c", taus, { params: { text_projection: "spectral" } });
+  deepStrictEqual([...mean.get("text_projection").data], [1.5, 0, 0, 0.5]);
+  deepStrictEqual([...spectral.get("text_projection").data], [2, 0, 0, 2]); // σ̄ = (3 + 1)/2
 });

@@ -16,7 +16,7 @@ Deno.test({
       suite: "mf4",
       steps: STUDY_DEFAULTS.steps,
       auxSize: 2048,
-      methods: ["task_arithmetic", "tsv_m"],
+      methods: ["task_arithmetic", "tsv_m", "emr"],
       distill: ["task_arithmetic"],
       out: dir.path,
       name: "study",
@@ -27,7 +27,7 @@ Deno.test({
     for (const key of ["suite", "seed", "backend", "aux", "steps", "experts", "base", "rows"]) {
       assert(key in data, `results.json lacks ${key}`);
     }
-    equal(data.rows.length, 5);
+    equal(data.rows.length, 7);
     for (const row of data.rows) {
       assert(
         row.avgAccuracy >= 0 && row.avgAccuracy <= 1 && row.avgNormalised > 0,
@@ -55,6 +55,10 @@ Deno.test({
     const report = await Deno.readTextFile(paths.report);
     assert(report.includes("Pairwise interference") && report.includes("Plotly"));
     await Deno.stat(paths.merged("tsv_m+ri"));
+    // EMR builds one model per task: each saved, each scored on its own task, and marked
+    for (const task of Object.keys(data.experts)) await Deno.stat(paths.merged(`emr+ri.${task}`));
+    equal(data.rows.find((r) => r.method === "emr")?.output, "per-task");
+    assert(results.table().toText().includes("emr (one model per task)"));
     await Deno.stat(paths.adapted("mnist"));
     // A rerun finds everything done and gives the same numbers.
     const again = await runStudy(config, { progress: "off", log: () => {} });
