@@ -189,6 +189,7 @@ export {
   type MergedCheckpoint,
 } from "./lib/merge/files.ts";
 export {
+  defaultStudyMethods,
   describeMethod,
   describeRegistry,
   getMethod,

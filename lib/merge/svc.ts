@@ -133,7 +133,8 @@ function svcMethod(config: SvcConfig): MergeMethod {
     usesLinalg: true,
     notInDefaultStudy: base.name === "task_arithmetic"
       ? undefined
-      : "one SVC entry per base merge; svc_task_arithmetic is in the default set",
+      : "svc_task_arithmetic stands for the SVC family in the default set (it keeps the " +
+        "study within its budget; each variant is its base merge plus one calibration)",
     params: [
       ...inherited,
       {

@@ -94,7 +94,7 @@ const CASES: Case[] = [
   { method: "knots", tasks: 5, params: { k: 100, merge: "sum" } }, // no trim: everything agrees
   { method: "trust_region", tasks: 4 },
   { method: "trust_region", tasks: 6, params: { quantile: 0.7, scaling: 1 } },
-  { method: "doge_ta", tasks: 4, params: { iterations: 100 } },
+  { method: "doge_ta", tasks: 4 },
   { method: "doge_ta", tasks: 8 },
 ];
 

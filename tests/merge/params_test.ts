@@ -19,7 +19,7 @@ Deno.test("parameter text is converted and checked against type and range", () =
   });
   throws(() => resolveParams(ties, { k: "0" }), /"k" = "0": expected a number in \(0, 100\]/);
   throws(() => resolveParams(ties, { k: "abc" }), /expected a number/);
-  throws(() => resolveParams(ties, { merge: "max" }), /expected one of sum, mean/);
+  throws(() => resolveParams(ties, { merge: "min" }), /expected one of sum, mean, max/);
   const dare = getMethod("dare_ta");
   throws(() => resolveParams(dare, { p: 1 }), /expected a number in \[0, 1\)/);
   throws(() => resolveParams(dare, { seed: 1.5 }), /expected a whole number/);
