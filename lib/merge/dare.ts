@@ -96,8 +96,9 @@ export function dareInPlace(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { dareSettings } from "./dare.ts";
- * dareSettings({ p: 0.5, seed: 0, rescale: true, linear_only: false }).p; // 0.5
+ * equal(dareSettings({ p: 0.5, seed: 0, rescale: true, linear_only: false }).p, 0.5);
  * ```
  */
 export function dareSettings(params: Params): DareSettings {
@@ -114,11 +115,13 @@ export function dareSettings(params: Params): DareSettings {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { droppingMerger } from "./dare.ts";
  * import { sumOf } from "./elementwise.ts";
  * const settings = { p: 0, seed: 0, rescale: true, linearOnly: false };
  * const m = droppingMerger(settings, { tensor: (_n, _s, taus) => sumOf(taus) });
- * await m.tensor("w", [1], [new Float32Array([1]), new Float32Array([2])]); // Float32Array [3]
+ * const out = await m.tensor("w", [1], [new Float32Array([1]), new Float32Array([2])]);
+ * deepStrictEqual(out, new Float32Array([3])); // p = 0 drops nothing
  * ```
  */
 export function droppingMerger(settings: DareSettings, inner: TensorMerger): TensorMerger {

@@ -15,12 +15,14 @@ import { scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { dareAverage } from "./dare_average.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = new MemorySource("τ", { w: { shape: [4], data: new Float32Array([1, 1, 1, 1]) } });
  * const m = await merge(dareAverage, [tau, tau], { params: { seed: 3 } });
- * console.log(m.get("w").data); // entries in {0, 1, 2}
+ * // each τ's entry is dropped (0) or rescaled to 1/(1 − 0.5) = 2; the mean of two is 0, 1 or 2
+ * ok(m.get("w").data.every((v) => v === 0 || v === 1 || v === 2));
  * ```
  */
 export const dareAverage: MergeMethod = {

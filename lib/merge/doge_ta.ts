@@ -48,9 +48,10 @@ const EPS = 1e-8;
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { dogeProjector } from "./doge_ta.ts";
  * const p = dogeProjector([new Float32Array([1, 0, 0, 0])], 2, 2, 2); // k = ⌊2/2⌋ = 1
- * console.log(p); // about [1, 0, 0, 0]: the first axis
+ * ok([1, 0, 0, 0].every((v, i) => Math.abs(p[i] - v) < 1e-6)); // onto the first axis
  * ```
  */
 export function dogeProjector(
@@ -79,10 +80,12 @@ export function dogeProjector(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { dogeDelta } from "./doge_ta.ts";
  * const taus = [new Float32Array([1, 0, 0, 1]), new Float32Array([0, 1, 1, 0])];
  * const d = dogeDelta(taus, 2, 2, { lambda: 0.07, subspace: 6, iterations: 10, lr: 1e-4 });
- * console.log(d.length); // 4
+ * // r = 2 < subspace: nothing is projected out; 10 Adam steps of lr 1e-4 move each entry by 1e-3
+ * ok(d.every((v) => Math.abs(v - 1e-3) < 1e-6));
  * ```
  */
 export function dogeDelta(
@@ -182,13 +185,16 @@ function dogeMerger(params: Params, thresholds: readonly number[]): TensorMerger
  *
  * @example
  * ```ts
+ * import { equal, ok } from "node:assert/strict";
  * import { dogeTa } from "./doge_ta.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const w = "vision_model.encoder.layers.0.mlp.fc1.weight";
  * const tau = (v: number[]) => new MemorySource("τ", { [w]: { shape: [2, 2], data: new Float32Array(v) } });
  * const m = await merge(dogeTa, [tau([1, 0.5, 0, 0]), tau([0, 0.5, 0, 1])], { params: { iterations: 5 } });
- * console.log(m.get(w).data);
+ * const [a, b, c, d] = m.get(w).data; // λ_t = 0.07/‖τ_t‖ ≈ 0.0626 on the top-30 % entries, plus δ
+ * ok(Math.abs(a - 0.0626) < 1e-3 && Math.abs(b - 0.0627) < 1e-3 && Math.abs(d - 0.0626) < 1e-3);
+ * equal(c, 0); // in neither task's mask
  * ```
  */
 export const dogeTa: MergeMethod = {

@@ -20,9 +20,11 @@ import { scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { emrUnified } from "./emr.ts";
  * const { sign, unified } = emrUnified([new Float32Array([1, -2, 0]), new Float32Array([3, 1, 0])]);
- * console.log(sign, unified); // Int8Array [1, -1, -1] Float32Array [3, -2, -0]
+ * deepStrictEqual(sign, new Int8Array([1, -1, -1])); // a zero sum counts as negative
+ * deepStrictEqual([...unified], [3, -2, -0]);
  * ```
  */
 export function emrUnified(
@@ -111,12 +113,15 @@ class EmrMerger implements TensorMerger {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { emr } from "./emr.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(emr, [tau([1, -2]), tau([3, 1])]);
- * console.log(m.perTask![0].get("w").data, m.perTask![1].get("w").data);
+ * // τ_uni = [3, −2]; λ_0 = mean(1, 2) / mean(3, 2) = 0.6, λ_1 = mean(3, 1) / mean(3, 0) = 4/3
+ * const near = (x: Float32Array, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-6);
+ * ok(near(m.perTask![0].get("w").data, [1.8, -1.2]) && near(m.perTask![1].get("w").data, [4, 0]));
  * ```
  */
 export const emr: MergeMethod = {

@@ -53,9 +53,11 @@ export interface KnotsLayer {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { knotsLayers } from "./knots.ts";
  * const { layers, other } = knotsLayers(["a.weight", "a.bias", "ln.weight", "ln.bias", "cls"]);
- * console.log(layers.map((l) => [l.name, l.norm]), other); // [["a", false], ["ln", true]] ["cls"]
+ * deepStrictEqual(layers.map((l) => [l.name, l.norm]), [["a", false], ["ln", true]]);
+ * deepStrictEqual(other, ["cls"]);
  * ```
  */
 export function knotsLayers(names: readonly string[]): { layers: KnotsLayer[]; other: string[] } {
@@ -131,9 +133,10 @@ interface Aligned {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { knotsAlign } from "./knots.ts";
  * const a = knotsAlign([new Float32Array([2, 0, 0, 0]), new Float32Array([0, 0, 0, 1])], 2, 2, 1e-5);
- * console.log(a.r); // 2
+ * equal(a.r, 2); // [X_1 X_2] has singular values 2 and 1, both above ε
  * ```
  */
 export function knotsAlign(
@@ -289,6 +292,7 @@ async function prepareKnots(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { knots } from "./knots.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
@@ -297,7 +301,9 @@ async function prepareKnots(
  *   "fc.bias": { shape: [2], data: new Float32Array([0.5, 0]) },
  * });
  * const m = await merge(knots, [tau([1, 0, 0, 0]), tau([0, 0, 0, 2])], { params: { k: 100 }, scaling: 1 });
- * console.log(m.get("fc.weight").data, m.get("fc.bias").data);
+ * // k = 100 keeps every coordinate; disjoint signs: the weights add, the equal biases average
+ * const near = (x: Float32Array, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-6);
+ * ok(near(m.get("fc.weight").data, [1, 0, 0, 2]) && near(m.get("fc.bias").data, [0.5, 0]));
  * ```
  */
 export const knots: MergeMethod = {

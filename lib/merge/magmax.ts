@@ -17,8 +17,10 @@ import { scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { magmaxSelect } from "./magmax.ts";
- * magmaxSelect([new Float32Array([1, -3, 2]), new Float32Array([-2, 1, 2])]); // [-2, -3, 2]
+ * const out = magmaxSelect([new Float32Array([1, -3, 2]), new Float32Array([-2, 1, 2])]);
+ * deepStrictEqual(out, new Float32Array([-2, -3, 2])); // the tie at 2 goes to the later task
  * ```
  */
 export function magmaxSelect(taus: readonly Float32Array[]): Float32Array {
@@ -37,12 +39,13 @@ export function magmaxSelect(taus: readonly Float32Array[]): Float32Array {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { magmax } from "./magmax.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(magmax, [tau([1, -3]), tau([-2, 1])], { scaling: 1 });
- * console.log(m.get("w").data); // Float32Array [-2, -3]
+ * deepStrictEqual(m.get("w").data, new Float32Array([-2, -3]));
  * ```
  */
 export const magmax: MergeMethod = {

@@ -22,9 +22,10 @@ const EPS = 1e-8;
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { modelStockRatio } from "./model_stock.ts";
  * // orthogonal task vectors: θ̄ = 90°, t = 0
- * modelStockRatio([new Float32Array([1, 0]), new Float32Array([0, 1])]); // about 0
+ * ok(Math.abs(modelStockRatio([new Float32Array([1, 0]), new Float32Array([0, 1])])) < 1e-12);
  * ```
  */
 export function modelStockRatio(taus: readonly Float32Array[]): number {
@@ -55,12 +56,14 @@ export function modelStockRatio(taus: readonly Float32Array[]): number {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { modelStock } from "./model_stock.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(modelStock, [tau([1, 0]), tau([1, 0])]);
- * console.log(m.get("w").data); // about [1, 0]: parallel task vectors, t = 1
+ * const [a, b] = m.get("w").data; // parallel task vectors: t = 1 (to 1e-8), M = their mean
+ * ok(Math.abs(a - 1) < 1e-6 && b === 0);
  * ```
  */
 export const modelStock: MergeMethod = {

@@ -99,8 +99,10 @@ export function methodNames(): string[] {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { defaultStudyMethods } from "./registry.ts";
- * defaultStudyMethods().includes("ties"); // true
+ * equal(defaultStudyMethods().includes("ties"), true);
+ * equal(defaultStudyMethods().includes("slerp"), false); // two models only
  * ```
  */
 export function defaultStudyMethods(): string[] {

@@ -33,9 +33,10 @@ export interface SlerpSettings {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { slerpVectors } from "./slerp.ts";
  * const r = slerpVectors(new Float32Array([1, 0]), new Float32Array([0, 1]), { t: 0.5, dotThreshold: 0.9995, epsilon: 1e-8 });
- * console.log(r); // about [0.7071, 0.7071]
+ * ok(r.every((v) => Math.abs(v - Math.SQRT1_2) < 1e-6)); // halfway along the quarter circle
  * ```
  */
 export function slerpVectors(
@@ -93,12 +94,14 @@ function slerpMerger(params: Params): TensorMerger {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { slerp } from "./slerp.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
- * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
- * const m = await merge(slerp, [tau([1, 0]), tau([0, 1])], { params: { space: "task_vectors" } });
- * console.log(m.get("w").data); // about [0.7071, 0.7071]
+ * const w = (v: number[]) => new MemorySource("x", { w: { shape: [2], data: new Float32Array(v) } });
+ * const baseModel = w([0, 0]); // θ0 = 0: the models θ_1, θ_2 equal their task vectors
+ * const m = await merge(slerp, [w([1, 0]), w([0, 1])], { baseModel });
+ * ok(m.get("w").data.every((v) => Math.abs(v - Math.SQRT1_2) < 1e-6));
  * ```
  */
 export const slerp: MergeMethod = {

@@ -24,9 +24,10 @@ export type MatrixMerge = (
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { isMergedSpectrally } from "./spectral.ts";
- * isMergedSpectrally("text_projection", [512, 512], { text_projection: "spectral" }); // true
- * isMergedSpectrally("text_projection", [512, 512], { text_projection: "mean" }); // false
+ * equal(isMergedSpectrally("text_projection", [512, 512], { text_projection: "spectral" }), true);
+ * equal(isMergedSpectrally("text_projection", [512, 512], { text_projection: "mean" }), false);
  * ```
  */
 export function isMergedSpectrally(
@@ -87,8 +88,9 @@ export function spectralTreatment(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { TEXT_PROJECTION_PARAM } from "./spectral.ts";
- * TEXT_PROJECTION_PARAM.default; // "mean"
+ * equal(TEXT_PROJECTION_PARAM.default, "mean");
  * ```
  */
 export const TEXT_PROJECTION_PARAM: ParamSpec = {
@@ -107,8 +109,9 @@ export const TEXT_PROJECTION_PARAM: ParamSpec = {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { SPECTRAL_FUSION_BENCH } from "./spectral.ts";
- * SPECTRAL_FUSION_BENCH.params.text_projection; // "spectral"
+ * equal(SPECTRAL_FUSION_BENCH.params.text_projection, "spectral");
  * ```
  */
 export const SPECTRAL_FUSION_BENCH = {

@@ -38,10 +38,12 @@ import { wudi } from "./wudi.ts";
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { svcCalibrate } from "./svc.ts";
  * // two identical tasks summed: the merge counts their shared direction twice, SVC halves it
  * const tau = new Float32Array([1, 0, 0, 0]);
- * svcCalibrate(new Float32Array([2, 0, 0, 0]), [tau, tau], 2, 2, 0.1); // Float32Array [1, 0, 0, 0]
+ * const x = svcCalibrate(new Float32Array([2, 0, 0, 0]), [tau, tau], 2, 2, 0.1);
+ * ok([1, 0, 0, 0].every((v, i) => Math.abs(x[i] - v) < 1e-6));
  * ```
  */
 export function svcCalibrate(

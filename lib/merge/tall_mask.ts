@@ -23,8 +23,10 @@ import { prepareTies } from "./ties.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { tallMasked } from "./tall_mask.ts";
- * tallMasked(new Float32Array([1, 0.1]), new Float32Array([2, 1]), 0.6); // Float32Array [2, 0]
+ * // |1| > 0.6·|2 − 1| keeps the first entry; |0.1| ≤ 0.6·|1 − 0.1| drops the second
+ * deepStrictEqual(tallMasked(new Float32Array([1, 0.1]), new Float32Array([2, 1]), 0.6), new Float32Array([2, 0]));
  * ```
  */
 export function tallMasked(tau: Float32Array, mtl: Float32Array, lambda: number): Float32Array {
@@ -57,12 +59,14 @@ function tallMerger(params: Params, mtl: TensorMerger): TensorMerger {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { tallMask } from "./tall_mask.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(tallMask, [tau([1, 0]), tau([0, 1])]);
- * console.log(m.perTask![0].get("w").data, m.perTask![1].get("w").data); // [1, 0] [0, 1]
+ * deepStrictEqual(m.perTask![0].get("w").data, new Float32Array([1, 0]));
+ * deepStrictEqual(m.perTask![1].get("w").data, new Float32Array([0, 1]));
  * ```
  */
 export const tallMask: MergeMethod = {

@@ -150,8 +150,10 @@ export async function prepareTies(
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { electedSignSum } from "./ties.ts";
- * electedSignSum([new Float32Array([1, -2, 3]), new Float32Array([1, 1, -1])], [0, 0]); // 1
+ * // entry sums 2, −1, 2: signs +1, −1, +1
+ * equal(electedSignSum([new Float32Array([1, -2, 3]), new Float32Array([1, 1, -1])], [0, 0]), 1);
  * ```
  */
 export function electedSignSum(taus: readonly Float32Array[], thr: readonly number[]): number {
@@ -250,8 +252,9 @@ export function tiesKParam(defaultValue: number, source: string): ParamSpec {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { tiesMergeParam } from "./ties.ts";
- * tiesMergeParam("sum", "FusionBench ties_merging.yaml").choices; // ["sum", "mean", "max"]
+ * deepStrictEqual(tiesMergeParam("sum", "FusionBench ties_merging.yaml").choices, ["sum", "mean", "max"]);
  * ```
  */
 export function tiesMergeParam(defaultValue: TiesMergeFunction, source: string): ParamSpec {

@@ -16,12 +16,13 @@ import { prepareTies, tiesKParam } from "./ties.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { tiesMax } from "./ties_max.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2], data: new Float32Array(v) } });
  * const m = await merge(tiesMax, [tau([1, -2]), tau([3, 1])], { params: { k: 100 }, scaling: 1 });
- * console.log(m.get("w").data); // Float32Array [3, -2]
+ * deepStrictEqual(m.get("w").data, new Float32Array([3, -2])); // elected signs +, −
  * ```
  */
 export const tiesMax: MergeMethod = {

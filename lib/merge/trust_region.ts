@@ -27,8 +27,10 @@ import { numel } from "../tensor/host.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trustRegionOmega } from "./trust_region.ts";
- * trustRegionOmega([new Float32Array([1, -2]), new Float32Array([3, 0])]); // Float32Array [6, 0]
+ * const omega = trustRegionOmega([new Float32Array([1, -2]), new Float32Array([3, 0])]);
+ * deepStrictEqual(omega, new Float32Array([6, 0])); // |1|·|3| + |3|·|1|, |−2|·0 + 0·|−2|
  * ```
  */
 export function trustRegionOmega(taus: readonly Float32Array[]): Float32Array {
@@ -60,6 +62,7 @@ function trustRegionMerger(threshold: number): TensorMerger {
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { trustRegion } from "./trust_region.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
@@ -67,7 +70,7 @@ function trustRegionMerger(threshold: number): TensorMerger {
  * const m = await merge(trustRegion, [tau([1, 0, 2, 0]), tau([1, 1, 2, 0])], {
  *   params: { quantile: 0.5 }, scaling: 1,
  * });
- * console.log(m.get("w").data); // Float32Array [0, 1, 0, 0]: entries where both tasks move drop
+ * deepStrictEqual(m.get("w").data, new Float32Array([0, 1, 0, 0])); // where both tasks move: dropped
  * ```
  */
 export const trustRegion: MergeMethod = {

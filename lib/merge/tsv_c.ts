@@ -19,8 +19,9 @@ import { scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { tsvRank } from "./tsv_c.ts";
- * tsvRank(768, 8); // 96
+ * equal(tsvRank(768, 8), 96);
  * ```
  */
 export function tsvRank(rank: number, tasks: number): number {
@@ -32,8 +33,10 @@ export function tsvRank(rank: number, tasks: number): number {
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { truncatedSvd } from "./tsv_c.ts";
- * truncatedSvd(new Float32Array([3, 0, 0, 1]), 2, 2, 1); // Float32Array [3, 0, 0, 0]
+ * const x = truncatedSvd(new Float32Array([3, 0, 0, 1]), 2, 2, 1); // keeps σ = 3 only
+ * ok([3, 0, 0, 0].every((v, i) => Math.abs(x[i] - v) < 1e-6));
  * ```
  */
 export function truncatedSvd(
@@ -58,12 +61,15 @@ export function truncatedSvd(
  *
  * @example
  * ```ts
+ * import { ok } from "node:assert/strict";
  * import { tsvC } from "./tsv_c.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number[]) => new MemorySource("τ", { w: { shape: [2, 2], data: new Float32Array(v) } });
  * const m = await merge(tsvC, [tau([3, 0, 0, 1]), tau([0, 0, 0, 2])]);
- * console.log(m.perTask![0].get("w").data); // Float32Array [3, 0, 0, 0]
+ * // T = 2, r = 2: each task keeps its top ⌊2/2⌋ = 1 component
+ * const near = (x: Float32Array, y: number[]) => y.every((v, i) => Math.abs(x[i] - v) < 1e-6);
+ * ok(near(m.perTask![0].get("w").data, [3, 0, 0, 0]) && near(m.perTask![1].get("w").data, [0, 0, 0, 2]));
  * ```
  */
 export const tsvC: MergeMethod = {

@@ -18,9 +18,10 @@ import { numbersParam, scalingParam } from "./params.ts";
  *
  * @example
  * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { averageCoefficients } from "./weighted_average.ts";
- * averageCoefficients([1, 3], true, 2); // [0.25, 0.75]
- * averageCoefficients([], true, 4); // [0.25, 0.25, 0.25, 0.25]
+ * deepStrictEqual(averageCoefficients([1, 3], true, 2), [0.25, 0.75]);
+ * deepStrictEqual(averageCoefficients([], true, 4), [0.25, 0.25, 0.25, 0.25]);
  * ```
  */
 export function averageCoefficients(
@@ -60,12 +61,13 @@ function weightedMerger(params: Params, tasks: number): TensorMerger {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { weightedAverage } from "./weighted_average.ts";
  * import { merge } from "./merge.ts";
  * import { MemorySource } from "../tensor/source.ts";
  * const tau = (v: number) => new MemorySource("τ", { w: { shape: [1], data: new Float32Array([v]) } });
  * const m = await merge(weightedAverage, [tau(1), tau(5)], { params: { weights: "3,1" } });
- * console.log(m.get("w").data[0]); // 2
+ * equal(m.get("w").data[0], 2); // (3·1 + 1·5) / 4
  * ```
  */
 export const weightedAverage: MergeMethod = {
