@@ -65,7 +65,10 @@ export interface UnseenData {
   tasks: string[];
   /** θ0-with-heads accuracy per held-out task. */
   base: Record<string, number>;
-  /** One row per merged model. */
+  /**
+   * One row per merged model (none for a method that builds one model per task: a held-out task
+   * has no model of its own).
+   */
   rows: UnseenRow[];
 }
 

@@ -585,7 +585,8 @@ function rowLabel(row: StudyRow): string {
 }
 
 /**
- * Scores θ0 and every merged model of `rows` on the held-out tasks of `config.unseen`, each
+ * Scores θ0 and every merged model of `rows` (not the per-task models of a method that builds
+ * one per task: a held-out task has none) on the held-out tasks of `config.unseen`, each
  * under its own head (made by the zoo's recipe from θ0; see `taskHeads`). Each model's scores
  * are kept in the run folder (`rows/unseen-<label>.json`) and found again on a rerun.
  */
@@ -621,11 +622,14 @@ async function evaluateUnseen(
       await writeFileAtomic(file, JSON.stringify(perTask) + "\n");
       return perTask;
     };
-    const bar = progress("unseen tasks", rows.length + 1, { mode });
+    // A method that builds one model per task (EMR, TSV-C, TALL masks) has no model for a task
+    // outside the suite: its rows are not scored here.
+    const merged = rows.filter((r) => r.output !== "per-task");
+    const bar = progress("unseen tasks", merged.length + 1, { mode });
     const base = await score("base", () => Promise.resolve(zoo.base));
     bar.tick();
     const out: UnseenRow[] = [];
-    for (const row of rows) {
+    for (const row of merged) {
       const label = rowLabel(row);
       const perTask = await score(
         label,

@@ -340,8 +340,9 @@ export interface ZooModels {
 
 /**
  * The merge methods the properties measure: every registered method that the default study
- * runs (see `defaultStudyMethods`) and that needs nothing but the task vectors (a data-using
- * method needs the study's data sources).
+ * runs (see `defaultStudyMethods`), that needs nothing but the task vectors (a data-using
+ * method needs the study's data sources) and that builds one model for all tasks (EMR, TSV-C
+ * and TALL-mask compression build one per task: not a merge the criteria speak of).
  *
  * @example
  * ```ts
@@ -352,10 +353,14 @@ export interface ZooModels {
  * ok(methods.includes("task_arithmetic"));
  * equal(methods.includes("slerp"), false); // not in the default study (two models only)
  * ok(methods.every((name) => getMethod(name).needs !== "data")); // the task vectors suffice
+ * equal(methods.includes("emr"), false); // one model per task
  * ```
  */
 export function propertyMethods(): string[] {
-  return defaultStudyMethods().filter((m) => getMethod(m).needs !== "data");
+  return defaultStudyMethods().filter((m) => {
+    const method = getMethod(m);
+    return method.needs !== "data" && method.output !== "per-task";
+  });
 }
 
 /**

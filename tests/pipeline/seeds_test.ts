@@ -104,14 +104,15 @@ Deno.test({
       suite: "mf4",
       steps: 3,
       auxSize: 256,
-      methods: ["task_arithmetic", "tsv_m"],
+      // emr builds one model per task: scored on the suite, not on held-out tasks
+      methods: ["task_arithmetic", "tsv_m", "emr"],
       unseen: "mnist_inv,fashion_vflip",
       out: dir.path,
     });
     const lines: string[] = [];
     const agg = await runSeeds(config, [0, 1], { progress: "off", log: (l) => lines.push(l) });
     deepStrictEqual(agg.data.seeds, [0, 1]);
-    equal(agg.data.rows.length, 4);
+    equal(agg.data.rows.length, 6);
     const saved = JSON.parse(await Deno.readTextFile(aggregatePath(config, [0, 1])));
     deepStrictEqual(saved, JSON.parse(JSON.stringify(agg)));
     for (const [i, seed] of [0, 1].entries()) {
@@ -123,10 +124,12 @@ Deno.test({
         const found = data.rows.find((x: StudyRow) => x.method === r.method && x.ri === r.ri);
         equal(r.avgAccuracy.values[i], found.avgAccuracy);
       }
-      // Held-out tasks: θ0 and every merged model, each task under its own head.
+      // Held-out tasks: θ0 and every merged model, each task under its own head; a held-out
+      // task has no model of EMR's (one per suite task).
       const u = data.unseen;
       deepStrictEqual(u.tasks, ["mnist_inv", "fashion_vflip"]);
       equal(u.rows.length, 4);
+      assert(u.rows.every((r: { method: string }) => r.method !== "emr"));
       for (const r of u.rows) {
         deepStrictEqual(Object.keys(r.accuracyByTask), u.tasks);
         assert(r.avgAccuracy >= 0 && r.avgAccuracy <= 1);
