@@ -45,30 +45,45 @@ export const LIBRARY_NOTE = `<div style="font-size:11px;color:#888">plotly.js (o
 /** An nbformat notebook, as far as this task reads it. */
 interface NotebookJson {
   cells: {
+    cell_type: string;
     metadata: Record<string, unknown>;
     outputs?: { data?: Record<string, unknown> }[];
+    execution_count?: number | null;
   }[];
 }
 
 /**
- * An executed notebook made ready to store: the plotly.js payload replaced by a note, and
- * nbclient's timing metadata removed. Returns the JSON text (nbformat's one-space indent).
+ * An executed notebook made ready to store: the plotly.js payload replaced by a note,
+ * nbclient's timing metadata removed, and `outputs` and `execution_count` kept on code cells
+ * only (nbformat 4 allows them nowhere else: the classic Notebook reports a markdown cell that
+ * has them as invalid JSON). Returns the JSON text (nbformat's one-space indent).
  *
  * @example
  * ```ts
- * import { deepEqual } from "node:assert/strict";
+ * import { deepStrictEqual } from "node:assert/strict";
  * import { LIBRARY_NOTE, storedNotebook } from "./notebooks.ts";
- * const library = { "text/html": '<script data-ri-plotly="4.1.1">…</script>' };
- * const nb = { cells: [{ metadata: { execution: {} }, outputs: [{ data: library }] }] };
- * deepEqual(JSON.parse(storedNotebook(JSON.stringify(nb))), {
- *   cells: [{ metadata: {}, outputs: [{ data: { "text/html": LIBRARY_NOTE } }] }],
- * });
+ * const plotly = { "text/html": '<script data-ri-plotly="4.1.1">…</script>' };
+ * const nb = {
+ *   cells: [
+ *     { cell_type: "markdown", metadata: {}, source: "# Title", outputs: [] },
+ *     { cell_type: "code", metadata: { execution: {} }, source: "", outputs: [{ data: plotly }] },
+ *   ],
+ * };
+ * deepStrictEqual(JSON.parse(storedNotebook(JSON.stringify(nb))).cells, [
+ *   { cell_type: "markdown", metadata: {}, source: "# Title" },
+ *   { cell_type: "code", metadata: {}, source: "", outputs: [{ data: { "text/html": LIBRARY_NOTE } }] },
+ * ]);
  * ```
  */
 export function storedNotebook(executedJson: string): string {
   const nb = JSON.parse(executedJson) as NotebookJson;
   for (const cell of nb.cells) {
     delete cell.metadata.execution;
+    if (cell.cell_type !== "code") {
+      delete cell.outputs;
+      delete cell.execution_count;
+      continue;
+    }
     for (const output of cell.outputs ?? []) {
       const html = output.data?.["text/html"];
       const text = Array.isArray(html) ? html.join("") : html;

@@ -14,6 +14,7 @@ import type { FigureSpec, HeatmapSpec, HeatmapsSpec } from "../../lib/display/sp
 import type { StudyData, StudyRow } from "../../lib/pipeline/results.ts";
 import { LIBRARY_NOTE, storedNotebook } from "../../tasks/notebooks.ts";
 import { plotlyOf } from "./figures.ts";
+import { runPython } from "../helpers/python.ts";
 
 const w = (values: number[]) => ({ w: { shape: [values.length], data: new Float32Array(values) } });
 
@@ -191,4 +192,23 @@ Deno.test("a stored notebook leaves out plotly.js and the timing metadata, and k
   equal(stored.cells[0].outputs[0].data["text/html"], LIBRARY_NOTE);
   equal(stored.cells[0].outputs[0].data["text/plain"], "plotly.js 4.1.1 (offline copy) loaded");
   deepStrictEqual(stored.cells[1].outputs[0].data, figure);
+});
+
+Deno.test("every stored notebook is valid nbformat 4, as Jupyter checks on opening it", async () => {
+  const dir = new URL("../../notebooks/", import.meta.url).pathname;
+  const paths = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".ipynb"))
+    .map((e) => `${dir}${e.name}`).sort();
+  assert(paths.length >= 5, paths.join(", "));
+  // nbformat's own validator (Debian's python3-nbformat): the classic Notebook runs it on open
+  // and reports "Notebook JSON is invalid" for, e.g., a markdown cell with an outputs key.
+  const report = await runPython(
+    "import sys, nbformat\n" +
+      "for p in sys.argv[1:]:\n" +
+      "    try:\n" +
+      "        nbformat.validate(nbformat.read(p, as_version=4)); print(p, 'valid')\n" +
+      "    except nbformat.ValidationError as e:\n" +
+      "        print(p, 'INVALID', e.message)\n",
+    paths,
+  );
+  deepStrictEqual(report.trim().split("\n"), paths.map((p) => `${p} valid`));
 });
