@@ -170,6 +170,7 @@ export function formatDuration(seconds: number): string {
  * import { deepEqual } from "node:assert/strict";
  * import { niceTicks } from "./format.ts";
  * deepEqual(niceTicks(0, 0.93), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+ * deepEqual(niceTicks(-0.0573, 0.0573, 6), [-0.06, -0.04, -0.02, 0, 0.02, 0.04, 0.06]);
  * ```
  */
 export function niceTicks(min: number, max: number, count = 5): number[] {
@@ -178,10 +179,11 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const raw = (max - min) / Math.max(1, count);
   const power = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
-  const first = Math.floor(min / step + 1e-9) * step;
+  // Integer multiples of the step, not a running sum: summing left -0.06 + 3 × 0.02 at 6.9e-18
+  // instead of 0 (a colour bar read "6.94e-18").
   const ticks: number[] = [];
-  for (let t = first; t <= max + step * (1 - 1e-9); t += step) {
-    ticks.push(Number(t.toPrecision(12)));
+  for (let i = Math.floor(min / step + 1e-9); i * step <= max + step * (1 - 1e-9); i++) {
+    ticks.push(Number((i * step).toPrecision(12)));
   }
   return ticks;
 }
