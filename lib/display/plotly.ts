@@ -99,7 +99,7 @@ export function plotWidth(spec: FigureSpec): number {
 export function plotHeight(spec: FigureSpec): number {
   const extra = Math.max(0, titleLines(spec).length - 1) * TITLE_LINE;
   if (spec.kind === "heatmap" || spec.kind === "heatmaps") {
-    const panelTitles = spec.kind === "heatmaps" ? 22 : 0;
+    const panelTitles = spec.kind === "heatmaps" ? panelTitleHeight(spec) : 0;
     return Math.max(260, spec.rows.length * cellSize(spec) + 160) + panelTitles + extra;
   }
   return 380 + extra + (spec.kind === "lines" && spec.marks.length ? 16 : 0);
@@ -137,6 +137,23 @@ function cellSize(spec: HeatmapSpec | HeatmapsSpec): number {
     44,
     Math.max(14, Math.floor(Math.min(440 / spec.rows.length, 520 / across / spec.columns.length))),
   );
+}
+
+/** Average width of a character of a panel title (13 px Helvetica), in pixels. */
+const PANEL_TITLE_CHAR = 7;
+
+/**
+ * A side-by-side panel's title as drawn: wrapped to the panel's width (its cells), so that
+ * neighbouring panels' titles never run into each other.
+ */
+function panelTitleLines(spec: HeatmapsSpec, title: string): string[] {
+  return wrapWords(title, (spec.columns.length * cellSize(spec)) / PANEL_TITLE_CHAR);
+}
+
+/** The room above the panels for their titles: 22 px for one line, 16 more per extra line. */
+function panelTitleHeight(spec: HeatmapsSpec): number {
+  const lines = Math.max(1, ...spec.panels.map((p) => panelTitleLines(spec, p.title).length));
+  return 22 + 16 * (lines - 1);
 }
 
 function rowLabelMargin(spec: HeatmapSpec | HeatmapsSpec): number {
@@ -234,7 +251,7 @@ function heatmapsFigure(spec: HeatmapsSpec): PlotlyFigure {
       title: { text: k === 0 ? spec.yTitle ?? "" : "" },
     };
     annotations.push({
-      text: panel.title,
+      text: panelTitleLines(spec, panel.title).join("<br>"),
       xref: `x${suffix} domain`,
       yref: `y${suffix} domain`,
       x: 0.5,
@@ -255,7 +272,7 @@ function heatmapsFigure(spec: HeatmapsSpec): PlotlyFigure {
     data,
     layout: {
       ...layout,
-      margin: { ...margin, l: rowLabelMargin(spec), t: margin.t + 22 },
+      margin: { ...margin, l: rowLabelMargin(spec), t: margin.t + panelTitleHeight(spec) },
       annotations,
       coloraxis: {
         cmin: spec.range.min,

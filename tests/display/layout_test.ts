@@ -56,6 +56,25 @@ function figures(): Record<string, Figure> {
       yTitle: "expert i",
       valueLabel: "kl(pj(θ0), pj(θ0+τi))",
     }),
+    // Four tasks, as in every mf4 report: panels of four cells, titles longer than a panel.
+    heatmapsNarrow: heatmaps({
+      panels: [
+        {
+          title: "original experts (off-diagonal mean 0.447)",
+          values: matrix(1).slice(0, 4).map((r) => r.slice(0, 4)),
+        },
+        {
+          title: "RI-adapted experts (off-diagonal mean 0.0804)",
+          values: matrix(0.12).slice(0, 4).map((r) => r.slice(0, 4)),
+        },
+      ],
+      rowLabels: TASKS.slice(0, 4),
+      columnLabels: TASKS.slice(0, 4),
+      title: "Pairwise interference before and after RI (kl, aux data)",
+      xTitle: "task j",
+      yTitle: "expert i",
+      valueLabel: "kl(pj(θ0), pj(θ0+τi))",
+    }),
     bars: bars({
       categories: METHODS,
       series: [
