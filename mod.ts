@@ -61,7 +61,8 @@
  * ## 5. Interference
  *
  * ξ(θ_M) = Σᵢ E_{x∼Dᵢ} KL(pᵢ(x; θᵢ) ‖ pᵢ(x; θ_M)) ({@linkcode interference}) and the pairwise
- * matrix I[i][j] = E_x d(pⱼ(x; θ0), pⱼ(x; θ0 + τᵢ)) ({@linkcode pairwiseInterference}).
+ * matrix I[i][j] = E_x d(pⱼ(x; θ0), pⱼ(x; θ0 + τᵢ)) (an {@linkcode InterferenceMatrix}, which
+ * {@linkcode MergeBench}'s `pairwise` measures).
  *
  * ## 6. Resolving Interference
  *
@@ -88,16 +89,16 @@
  * ## 8. Display
  *
  * Every value above shows itself in a notebook (weights as a summary, never raw arrays).
- * {@linkcode display} shows anything, {@linkcode plotlyLibrary} puts plotly.js on the page once,
+ * {@linkcode display} shows anything ({@linkcode setupNotebook} has put plotly.js on the page),
  * and {@linkcode heatmap}, {@linkcode heatmaps}, {@linkcode bars}, {@linkcode lines},
  * {@linkcode table} and {@linkcode stack} draw figures of your own; a {@linkcode Figure} saves
  * as SVG, PNG or a standalone HTML page.
  *
  * @example
  * ```ts
- * import { getMethod, methodNames } from "./mod.ts";
+ * import { getMethod, MERGE_METHODS } from "./mod.ts";
  * import { equal } from "node:assert/strict";
- * equal(methodNames().includes("ties"), true);
+ * equal(MERGE_METHODS.some((m) => m.name === "ties"), true);
  * equal(getMethod("ties").title, "TIES-Merging");
  * ```
  *
@@ -111,7 +112,6 @@ import "./lib/display/tensor.ts";
 
 // 1. Engine
 export {
-  BACKEND_NAMES,
   type BackendName,
   describeEngine,
   type EngineInfo,
@@ -132,7 +132,7 @@ export {
 } from "./lib/io/checkpoint.ts";
 export { openCheckpoint } from "./lib/io/open.ts";
 export { CheckpointError } from "./lib/io/errors.ts";
-export { type DType, DTYPE_SIZES, WRITABLE_DTYPES, type WritableDType } from "./lib/io/dtype.ts";
+export type { DType, WritableDType } from "./lib/io/dtype.ts";
 export {
   writeCheckpoint,
   type WriteCheckpointOptions,
@@ -158,7 +158,6 @@ export {
 export type { ClipPreprocessOptions } from "./lib/data/clip_preprocess.ts";
 
 // 3. Task vectors
-export { applyTaskVectors, TaskVector } from "./lib/taskvec/task_vector.ts";
 export {
   type ExpertPaths,
   type ModelOpener,
@@ -194,7 +193,6 @@ export {
   describeRegistry,
   getMethod,
   MERGE_METHODS,
-  methodNames,
 } from "./lib/merge/registry.ts";
 export type {
   DataSourceName,
@@ -214,18 +212,17 @@ export type {
 } from "./lib/merge/method.ts";
 
 // 5. Interference
-export { type DistanceName, DISTANCES } from "./lib/interference/distance.ts";
+export type { DistanceName } from "./lib/interference/distance.ts";
 export {
   Interference,
   interference,
   InterferenceMatrix,
   type MeasuredOn,
-  pairwiseInterference,
 } from "./lib/interference/measure.ts";
 export type { HeadLogits } from "./lib/interference/predict.ts";
 
 // 6. Resolving Interference
-export { adaptExpert, modelLogits, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
+export { adaptExpert, type RiInputs, type RiSettings } from "./lib/ri/adapt.ts";
 export type { TrainOptions, TrainResult } from "./lib/ri/trainer.ts";
 export type { TrainSettings } from "./lib/ri/job.ts";
 export {
@@ -258,8 +255,6 @@ export { collectResults, type TidyRow } from "./lib/pipeline/collect.ts";
 export { resolveStudyConfig, type RiMode, type StudyConfig } from "./lib/pipeline/config.ts";
 export {
   adaptExperts,
-  auxiliarySet,
-  riSettings,
   type RunPaths,
   runPaths,
   runStudy,
@@ -281,15 +276,14 @@ export {
 } from "./lib/pipeline/sweep.ts";
 export { type LoadedModel, loadModel } from "./lib/models/store.ts";
 export type { HostParams } from "./lib/models/weights.ts";
-export { Weights, type WeightsSummary } from "./lib/models/named_weights.ts";
 export type { ParamMap } from "./lib/models/vit.ts";
 export type { Activation, ViTConfig } from "./lib/models/config.ts";
 export type { Head } from "./lib/models/head.ts";
 export type { PixelNorm } from "./lib/data/batches.ts";
 export type { ImageSet, SplitSizes, TaskSplits } from "./lib/data/dataset.ts";
-export { type LabelMap, type SuiteName, SUITES, type TaskSpec } from "./lib/data/tasks.ts";
+export type { LabelMap, SuiteName, TaskSpec } from "./lib/data/tasks.ts";
 export type { SourceName } from "./lib/data/sources.ts";
-export { type TransformName, TRANSFORMS } from "./lib/data/transforms.ts";
+export type { TransformName } from "./lib/data/transforms.ts";
 
 // 8. Display. The display rework (issue #15) owns this group.
 export {
@@ -298,9 +292,7 @@ export {
   Figure,
   heatmap,
   heatmaps,
-  JUPYTER_DISPLAY,
   lines,
-  plotlyLibrary,
   progress,
   sharedColorRange,
   stack,

@@ -105,11 +105,11 @@ export const TASKS: readonly TaskSpec[] = [
   task("fashion_rot270", "fashion", 9, ["rot270"], M.garments),
 ];
 
-/** The suites, by name: how many of {@linkcode TASKS} each takes. */
-export const SUITES = { mf4: 4, mf8: 8, mf14: 14, mf20: 20 } as const;
-
 /** A suite's name. */
-export type SuiteName = keyof typeof SUITES;
+export type SuiteName = "mf4" | "mf8" | "mf14" | "mf20";
+
+/** The suites, by name: how many of {@linkcode TASKS} each takes. */
+export const SUITES: Readonly<Record<SuiteName, number>> = { mf4: 4, mf8: 8, mf14: 14, mf20: 20 };
 
 /**
  * The tasks of a suite, with an error listing the suites for an unknown name.

@@ -6,8 +6,24 @@
  * @module
  */
 
+/** A transform's name. */
+export type TransformName =
+  | "identity"
+  | "rot90"
+  | "rot180"
+  | "rot270"
+  | "hflip"
+  | "vflip"
+  | "transpose"
+  | "invert"
+  | "shuffle"
+  | "edges"
+  | "zoomout";
+
 /** The transforms a task may apply, by name (rotations are clockwise). */
-export const TRANSFORMS = {
+export const TRANSFORMS: Readonly<
+  Record<TransformName, (x: Float32Array, side: number) => Float32Array>
+> = {
   identity: (x: Float32Array) => x.slice(),
   rot90: (x: Float32Array, s: number) => remap(x, s, (r, c) => [s - 1 - c, r]),
   rot180: (x: Float32Array, s: number) => remap(x, s, (r, c) => [s - 1 - r, s - 1 - c]),
@@ -19,10 +35,7 @@ export const TRANSFORMS = {
   shuffle: (x: Float32Array, s: number) => shufflePatches(x, s, 7),
   edges: (x: Float32Array, s: number) => edgeMap(x, s),
   zoomout: (x: Float32Array, s: number) => zoomOut(x, s),
-} satisfies Record<string, (x: Float32Array, side: number) => Float32Array>;
-
-/** A transform's name. */
-export type TransformName = keyof typeof TRANSFORMS;
+};
 
 /**
  * Applies transforms left to right to one image of side `side`.

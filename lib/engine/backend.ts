@@ -16,11 +16,17 @@ import * as tf from "@tensorflow/tfjs";
 import { fastKernelsFromEnv, registerFastKernels, unregisterFastKernels } from "./kernels.ts";
 import { prepareWebGpu } from "./webgpu.ts";
 
-/** Names a user may pass to `--backend` or `RI_BACKEND`. */
-export const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"] as const;
-
 /** A backend a user may ask for. */
-export type BackendName = typeof BACKEND_NAMES[number];
+export type BackendName = "auto" | "wasm" | "webgpu" | "cpu" | "tensorflow";
+
+/** Names a user may pass to `--backend` or `RI_BACKEND`. */
+export const BACKEND_NAMES: readonly BackendName[] = [
+  "auto",
+  "wasm",
+  "webgpu",
+  "cpu",
+  "tensorflow",
+];
 
 /** What {@linkcode initEngine} started: reported by every run. */
 export interface EngineInfo {

@@ -18,11 +18,11 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor1D, Tensor2D } from "../engine/tf_types.ts";
 
-/** Names of the distances on offer. */
-export const DISTANCES = ["kl", "ce", "soft_ce", "mse"] as const;
-
 /** A distance between predicted distributions. */
-export type DistanceName = typeof DISTANCES[number];
+export type DistanceName = "kl" | "ce" | "soft_ce" | "mse";
+
+/** Names of the distances on offer. */
+export const DISTANCES: readonly DistanceName[] = ["kl", "ce", "soft_ce", "mse"];
 
 /**
  * Parses a distance name, with an error listing the valid ones.

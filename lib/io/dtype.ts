@@ -6,8 +6,11 @@
  * @module
  */
 
+/** A dtype name as written in a safetensors header. */
+export type DType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+
 /** Byte size of each dtype this module reads. */
-export const DTYPE_SIZES = {
+export const DTYPE_SIZES: Readonly<Record<DType, number>> = {
   F64: 8,
   F32: 4,
   F16: 2,
@@ -18,16 +21,13 @@ export const DTYPE_SIZES = {
   I8: 1,
   U8: 1,
   BOOL: 1,
-} as const;
+};
 
-/** A dtype name as written in a safetensors header. */
-export type DType = keyof typeof DTYPE_SIZES;
+/** A dtype this module writes (floating point only). */
+export type WritableDType = "F32" | "F16" | "BF16" | "F64";
 
-/** The dtypes this module can write (floating point only). */
-export const WRITABLE_DTYPES = ["F32", "F16", "BF16", "F64"] as const;
-
-/** A dtype this module writes. */
-export type WritableDType = typeof WRITABLE_DTYPES[number];
+/** The dtypes this module can write. */
+export const WRITABLE_DTYPES: readonly WritableDType[] = ["F32", "F16", "BF16", "F64"];
 
 /**
  * True when `name` is a dtype this module knows.

@@ -46,7 +46,8 @@ export interface OpenTaskVectorsOptions extends OpenCheckpointOptions {
  * @example
  * ```ts
  * import { deepStrictEqual, ok } from "node:assert/strict";
- * import { MemorySource, TaskVector, TaskVectorSet } from "../../mod.ts";
+ * import { MemorySource, TaskVectorSet } from "../../mod.ts";
+ * import { TaskVector } from "./task_vector.ts";
  * const t = (v: number[]) => ({ w: { shape: [2], data: new Float32Array(v) } });
  * const base = new MemorySource("base", t([0, 0]));
  * const set = new TaskVectorSet(["a", "b"], [

@@ -28,7 +28,8 @@ import { subtractFinite } from "../linalg/vector.ts";
  * @example
  * ```ts
  * import { deepStrictEqual, equal } from "node:assert/strict";
- * import { MemorySource, TaskVector } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { TaskVector } from "./task_vector.ts";
  * const base = new MemorySource("base", { w: { shape: [2], data: new Float32Array([1, 1]) } });
  * const expert = new MemorySource("mnist", { w: { shape: [2], data: new Float32Array([1.5, 0]) } });
  * const tau = new TaskVector("mnist", base, expert);
@@ -140,7 +141,8 @@ function readUnchecked(source: TensorSource, name: string): Promise<Float32Array
  * @example
  * ```ts
  * import { deepStrictEqual } from "node:assert/strict";
- * import { applyTaskVectors, MemorySource, TaskVector } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { applyTaskVectors, TaskVector } from "./task_vector.ts";
  * const base = new MemorySource("base", { w: { shape: [1], data: new Float32Array([1]) } });
  * const a = new TaskVector("a", base, new MemorySource("a", { w: { shape: [1], data: new Float32Array([3]) } }));
  * const b = new TaskVector("b", base, new MemorySource("b", { w: { shape: [1], data: new Float32Array([0]) } }));

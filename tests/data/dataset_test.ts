@@ -6,7 +6,6 @@ import {
   rejects,
   throws,
 } from "node:assert/strict";
-import { SUITES } from "../../mod.ts";
 import {
   PRETRAIN_REGION,
   pretrainSplits,
@@ -15,7 +14,7 @@ import {
   taskSplits,
 } from "../../lib/data/dataset.ts";
 import { loadSource } from "../../lib/data/sources.ts";
-import { suiteTasks, taskByName, TASKS } from "../../lib/data/tasks.ts";
+import { SUITES, suiteTasks, taskByName, TASKS } from "../../lib/data/tasks.ts";
 
 const FULL = { train: 3000, val: 500, test: 1000 };
 

@@ -1,8 +1,12 @@
 import { deepStrictEqual, ok as assert, throws } from "node:assert/strict";
-import { type TransformName, TRANSFORMS } from "../../mod.ts";
 import { resizeSquare } from "../../lib/data/images.ts";
 import { Rng } from "../../lib/tensor/random.ts";
-import { applyTransforms, domainAugmentation } from "../../lib/data/transforms.ts";
+import {
+  applyTransforms,
+  domainAugmentation,
+  type TransformName,
+  TRANSFORMS,
+} from "../../lib/data/transforms.ts";
 import { suiteTasks, taskByName, taskDomains, TASKS } from "../../lib/data/tasks.ts";
 import { runPython } from "../helpers/python.ts";
 

@@ -5,11 +5,11 @@ import {
   merge,
   MergedModel,
   StudyResults,
-  TaskVector,
   TaskVectorNorms,
   TaskVectorSet,
 } from "../../mod.ts";
 import { bundleOf } from "../../lib/display/jupyter.ts";
+import { TaskVector } from "../../lib/taskvec/task_vector.ts";
 import type { FigureSpec, HeatmapSpec, HeatmapsSpec } from "../../lib/display/spec.ts";
 import type { StudyData, StudyRow } from "../../lib/pipeline/results.ts";
 import { LIBRARY_NOTE, storedNotebook } from "../../tasks/notebooks.ts";

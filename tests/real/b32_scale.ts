@@ -17,7 +17,6 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
-  applyTaskVectors,
   clipImageFolder,
   describeEngine,
   initEngine,
@@ -28,6 +27,7 @@ import {
   writeCheckpoint,
 } from "../../mod.ts";
 import { CLIP_VIT_B32 } from "../../lib/models/config.ts";
+import { applyTaskVectors } from "../../lib/taskvec/task_vector.ts";
 import { disposeHead, headLogits } from "../../lib/models/head.ts";
 import { disposeParams, hostToParams } from "../../lib/models/weights.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
