@@ -171,7 +171,6 @@ export {
   TaskVectorNorms,
   type TaskVectorStats,
 } from "./lib/taskvec/stats.ts";
-export { type LeafReader, WeightedSum, type WeightedTerm } from "./lib/taskvec/weighted_sum.ts";
 
 // 4. Merging. Methods are reached through the registry, by name.
 export {

@@ -13,7 +13,6 @@ import type { TensorSource } from "../tensor/source.ts";
 import { type Figure, stack } from "../display/figure.ts";
 import { displayWith } from "../display/jupyter.ts";
 import { applyTaskVectors, TaskVector } from "./task_vector.ts";
-import type { WeightedSum } from "./weighted_sum.ts";
 import {
   type CosineSimilarity,
   type PassOptions,
@@ -150,7 +149,7 @@ export class TaskVectorSet implements Disposable {
   /**
    * θ0 + Σ λᵢ·τᵢ as a lazy source: one λ for every task, or one per task in `tasks` order.
    */
-  apply(lambdas: number | readonly number[]): WeightedSum {
+  apply(lambdas: number | readonly number[]): TensorSource {
     if (!this.base) throw new Error("this task-vector set has no base model to apply to");
     return applyTaskVectors(this.base, this.vectors, lambdas);
   }

@@ -29,7 +29,8 @@ export type LeafReader = (source: TensorSource) => Promise<Float32Array>;
  * @example
  * ```ts
  * import { deepStrictEqual, equal } from "node:assert/strict";
- * import { MemorySource, WeightedSum } from "../../mod.ts";
+ * import { MemorySource } from "../../mod.ts";
+ * import { WeightedSum } from "./weighted_sum.ts";
  * const a = new MemorySource("a", { w: { shape: [2], data: new Float32Array([1, 2]) } });
  * const b = new MemorySource("b", { w: { shape: [2], data: new Float32Array([10, 20]) } });
  * const sum = new WeightedSum([{ source: a, weight: 2 }, { source: b, weight: -1 }]);
