@@ -298,32 +298,23 @@ export {
   table,
 } from "./lib/display/mod.ts";
 export type {
-  BarSeries,
   BarsOptions,
-  BarsSpec,
   ColorRange,
   ColorScaleName,
   DisplayOptions,
-  FigureSpec,
   HeatmapOptions,
   HeatmapsOptions,
-  HeatmapSpec,
-  HeatmapsSpec,
   HtmlOptions,
   LibraryMode,
-  LineSeries,
   LinesOptions,
-  LinesSpec,
   Metrics,
   MimeBundle,
   PlotlyFigure,
   Progress,
   ProgressMode,
   ProgressOptions,
-  StackSpec,
   TableCell,
   TableOptions,
-  TableSpec,
 } from "./lib/display/mod.ts";
 
 // In a notebook, Interrupt (SIGINT under the project's kernelspec) must stop this kit's

@@ -26,15 +26,19 @@ import { toSvg } from "./svg.ts";
 import { svgToPng } from "./png.ts";
 import { toText } from "./text.ts";
 
+let wrap: (spec: FigureSpec) => Figure;
+let unwrap: (figure: Figure) => FigureSpec;
+
 /**
- * A figure: its spec and every way of showing it.
+ * A figure and every way of showing it. Build one with {@linkcode heatmap},
+ * {@linkcode heatmaps}, {@linkcode bars}, {@linkcode lines}, {@linkcode table} or
+ * {@linkcode stack}.
  *
  * @example
  * ```ts
  * import { deepEqual, equal } from "node:assert/strict";
- * import { Figure } from "./figure.ts";
- * import { tableSpec } from "./spec.ts";
- * const fig = new Figure(tableSpec({ columns: ["x"], rows: [[1]] }));
+ * import { table } from "./figure.ts";
+ * const fig = table({ columns: ["x"], rows: [[1]] });
  * equal(fig.toText(), "x\n─\n1");
  * // a table has no SVG or Plotly form
  * deepEqual(Object.keys(fig.toBundle()), ["text/plain", "text/html"]);
@@ -42,31 +46,35 @@ import { toText } from "./text.ts";
  */
 export class Figure {
   /** The validated description of the figure. */
-  readonly spec: FigureSpec;
+  readonly #spec: FigureSpec;
 
-  /** Wraps a spec (see `heatmap`, `bars`, `lines`, `table`, `stack` to build one). */
-  constructor(spec: FigureSpec) {
-    this.spec = spec;
+  private constructor(spec: FigureSpec) {
+    this.#spec = spec;
+  }
+
+  static {
+    wrap = (spec) => new Figure(spec);
+    unwrap = (figure) => figure.#spec;
   }
 
   /** The Plotly figure (`undefined` for tables and stacks). */
   toPlotly(): PlotlyFigure | undefined {
-    return toPlotly(this.spec);
+    return toPlotly(this.#spec);
   }
 
   /** A standalone static SVG image. */
   toSvg(): string {
-    return toSvg(this.spec);
+    return toSvg(this.#spec);
   }
 
   /** Plain text for terminals. */
   toText(): string {
-    return toText(this.spec);
+    return toText(this.#spec);
   }
 
   /** An HTML fragment that draws with plotly.js and shows the SVG until then. */
   toHtml(options: HtmlOptions = {}): string {
-    return figureHtml(this.spec, options);
+    return figureHtml(this.#spec, options);
   }
 
   /**
@@ -75,7 +83,7 @@ export class Figure {
    */
   toBundle(options: HtmlOptions = {}): MimeBundle {
     const bundle: MimeBundle = { "text/plain": this.toText(), "text/html": this.toHtml(options) };
-    if (this.spec.kind !== "table") bundle["image/svg+xml"] = this.toSvg();
+    if (this.#spec.kind !== "table") bundle["image/svg+xml"] = this.toSvg();
     const plotly = this.toPlotly();
     if (plotly) bundle["application/vnd.plotly.v1+json"] = plotly;
     return bundle;
@@ -108,7 +116,7 @@ export class Figure {
    * A standalone HTML page of the interactive figure (plotly.js carried inline): opens
    * offline in any browser, sliders included, no kernel needed.
    */
-  async saveHtml(path: string, title = this.spec.title ?? "figure"): Promise<void> {
+  async saveHtml(path: string, title = this.#spec.title ?? "figure"): Promise<void> {
     const page = `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">` +
       `<title>${escapeXml(title)}</title>${plotlyLibraryScript()}</head>` +
       `<body style="font-family:Helvetica,Arial,sans-serif">` +
@@ -163,7 +171,7 @@ export class Figure {
  * ```
  */
 export function heatmap(options: HeatmapOptions): Figure {
-  return new Figure(heatmapSpec(options));
+  return figureOf(heatmapSpec(options));
 }
 
 /**
@@ -186,7 +194,7 @@ export function heatmap(options: HeatmapOptions): Figure {
  * ```
  */
 export function heatmaps(options: HeatmapsOptions): Figure {
-  return new Figure(heatmapsSpec(options));
+  return figureOf(heatmapsSpec(options));
 }
 
 /**
@@ -209,7 +217,7 @@ export function heatmaps(options: HeatmapsOptions): Figure {
  * ```
  */
 export function bars(options: BarsOptions): Figure {
-  return new Figure(barsSpec(options));
+  return figureOf(barsSpec(options));
 }
 
 /**
@@ -225,7 +233,7 @@ export function bars(options: BarsOptions): Figure {
  * ```
  */
 export function lines(options: LinesOptions): Figure {
-  return new Figure(linesSpec(options));
+  return figureOf(linesSpec(options));
 }
 
 /**
@@ -240,7 +248,7 @@ export function lines(options: LinesOptions): Figure {
  * ```
  */
 export function table(options: TableOptions): Figure {
-  return new Figure(tableSpec(options));
+  return figureOf(tableSpec(options));
 }
 
 /**
@@ -256,5 +264,36 @@ export function table(options: TableOptions): Figure {
  */
 export function stack(figures: Figure[], options: { title?: string } = {}): Figure {
   if (figures.length === 0) throw new Error("stack: no figures given");
-  return new Figure({ kind: "stack", title: options.title, items: figures.map((f) => f.spec) });
+  return figureOf({ kind: "stack", title: options.title, items: figures.map(specOf) });
+}
+
+/**
+ * A figure drawing a validated spec (what the builders above return). Internal to
+ * `lib/display`: the specs are not part of the kit's public surface.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { figureOf } from "./figure.ts";
+ * import { tableSpec } from "./spec.ts";
+ * equal(figureOf(tableSpec({ columns: ["x"], rows: [[1]] })).toText(), "x\n─\n1");
+ * ```
+ */
+export function figureOf(spec: FigureSpec): Figure {
+  return wrap(spec);
+}
+
+/**
+ * The validated spec a figure draws (for `lib/display` and tests; not part of the kit's public
+ * surface).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { specOf, table } from "./figure.ts";
+ * equal(specOf(table({ columns: ["x"], rows: [[1]] })).kind, "table");
+ * ```
+ */
+export function specOf(figure: Figure): FigureSpec {
+  return unwrap(figure);
 }

@@ -23,7 +23,17 @@
  * @module
  */
 export { type ColorRange, type ColorScaleName, PALETTE, sharedColorRange } from "./colors.ts";
-export { bars, Figure, heatmap, heatmaps, lines, stack, table } from "./figure.ts";
+export {
+  bars,
+  Figure,
+  figureOf,
+  heatmap,
+  heatmaps,
+  lines,
+  specOf,
+  stack,
+  table,
+} from "./figure.ts";
 export { escapeXml, formatDuration, formatNumber } from "./format.ts";
 export {
   type HtmlOptions,

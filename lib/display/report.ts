@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Figure } from "./figure.ts";
+import { Figure, specOf } from "./figure.ts";
 import { escapeXml } from "./format.ts";
 import { plotlyLibraryScript } from "./html.ts";
 
@@ -28,7 +28,7 @@ export type DocumentItem = Figure | string | { heading: string } | { html: strin
  */
 export function htmlDocument(title: string, items: DocumentItem[]): string {
   const figures = items.filter((item): item is Figure => item instanceof Figure);
-  const needsLibrary = figures.some((f) => f.spec.kind !== "table");
+  const needsLibrary = figures.some((f) => specOf(f).kind !== "table");
   const body = items.map(itemHtml).join("\n");
   return `<!DOCTYPE html>
 <html lang="en">

@@ -165,10 +165,11 @@ const MAX_CELLS = 64;
  * ```ts
  * import { deepEqual, equal } from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
+ * import { specOf } from "./figure.ts";
  * import { tensorFigure } from "./tensor.ts";
  * const t = tf.tensor2d([[1, -2], [3, 4]]);
  * const fig = tensorFigure(t); // a statistics table above a heatmap
- * equal(fig.spec.kind, "stack");
+ * equal(specOf(fig).kind, "stack");
  * deepEqual(fig.toText().split("\n").slice(3, 8), [
  *   "   4   -2    4  1.500  2.291    0     0",
  *   "",

@@ -6,6 +6,7 @@ import {
   heatmaps,
   htmlDocument,
   lines,
+  specOf,
   stack,
   table,
 } from "../../lib/display/mod.ts";
@@ -230,7 +231,7 @@ Deno.test({
     const all = figures();
     const kinds = Object.keys(all);
     await t.step("interactive (Plotly in Chromium)", async () => {
-      const plotted = kinds.filter((k) => all[k].spec.kind !== "table");
+      const plotted = kinds.filter((k) => specOf(all[k]).kind !== "table");
       const path = `${dir.path}/interactive.html`;
       await Deno.writeTextFile(path, htmlDocument("layout", plotted.map((k) => all[k])));
       const page = await renderPage(path, {

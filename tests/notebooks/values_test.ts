@@ -11,6 +11,7 @@ import {
 import { bundleOf } from "../../lib/display/jupyter.ts";
 import { TaskVector } from "../../lib/taskvec/task_vector.ts";
 import type { FigureSpec, HeatmapSpec, HeatmapsSpec } from "../../lib/display/spec.ts";
+import { specOf } from "../../lib/display/figure.ts";
 import type { StudyData, StudyRow } from "../../lib/pipeline/results.ts";
 import { LIBRARY_NOTE, storedNotebook } from "../../tasks/notebooks.ts";
 import { plotlyOf } from "./figures.ts";
@@ -29,7 +30,7 @@ Deno.test("task-vector norms show as bars and cosine similarities as a heatmap c
     0.05,
     1,
   ]]);
-  const heat = cosine.figure().spec as HeatmapSpec;
+  const heat = specOf(cosine.figure()) as HeatmapSpec;
   equal(heat.scale, "diverging");
   // The off-diagonal entries set the scale; the diagonal's 1 would wash them out.
   deepStrictEqual(heat.range, { min: -0.2, max: 0.2 });
@@ -151,18 +152,18 @@ Deno.test("a study's results show per-task bars, loss curves and the pairwise ma
   deepStrictEqual(curves.data.map((d) => d.name), ["a", "b"]);
 
   // Before and after RI side by side, on one colour scale (one colour bar).
-  const pairwise = results.pairwiseFigure()!.spec as HeatmapsSpec;
+  const pairwise = specOf(results.pairwiseFigure()!) as HeatmapsSpec;
   equal(pairwise.kind, "heatmaps");
   equal(pairwise.panels.length, 2);
   deepStrictEqual(pairwise.range, { min: 0.05, max: 0.6 });
   equal(results.pairwiseFigure()!.toPlotly()!.data.every((t) => t.coloraxis === "coloraxis"), true);
 
-  const shown = (results.figure().spec as { items: FigureSpec[] }).items.map((s) => s.kind);
+  const shown = (specOf(results.figure()) as { items: FigureSpec[] }).items.map((s) => s.kind);
   deepStrictEqual(shown, ["table", "bars", "bars", "heatmaps"]);
   match(String((await bundleOf(results))["text/plain"]), /RI-adapted experts/);
 
   equal(study(false).pairwiseFigure(), undefined);
-  deepStrictEqual((study(false).figure().spec as { items: FigureSpec[] }).items.length, 3);
+  deepStrictEqual((specOf(study(false).figure()) as { items: FigureSpec[] }).items.length, 3);
 });
 
 Deno.test("a stored notebook leaves out plotly.js and the timing metadata, and keeps the rest", () => {
