@@ -248,7 +248,6 @@ export type {
 } from "./lib/zoo/properties.ts";
 export type { StudyModels, StudyZoo } from "./lib/pipeline/models.ts";
 export type { RealModels } from "./lib/pipeline/real.ts";
-export type { ClipExperts, ClipExpertsSpec } from "./lib/models/clip_experts.ts";
 export { Evaluation, MergeBench, MergedModel, type TaskScore } from "./lib/pipeline/merge_bench.ts";
 export { collectResults, type TidyRow } from "./lib/pipeline/collect.ts";
 export { resolveStudyConfig, type RiMode, type StudyConfig } from "./lib/pipeline/config.ts";

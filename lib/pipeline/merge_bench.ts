@@ -7,6 +7,7 @@
  * @module
  */
 import type { StudyModels } from "./models.ts";
+import { RealModels } from "./real.ts";
 import { ensureEngine } from "../engine/backend.ts";
 import { asWeights } from "../models/named_weights.ts";
 import type { ImageSet } from "../data/dataset.ts";
@@ -298,7 +299,7 @@ export class MergeBench {
     const zoo = this.zoo;
     const tests = this.#suite.tests;
     const sources: DataSourceName[] = ["test_inputs"];
-    const hasTrain = !("experiment" in zoo); // a built-in zoo, not real checkpoints
+    const hasTrain = !(zoo instanceof RealModels); // a built-in zoo, not real checkpoints
     if (hasTrain) sources.push("train");
     if (aux) sources.push("aux");
     const unlabeled = (set: ImageSet): ImageSet => ({

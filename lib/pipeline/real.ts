@@ -29,53 +29,61 @@ import { progress, type ProgressMode } from "../display/progress.ts";
 /** Pictures read per progress update. */
 const CHUNK = 32;
 
+let create: (experiment: ClipExperts, dir: string, progressMode: ProgressMode) => RealModels;
+
 /**
  * A real-model experiment opened for a study (build it with {@linkcode openRealModels}).
  * Dispose it to free the heads and close the checkpoint files.
  */
 export class RealModels implements Disposable {
   readonly #tests = new Map<string, Promise<{ test: ImageSet }>>();
+  /** The opened files. */
+  readonly #experiment: ClipExperts;
+  /** The description file (shown in reports as the models' origin). */
+  readonly dir: string;
+  /** Progress display while pictures are read. */
+  readonly progressMode: ProgressMode;
 
-  /** Use {@linkcode openRealModels}. */
-  constructor(
-    /** The opened files. */
-    readonly experiment: ClipExperts,
-    /** The description file (shown in reports as the models' origin). */
-    readonly dir: string,
-    /** Progress display while pictures are read. */
-    readonly progressMode: ProgressMode = "auto",
-  ) {}
+  private constructor(experiment: ClipExperts, dir: string, progressMode: ProgressMode) {
+    this.#experiment = experiment;
+    this.dir = dir;
+    this.progressMode = progressMode;
+  }
+
+  static {
+    create = (experiment, dir, progressMode) => new RealModels(experiment, dir, progressMode);
+  }
 
   /** Task names, in the description's order. */
   get taskNames(): string[] {
-    return [...this.experiment.tasks];
+    return [...this.#experiment.tasks];
   }
 
   /** The geometry; no pixel normalisation (CLIP preprocessing has normalised the pictures). */
   get config(): { model: ViTConfig; norm?: undefined } {
-    return { model: this.experiment.config };
+    return { model: this.#experiment.config };
   }
 
   /** θ0 in host memory. */
   get base(): HostParams {
-    return this.experiment.base;
+    return this.#experiment.base;
   }
 
   /** One head per task, in task order. */
   get heads(): readonly Head[] {
-    return this.experiment.heads;
+    return this.#experiment.heads;
   }
 
   /** Expert `task`'s parameters, read from its file now. */
   expert(task: string): Promise<HostParams> {
-    return this.experiment.expert(task);
+    return this.#experiment.expert(task);
   }
 
   /** Task `task`'s whole labelled test folder in memory (read once, then kept). */
   data(task: string): Promise<{ test: ImageSet }> {
-    const i = this.experiment.tasks.indexOf(task);
+    const i = this.#experiment.tasks.indexOf(task);
     if (i < 0) throw new Error(`${this.dir}: no task "${task}" (tasks: ${this.taskNames})`);
-    const folders = this.experiment.tests;
+    const folders = this.#experiment.tests;
     if (!folders) {
       throw new Error(
         `${this.dir}: no "tasks" test folders in this description; evaluation needs one ` +
@@ -108,19 +116,19 @@ export class RealModels implements Disposable {
   /** The folder `spec` names: `models` (the description's `aux`) or `dir:PATH`. */
   async auxFolder(spec: string): Promise<ClipImageFolder> {
     if (spec === "models") {
-      if (this.experiment.aux) return this.experiment.aux;
+      if (this.#experiment.aux) return this.#experiment.aux;
       throw new Error(
         `${this.dir}: no "aux" folder in this description; RI and distillation need ` +
           `unlabelled pictures (add "aux", or set the study's aux to dir:PATH)`,
       );
     }
     const path = spec.replace(/^(dir|folder):/, "");
-    return await clipImageFolder(path, { size: this.experiment.config.imageSize });
+    return await clipImageFolder(path, { size: this.#experiment.config.imageSize });
   }
 
   /** Frees the heads and closes the checkpoint files. */
   dispose(): void {
-    this.experiment.dispose();
+    this.#experiment.dispose();
   }
 
   /** Frees the heads and closes the checkpoint files (`using` support). */
@@ -150,7 +158,7 @@ export async function openRealModels(
     throw new Error(`models ${path}: cannot read it as JSON (${(err as Error).message})`);
   }
   const spec = resolveClipExpertsSpec(json, dirname(path), `models ${path}`);
-  return new RealModels(await openClipExperts(spec), path, progressMode);
+  return create(await openClipExperts(spec), path, progressMode);
 }
 
 function all(count: number): Int32Array {
