@@ -265,13 +265,7 @@ export {
   type UnseenData,
   type UnseenRow,
 } from "./lib/pipeline/results.ts";
-export {
-  ScalingSweep,
-  scalingSweep,
-  type ScalingSweepData,
-  sweepFigure,
-  sweepSlider,
-} from "./lib/pipeline/sweep.ts";
+export { ScalingSweep, scalingSweep, sweepFigure, sweepSlider } from "./lib/pipeline/sweep.ts";
 export { type LoadedModel, loadModel } from "./lib/models/store.ts";
 export type { HostParams } from "./lib/models/weights.ts";
 export type { ParamMap } from "./lib/models/vit.ts";

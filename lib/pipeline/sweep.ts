@@ -10,28 +10,6 @@ import type { HostParams } from "../models/weights.ts";
 import { bars, displayWith, type Figure, lines } from "../display/mod.ts";
 import type { MergeBench } from "./merge_bench.ts";
 
-/** A {@linkcode ScalingSweep} as plain data. */
-export interface ScalingSweepData {
-  /** Merge method. */
-  method: string;
-  /** What was merged. */
-  label: string;
-  /** The coefficients tried. */
-  scalings: readonly number[];
-  /** Mean accuracy at each. */
-  avgAccuracy: readonly number[];
-  /** Mean normalised accuracy at each. */
-  avgNormalised: readonly number[];
-  /** ξ at each. */
-  xi: readonly number[];
-  /** The method's default coefficient. */
-  defaultScaling: number;
-  /** Mean accuracy at the default. */
-  defaultAccuracy: number;
-  /** The best coefficient and its accuracy. */
-  best: { scaling: number; accuracy: number };
-}
-
 /** Scores of one method over a grid of α. */
 export class ScalingSweep {
   /**
@@ -68,8 +46,19 @@ export class ScalingSweep {
     return { scaling: this.scalings[k], accuracy: this.avgAccuracy[k] };
   }
 
-  /** Plain data. */
-  toJSON(): ScalingSweepData {
+  /** Plain data: the fields above (per-task accuracies aside) and the best coefficient. */
+  toJSON(): Pick<
+    ScalingSweep,
+    | "method"
+    | "label"
+    | "scalings"
+    | "avgAccuracy"
+    | "avgNormalised"
+    | "xi"
+    | "defaultScaling"
+    | "defaultAccuracy"
+    | "best"
+  > {
     const { method, label, scalings, avgAccuracy, avgNormalised, xi } = this;
     const { defaultScaling, defaultAccuracy } = this;
     return {
