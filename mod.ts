@@ -136,7 +136,6 @@ export type { DType, WritableDType } from "./lib/io/dtype.ts";
 export {
   writeCheckpoint,
   type WriteCheckpointOptions,
-  type WriteStage,
   type WrittenCheckpoint,
 } from "./lib/io/write_checkpoint.ts";
 export {

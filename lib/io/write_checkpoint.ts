@@ -29,7 +29,7 @@ import { WriteLock } from "./write_lock.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 
-/** The moments of a write {@linkcode WriteCheckpointOptions.onStage} is told about. */
+/** The moments of a write {@linkcode StagedWriteOptions.onStage} is told about. */
 export type WriteStage =
   /** The destination's lock is held and leftovers of earlier writes are gone. */
   | "locked"
@@ -52,9 +52,16 @@ export interface WriteCheckpointOptions {
   allowNonFinite?: boolean;
   /** Called after each tensor is written (for progress bars). */
   onTensor?: (name: string, done: number, total: number) => void;
+}
+
+/**
+ * Options of {@linkcode writeCheckpointStaged}: {@linkcode writeCheckpoint}'s and a hook at
+ * each stage of the write.
+ */
+export interface StagedWriteOptions extends WriteCheckpointOptions {
   /**
-   * Called at each stage of the write (with the file concerned) and awaited: progress, or a
-   * test holding a write at a chosen moment.
+   * Called at each stage of the write (with the file concerned) and awaited: how a test holds
+   * a write at a chosen moment.
    */
   onStage?: (stage: WriteStage, file: string) => void | Promise<void>;
 }
@@ -109,6 +116,30 @@ export async function writeCheckpoint(
   path: string,
   source: TensorSource,
   options: WriteCheckpointOptions = {},
+): Promise<WrittenCheckpoint> {
+  return await writeCheckpointStaged(path, source, options);
+}
+
+/**
+ * {@linkcode writeCheckpoint} that tells `options.onStage` of each stage of the write and
+ * awaits it (the reliability tests hold a write there; not exported by the kit's `mod.ts`).
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { writeCheckpointStaged } from "./write_checkpoint.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const dir = await Deno.makeTempDir();
+ * const src = new MemorySource("toy", { w: { shape: [1], data: new Float32Array([1]) } });
+ * const stages: string[] = [];
+ * await writeCheckpointStaged(`${dir}/toy.safetensors`, src, { onStage: (s) => void stages.push(s) });
+ * deepStrictEqual(stages, ["locked", "file", "published", "done"]);
+ * ```
+ */
+export async function writeCheckpointStaged(
+  path: string,
+  source: TensorSource,
+  options: StagedWriteOptions = {},
 ): Promise<WrittenCheckpoint> {
   const layout = await outputLayout(path);
   const dtype = options.dtype ?? "F32";

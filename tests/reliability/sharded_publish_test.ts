@@ -8,7 +8,7 @@
 import { deepStrictEqual, equal, ok as assert, rejects } from "node:assert/strict";
 import { basename, join } from "node:path";
 import { tempDir } from "../helpers/temp.ts";
-import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
+import { writeCheckpoint, writeCheckpointStaged } from "../../lib/io/write_checkpoint.ts";
 import { WriteLock } from "../../lib/io/write_lock.ts";
 import { killWriteAt, TOY_TENSORS, toyCheckpoint, writeOf } from "./publish_fixtures.ts";
 import { randomModel, runMergeTask, tinyVitLayout, writeSource } from "../merge/fixtures.ts";
@@ -94,7 +94,7 @@ Deno.test("two writers to one checkpoint: the second fails at once, naming the f
   const held = new Promise<void>((resolve) => holding = resolve);
   const gate = new Promise<void>((resolve) => release = resolve);
   // The first writer stops after its first shard, lock held, until the test lets it go on.
-  const first = writeCheckpoint(dir.path, toyCheckpoint(1), {
+  const first = writeCheckpointStaged(dir.path, toyCheckpoint(1), {
     maxShardBytes: SHARD,
     onStage: async (stage) => {
       if (stage !== "file") return;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { writeCheckpoint } from "../../lib/io/write_checkpoint.ts";
+import { writeCheckpointStaged } from "../../lib/io/write_checkpoint.ts";
 import { toyCheckpoint } from "./publish_fixtures.ts";
 
 if (import.meta.main) {
@@ -23,7 +23,7 @@ if (import.meta.main) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   };
   let stages = 0;
-  await writeCheckpoint(out, toyCheckpoint(Number(value)), {
+  await writeCheckpointStaged(out, toyCheckpoint(Number(value)), {
     maxShardBytes: maxShardBytes === "none" ? undefined : Number(maxShardBytes),
     onStage: (stage, file) => {
       if (kind === "stage" && ++stages === Number(at)) holdHere(`${stage} ${file}`);
