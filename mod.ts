@@ -199,7 +199,6 @@ export type {
   MergeMethod,
   MergeModel,
   MergeProgress,
-  MethodReference,
   Params,
   ParamSpec,
   ParamValue,

@@ -183,22 +183,18 @@ export interface PrepareContext {
   readonly base?: TensorSource;
 }
 
-/** Where a method comes from and how to cite it. */
-export interface MethodReference {
-  /** Paper (authors, venue, year). */
-  readonly paper: string;
-  /** The official code (repository and file) this implementation follows. */
-  readonly code: string;
-}
-
 /** A merge method: its registry entry (documentation, schema, tensor rule) and its algorithm. */
-export interface MergeMethod extends MethodReference {
+export interface MergeMethod {
   /** Registry key, e.g. `ties`. */
   readonly name: string;
   /** Human-readable name, e.g. "TIES-Merging". */
   readonly title: string;
   /** One-paragraph summary of the algorithm. */
   readonly summary: string;
+  /** Paper (authors, venue, year). */
+  readonly paper: string;
+  /** The official code (repository and file) this implementation follows. */
+  readonly code: string;
   /** Hyperparameters; every method has `scaling` (α in θ0 + α·M). */
   readonly params: readonly ParamSpec[];
   /** The tensor rule in words: which tensors get which {@linkcode Treatment}. */
