@@ -159,7 +159,6 @@ export type { ClipPreprocessOptions } from "./lib/data/clip_preprocess.ts";
 // 3. Task vectors
 export {
   type ExpertPaths,
-  type ModelOpener,
   openTaskVectors,
   type OpenTaskVectorsOptions,
   TaskVectorSet,

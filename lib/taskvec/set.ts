@@ -23,19 +23,14 @@ import {
 
 export type { ExpertPaths };
 
-/**
- * Opens one model for {@linkcode TaskVectorSet.open}: the base (called without `base`), then
- * each expert (called with the opened base, whose configuration it may need).
- */
-export type ModelOpener = (
-  path: string,
-  base?: TensorSource,
-) => Promise<TensorSource & { close(): void }>;
-
 /** Options of {@linkcode TaskVectorSet.open}. */
 export interface OpenTaskVectorsOptions extends OpenCheckpointOptions {
-  /** How to open the base and each expert (default: `openCheckpoint`, any format). */
-  open?: ModelOpener;
+  /**
+   * How to open the base and each expert (default: `openCheckpoint`, any format): called for
+   * the base without `base`, then for each expert with the opened base, whose configuration it
+   * may need.
+   */
+  open?: (path: string, base?: TensorSource) => Promise<TensorSource & { close(): void }>;
 }
 
 /**
