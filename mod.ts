@@ -117,7 +117,6 @@ export {
   type EngineInfo,
   initEngine,
 } from "./lib/engine/backend.ts";
-export { type LinalgInfo, linalgInfo } from "./lib/linalg/openblas.ts";
 export type { Tensor, Tensor2D } from "./lib/engine/tf_types.ts";
 
 // 2. Checkpoints and tensors (I/O). The io rework (issue #17) owns this group.
