@@ -140,6 +140,35 @@ export function normaliseRow<T extends StudyRow | null>(row: T): T {
 }
 
 /**
+ * The columns of a study's main table, shared by one run's table and the aggregate over seeds:
+ * the method, accuracy, RI's accuracy gain, normalised accuracy and ξ without and with RI, then
+ * the Merge + Distill_Aux accuracy when the study ran that baseline.
+ *
+ * @example
+ * ```ts
+ * import { deepEqual, equal } from "node:assert/strict";
+ * import { studyTableColumns } from "./results.ts";
+ * deepEqual(studyTableColumns(false), [
+ *   "method", "acc", "acc +RI", "gain", "norm", "norm +RI", "ξ", "ξ +RI",
+ * ]);
+ * equal(studyTableColumns(true).at(-1), "acc +distill");
+ * ```
+ */
+export function studyTableColumns(distilled: boolean): string[] {
+  return [
+    "method",
+    "acc",
+    "acc +RI",
+    "gain",
+    "norm",
+    "norm +RI",
+    "ξ",
+    "ξ +RI",
+    ...(distilled ? ["acc +distill"] : []),
+  ];
+}
+
+/**
  * A study's results as a value: `.data` is what `results.json` holds.
  *
  * @example
@@ -213,15 +242,7 @@ export class StudyResults {
         `θ0 ${mean(this.data.base)}% (avg accuracy; RI ${this.data.steps} steps, aux ` +
         `${this.data.aux})`,
       columns: [
-        "method",
-        "acc",
-        "acc +RI",
-        "gain",
-        "norm",
-        "norm +RI",
-        "ξ",
-        "ξ +RI",
-        ...(distilled ? ["acc +distill"] : []),
+        ...studyTableColumns(distilled),
         ...(withData ? ["merge data (+RI: also aux)"] : []),
       ],
       rows,

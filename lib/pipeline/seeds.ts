@@ -15,7 +15,7 @@ import { defaultStudyMethods } from "../merge/registry.ts";
 import { displayWith, type Figure, stack, table } from "../display/mod.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { resolveStudyConfig, type StudyConfig } from "./config.ts";
-import { StudyResults, type StudyRow } from "./results.ts";
+import { StudyResults, type StudyRow, studyTableColumns } from "./results.ts";
 import { runPaths, runStudy, type StudyOptions } from "./study.ts";
 
 /** Mean and sample standard deviation of values over seeds, with the values. */
@@ -208,17 +208,7 @@ export class SeedAggregate {
     return table({
       title: `${d.suite}, seeds ${d.seeds.join(", ")} (mean ± sd over seeds): experts ` +
         `${pct(d.experts)}%, θ0 + heads ${pct(d.base)}% (RI ${d.steps} steps, aux ${d.aux})`,
-      columns: [
-        "method",
-        "acc",
-        "acc +RI",
-        "gain",
-        "norm",
-        "norm +RI",
-        "ξ",
-        "ξ +RI",
-        ...(distilled ? ["acc +distill"] : []),
-      ],
+      columns: studyTableColumns(distilled),
       rows,
     });
   }
