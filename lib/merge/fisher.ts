@@ -161,34 +161,23 @@ export const fisherMerging: MergeMethod = {
   dataSource: (params) => stringParam(params, "data") as DataSourceName,
   treatment: () => "elementwise",
   async prepare(context: PrepareContext): Promise<TensorMerger> {
-    const { params, data } = context;
-    const source = stringParam(params, "data") as DataSourceName;
-    const examples = numberParam(params, "examples");
-    const batch = numberParam(params, "batch");
+    const { params } = context;
     const epsilon = numberParam(params, "epsilon");
-    const { loadTaskVectors, modelTensors } = await import("./model_pass.ts");
+    const { dataPass, eachExpert } = await import("./model_pass.ts");
     const { diagonalFisher } = await import("./fisher_diag.ts");
-    const tf = await import("@tensorflow/tfjs");
-    const taus = await loadTaskVectors(context.tasks, context.progress);
-    const { config, base, heads, norm } = data!.model;
-    const fishers: HostParams[] = [];
+    const pass = await dataPass(context);
+    const { examples, batch } = pass;
+    const { config, heads, norm } = pass.data.model;
     let perTask = 0;
-    for (let t = 0; t < taus.length; t++) {
-      const set = await data!.images(source, t);
+    const fishers = await eachExpert(pass, "Fisher estimates", (expert, set, t) => {
       const count = examples === 0 ? set.count : Math.min(
         set.count,
         Math.ceil(examples / batch) * batch,
       );
       perTask = Math.max(perTask, count);
       const idx = Int32Array.from({ length: count }, (_, i) => i);
-      const expert = modelTensors(base, taus[t]);
-      try {
-        fishers.push(await diagonalFisher(config, expert, heads[t], set, idx, batch, norm));
-      } finally {
-        tf.dispose(Object.values(expert));
-      }
-      context.progress?.({ phase: "Fisher estimates", done: t + 1, total: taus.length });
-    }
+      return diagonalFisher(config, expert, heads[t], set, idx, batch, norm);
+    });
     const norms = fishers.map(fisherNorm);
     const weights = fisherTaskWeights(norms, params.normalize === true, epsilon);
     return {
@@ -201,7 +190,7 @@ export const fisherMerging: MergeMethod = {
         return fisherMergeTensor(values, f, weights, epsilon);
       },
       notes: { fisher_norms: norms, task_weights: weights },
-      dataUse: dataUseOf(data, source, perTask, false),
+      dataUse: dataUseOf(pass.data, pass.source, perTask, false),
     };
   },
 };

@@ -1,7 +1,8 @@
 /**
  * Running the model for data-using merge methods (AdaMerging, RegMean, Fisher merging): the
- * task vectors read whole into host memory, θ0 + τ as tfjs tensors, batches of a method's
- * images, and the small tensor operations they share (a stop-gradient, the entropy loss).
+ * task vectors read whole into host memory, the data parameters those methods share, θ0 + τ as
+ * tfjs tensors (one expert at a time, each on its task's images), batches of a method's images,
+ * and the small tensor operations they share (a stop-gradient, the entropy loss).
  *
  * This module loads TensorFlow.js; the method files import it only inside `prepare`, so that a
  * data-free checkpoint merge never loads it.
@@ -15,7 +16,8 @@ import type { ParamMap } from "../models/vit.ts";
 import type { PixelNorm } from "../data/batches.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { TensorSource } from "../tensor/source.ts";
-import type { ProgressCallback } from "./method.ts";
+import type { DataSourceName, MergeData, PrepareContext, ProgressCallback } from "./method.ts";
+import { numberParam, stringParam } from "./params.ts";
 import { forEachTensor } from "./stream.ts";
 
 /**
@@ -39,6 +41,93 @@ export async function loadTaskVectors(
   await forEachTensor(tasks, "read task vectors", (name, shape, taus) => {
     taus.forEach((data, t) => out[t].set(name, { shape, data }));
   }, progress);
+  return out;
+}
+
+/**
+ * What a method that reads images through the experts (RegMean, RegMean++, Fisher merging)
+ * starts from: its data parameters, every task vector in host memory and the data context.
+ */
+export interface DataPass {
+  /** The source of the images (the `data` parameter). */
+  readonly source: DataSourceName;
+  /** Images the method asks for per task (the `examples` parameter; 0: all). */
+  readonly examples: number;
+  /** Images per forward pass (the `batch` parameter). */
+  readonly batch: number;
+  /** τ_t whole in host memory, in task order ({@linkcode loadTaskVectors}). */
+  readonly taus: HostParams[];
+  /** θ0, the heads and the tasks' images. */
+  readonly data: MergeData;
+  /** Reports the progress of whole-model passes. */
+  readonly progress?: ProgressCallback;
+}
+
+/**
+ * Reads a data-using method's `data`, `examples` and `batch` parameters and every task vector
+ * of `context` into host memory. The context carries the data (checked before `prepare`).
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual, equal } from "node:assert/strict";
+ * import { dataPass } from "./model_pass.ts";
+ * import type { MergeData } from "./method.ts";
+ * import { MemorySource } from "../tensor/source.ts";
+ * const t = new MemorySource("τ", { w: { shape: [1], data: new Float32Array([2]) } });
+ * const data = { sources: ["train"] } as unknown as MergeData; // carried, not read
+ * const params = { data: "train", examples: 8, batch: 4 };
+ * const pass = await dataPass({ tasks: [t, t], params, data });
+ * deepStrictEqual([pass.source, pass.examples, pass.batch], ["train", 8, 4]);
+ * equal(pass.taus[1].get("w")?.data[0], 2);
+ * ```
+ */
+export async function dataPass(context: PrepareContext): Promise<DataPass> {
+  const { params, data } = context;
+  const source = stringParam(params, "data") as DataSourceName;
+  const examples = numberParam(params, "examples");
+  const batch = numberParam(params, "batch");
+  const taus = await loadTaskVectors(context.tasks, context.progress);
+  return { source, examples, batch, taus, data: data!, progress: context.progress };
+}
+
+/**
+ * `measure(expert, images, t)` for every task t in order, with expert t = θ0 + τ_t as tfjs
+ * tensors and task t's images of the pass's source; each expert is disposed after its measure,
+ * and the progress is reported under `phase` after each task.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { type DataPass, eachExpert } from "./model_pass.ts";
+ * import type { MergeData } from "./method.ts";
+ * const w = (v: number) => new Map([["w", { shape: [1], data: new Float32Array([v]) }]]);
+ * const set = { count: 3, channels: 1, size: 1, pixels: new Float32Array(3),
+ *   labels: new Int32Array(0), classes: [] };
+ * const data = { model: { base: w(1) }, images: () => Promise.resolve(set) } as unknown as
+ *   MergeData;
+ * const pass: DataPass = { source: "train", examples: 0, batch: 1, taus: [w(0.5), w(2)], data };
+ * const out = await eachExpert(pass, "sum", async (expert, images, t) =>
+ *   (await expert.w.data())[0] + images.count + 10 * t);
+ * deepStrictEqual(out, [4.5, 16]);
+ * ```
+ */
+export async function eachExpert<R>(
+  pass: DataPass,
+  phase: string,
+  measure: (expert: ParamMap, images: ImageSet, t: number) => Promise<R>,
+): Promise<R[]> {
+  const { taus, data, source } = pass;
+  const out: R[] = [];
+  for (let t = 0; t < taus.length; t++) {
+    const set = await data.images(source, t);
+    const expert = modelTensors(data.model.base, taus[t]);
+    try {
+      out.push(await measure(expert, set, t));
+    } finally {
+      tf.dispose(Object.values(expert));
+    }
+    pass.progress?.({ phase, done: t + 1, total: taus.length });
+  }
   return out;
 }
 

@@ -229,33 +229,20 @@ export const regMean: MergeMethod = {
 
 /** Every task's Gram matrices, computed with expert t = θ0 + τ_t on its inputs. */
 async function taskGrams(context: PrepareContext) {
-  const { params, data } = context;
-  const source = stringParam(params, "data") as DataSourceName;
-  const examples = numberParam(params, "examples");
-  const batch = numberParam(params, "batch");
-  const seed = numberParam(params, "seed");
-  const { loadTaskVectors, modelTensors } = await import("./model_pass.ts");
+  const { dataPass, eachExpert } = await import("./model_pass.ts");
   const { inputGrams } = await import("./regmean_gram.ts");
-  const tf = await import("@tensorflow/tfjs");
-  const taus = await loadTaskVectors(context.tasks, context.progress);
-  const { config, base, norm } = data!.model;
-  const perTask = [];
+  const pass = await dataPass(context);
+  const seed = numberParam(context.params, "seed");
+  const { config, base, norm } = pass.data.model;
   let perTaskImages = 0, rows = 0;
-  for (let t = 0; t < taus.length; t++) {
-    const set = await data!.images(source, t);
-    const idx = gramInputs(set.count, examples, batch, seed, `regmean/task${t}`);
+  const perTask = await eachExpert(pass, "RegMean Gram matrices", async (expert, set, t) => {
+    const idx = gramInputs(set.count, pass.examples, pass.batch, seed, `regmean/task${t}`);
     perTaskImages = Math.max(perTaskImages, idx.length);
-    const expert = modelTensors(base, taus[t]);
-    try {
-      const keep = (w: string) => isRegMeanWeight(w, base.get(w)?.shape ?? []);
-      const grams = await inputGrams(config, expert, set, idx, batch, norm, keep);
-      rows = grams.get(PROJECTION_NAME)?.rows ?? rows;
-      perTask.push(grams);
-    } finally {
-      tf.dispose(Object.values(expert));
-    }
-    context.progress?.({ phase: "RegMean Gram matrices", done: t + 1, total: taus.length });
-  }
-  const use = dataUseOf(data, source, perTaskImages, false);
+    const keep = (w: string) => isRegMeanWeight(w, base.get(w)?.shape ?? []);
+    const grams = await inputGrams(config, expert, set, idx, pass.batch, norm, keep);
+    rows = grams.get(PROJECTION_NAME)?.rows ?? rows;
+    return grams;
+  });
+  const use = dataUseOf(pass.data, pass.source, perTaskImages, false);
   return { perTask, rows, use };
 }

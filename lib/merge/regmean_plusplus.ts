@@ -118,24 +118,21 @@ export const regMeanPlusPlus: MergeMethod = {
 
 /** Runs RegMean++ over the whole model and returns M for every tensor. */
 async function mergeSequentially(context: PrepareContext) {
-  const { params, data } = context;
-  const source = stringParam(params, "data") as DataSourceName;
-  const examples = numberParam(params, "examples");
-  const batch = numberParam(params, "batch");
+  const { params } = context;
   const seed = numberParam(params, "seed");
   const alpha = numberParam(params, "alpha");
   const pretrainedTail = params.tail === "pretrained";
-  const { loadTaskVectors, modelTensors } = await import("./model_pass.ts");
+  const { dataPass, modelTensors } = await import("./model_pass.ts");
   const { inputGrams } = await import("./regmean_gram.ts");
   const tf = await import("@tensorflow/tfjs");
-  const taus = await loadTaskVectors(context.tasks, context.progress);
-  const { config, base, norm } = data!.model;
+  const { source, examples, batch, taus, data } = await dataPass(context);
+  const { config, base, norm } = data.model;
   const names = [...context.tasks[0].names()];
   const shapes = new Map(names.map((n) => [n, context.tasks[0].shape(n)]));
   const T = taus.length;
   const sets: ImageSet[] = [], picks: Int32Array[] = [];
   for (let t = 0; t < T; t++) {
-    const set = await data!.images(source, t);
+    const set = await data.images(source, t);
     sets.push(set);
     picks.push(gramInputs(set.count, examples, batch, seed, `regmean/task${t}`));
   }
