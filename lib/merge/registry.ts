@@ -27,7 +27,7 @@ import { slerp } from "./slerp.ts";
 import { knots } from "./knots.ts";
 import { dogeTa } from "./doge_ta.ts";
 import { trustRegion } from "./trust_region.ts";
-import { svcAverage, svcDareTa, svcTaskArithmetic, svcTies, svcTsvM, svcWudi } from "./svc.ts";
+import { svcMethods } from "./svc.ts";
 import { adaMergingLayer, adaMergingTask } from "./adamerging.ts";
 import { regMean } from "./regmean.ts";
 import { regMeanPlusPlus } from "./regmean_plusplus.ts";
@@ -62,12 +62,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   knots,
   trustRegion,
   dogeTa,
-  svcTaskArithmetic,
-  svcTies,
-  svcDareTa,
-  svcAverage,
-  svcTsvM,
-  svcWudi,
+  ...svcMethods,
   // Data-using methods (issue #18).
   fisherMerging,
   regMean,

@@ -166,51 +166,37 @@ function svcMethod(config: SvcConfig): MergeMethod {
   };
 }
 
-/** SVC after Task Arithmetic (FusionBench: α_base = 0.3, α_svc = 0.1). */
-export const svcTaskArithmetic: MergeMethod = svcMethod({
-  base: taskArithmetic,
-  baseScaling: 0.3,
-  alpha: 0.1,
-  file: "task_arithmetic.yaml",
-});
+/**
+ * FusionBench's SVC configurations, one registered `svc_<base>` method each, in registry order
+ * (FusionBench's other base settings: TIES k = 20 with dis-sum, DARE p = 0.5; WUDI 400 Adam
+ * steps on every 2-D tensor, which differ from our WUDI defaults).
+ */
+const SVC_CONFIGS: readonly SvcConfig[] = [
+  { base: taskArithmetic, baseScaling: 0.3, alpha: 0.1, file: "task_arithmetic.yaml" },
+  { base: ties, baseScaling: 0.3, alpha: 0.1, file: "ties_merging.yaml" },
+  { base: dareTaskArithmetic, baseScaling: 0.3, alpha: 0.1, file: "dare_task_arithmetic.yaml" },
+  { base: average, baseScaling: 1, alpha: 0.1, file: "simple_average.yaml" },
+  { base: tsvM, baseScaling: 1, alpha: 1, file: "task_singular_vector.yaml" },
+  {
+    base: wudi,
+    baseScaling: 1,
+    alpha: 1,
+    file: "wudi.yaml",
+    baseDefaults: { iterations: 400, tensors: "all2d" },
+  },
+];
 
-/** SVC after TIES (FusionBench: k = 20, dis-sum, α_base = 0.3, α_svc = 0.1). */
-export const svcTies: MergeMethod = svcMethod({
-  base: ties,
-  baseScaling: 0.3,
-  alpha: 0.1,
-  file: "ties_merging.yaml",
-});
-
-/** SVC after DARE + TA (FusionBench: p = 0.5, α_base = 0.3, α_svc = 0.1). */
-export const svcDareTa: MergeMethod = svcMethod({
-  base: dareTaskArithmetic,
-  baseScaling: 0.3,
-  alpha: 0.1,
-  file: "dare_task_arithmetic.yaml",
-});
-
-/** SVC after weight averaging (FusionBench: α_svc = 0.1). */
-export const svcAverage: MergeMethod = svcMethod({
-  base: average,
-  baseScaling: 1,
-  alpha: 0.1,
-  file: "simple_average.yaml",
-});
-
-/** SVC after TSV-M (FusionBench: α_base = 1, α_svc = 1). */
-export const svcTsvM: MergeMethod = svcMethod({
-  base: tsvM,
-  baseScaling: 1,
-  alpha: 1,
-  file: "task_singular_vector.yaml",
-});
-
-/** SVC after WUDI (FusionBench: 400 Adam steps on every 2-D tensor, α_svc = 1). */
-export const svcWudi: MergeMethod = svcMethod({
-  base: wudi,
-  baseScaling: 1,
-  alpha: 1,
-  file: "wudi.yaml",
-  baseDefaults: { iterations: 400, tensors: "all2d" },
-});
+/**
+ * SVC after each of its base methods (Task Arithmetic, TIES, DARE + TA, weight averaging,
+ * TSV-M, WUDI) with FusionBench's configuration for it, in that order.
+ *
+ * @example
+ * ```ts
+ * import { deepStrictEqual } from "node:assert/strict";
+ * import { svcMethods } from "./svc.ts";
+ * deepStrictEqual(svcMethods.map((m) => m.name), [
+ *   "svc_task_arithmetic", "svc_ties", "svc_dare_ta", "svc_average", "svc_tsv_m", "svc_wudi",
+ * ]);
+ * ```
+ */
+export const svcMethods: readonly MergeMethod[] = SVC_CONFIGS.map(svcMethod);
