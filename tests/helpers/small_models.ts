@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { VIT_TINY, type ViTConfig } from "../../lib/models/config.ts";
+import { parameterShapes, VIT_TINY, type ViTConfig } from "../../lib/models/config.ts";
+import type { HostParams } from "../../lib/models/weights.ts";
+import type { Rng } from "../../lib/tensor/random.ts";
 import { defaultZooConfig, type ZooConfig } from "../../lib/zoo/config.ts";
 
 /** A one-block ViT 16 wide: for RI and training tests on random weights. */
@@ -16,6 +18,49 @@ export const MICRO_VIT: ViTConfig = {
   mlpDim: 32,
   projectionDim: 16,
 };
+
+/**
+ * Three channels, two blocks 16 wide, every tensor small: seconds in both frameworks, for the
+ * cross-checks against PyTorch (the ViT itself, the data-using merges).
+ */
+export const SMALL_VIT: ViTConfig = {
+  imageSize: 12,
+  patchSize: 4,
+  channels: 3,
+  width: 16,
+  layers: 2,
+  heads: 2,
+  mlpDim: 40,
+  projectionDim: 8,
+  activation: "quick_gelu",
+  layerNormEps: 1e-5,
+};
+
+/**
+ * Parameters of `config` with every tensor random, N(0, 0.3²) (LayerNorm scales 1 + N(0, 0.3²)),
+ * so every parameter matters to the output; tensor `name`'s values are drawn from `rngOf(name)`,
+ * in the order of {@linkcode parameterShapes}.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { randomViTParams, SMALL_VIT } from "./small_models.ts";
+ * import { Rng } from "../../lib/tensor/random.ts";
+ * const rng = new Rng(0);
+ * const host = randomViTParams(SMALL_VIT, () => rng);
+ * equal(host.get("vision_model.post_layernorm.bias")?.data.length, 16);
+ * ```
+ */
+export function randomViTParams(config: ViTConfig, rngOf: (name: string) => Rng): HostParams {
+  const host: HostParams = new Map();
+  for (const [name, shape] of parameterShapes(config)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = rngOf(name).normals(n, 0.3);
+    if (/norm\d?\.weight$|layrnorm\.weight$/.test(name)) data.forEach((v, i) => data[i] = 1 + v);
+    host.set(name, { shape, data });
+  }
+  return host;
+}
 
 /**
  * The mf4 zoo cut down to seconds: the build logic is the same, only the sizes shrink.

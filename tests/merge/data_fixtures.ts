@@ -19,7 +19,7 @@ import { getMethod } from "../../lib/merge/registry.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
 import { runPython } from "../helpers/python.ts";
 import { initEngine } from "../../lib/engine/backend.ts";
-import { parameterShapes, type ViTConfig } from "../../lib/models/config.ts";
+import type { ViTConfig } from "../../lib/models/config.ts";
 import { type Head, makeHead } from "../../lib/models/head.ts";
 import type { HostParams } from "../../lib/models/weights.ts";
 import { saveModel } from "../../lib/models/store.ts";
@@ -29,20 +29,7 @@ import type { ImageSet } from "../../lib/data/dataset.ts";
 import type { PixelNorm } from "../../lib/data/batches.ts";
 import type { DataSourceName, MergeData } from "../../lib/merge/method.ts";
 import { MemorySource } from "../../lib/tensor/source.ts";
-
-/** Three channels, two blocks, every tensor small: seconds in both frameworks. */
-export const DATA_VIT: ViTConfig = {
-  imageSize: 12,
-  patchSize: 4,
-  channels: 3,
-  width: 16,
-  layers: 2,
-  heads: 2,
-  mlpDim: 40,
-  projectionDim: 8,
-  activation: "quick_gelu",
-  layerNormEps: 1e-5,
-};
+import { randomViTParams, SMALL_VIT } from "../helpers/small_models.ts";
 
 /** Pixel normalisation of the problem (applied by both sides). */
 export const DATA_NORM: PixelNorm = { mean: 0.5, std: 0.25 };
@@ -93,15 +80,9 @@ export async function dataProblem(
   { seed = 3, test = 40, train = 48, tauScale = 0.05 } = {},
 ): Promise<DataProblem> {
   await initEngine({ backend: "wasm" });
-  const config = DATA_VIT;
+  const config = SMALL_VIT;
   const rng = new Rng(seed, "data-problem");
-  const base: HostParams = new Map();
-  for (const [name, shape] of parameterShapes(config)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = rng.fork(name).normals(n, 0.3);
-    if (/norm\d?\.weight$|layrnorm\.weight$/.test(name)) data.forEach((v, i) => data[i] = 1 + v);
-    base.set(name, { shape, data });
-  }
+  const base = randomViTParams(config, (name) => rng.fork(name));
   const taus = Array.from({ length: tasks }, (_, t) => {
     const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
     for (const [name, b] of base) {

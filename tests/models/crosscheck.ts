@@ -17,33 +17,14 @@ import { saveModel } from "../../lib/models/store.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
 import { runPython } from "../helpers/python.ts";
 import { tempDir } from "../helpers/temp.ts";
+import { randomViTParams } from "../helpers/small_models.ts";
 
 const REF = new URL("./clip_vision_ref.py", import.meta.url).pathname;
-
-export const SMALL: ViTConfig = {
-  imageSize: 12,
-  patchSize: 4,
-  channels: 3,
-  width: 16,
-  layers: 2,
-  heads: 2,
-  mlpDim: 40,
-  projectionDim: 8,
-  activation: "quick_gelu",
-  layerNormEps: 1e-5,
-};
 
 /** Every tensor random (LayerNorm scales near 1), so every parameter matters to the output. */
 function randomHost(config: ViTConfig, seed: number): HostParams {
   const rng = new Rng(seed);
-  const host: HostParams = new Map();
-  for (const [name, shape] of parameterShapes(config)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = rng.normals(n, 0.3);
-    if (/norm\d?\.weight$|layrnorm\.weight$/.test(name)) data.forEach((v, i) => data[i] = 1 + v);
-    host.set(name, { shape, data });
-  }
-  return host;
+  return randomViTParams(config, () => rng);
 }
 
 /** ‖a − b‖ / ‖scale‖ (scale defaults to b). */

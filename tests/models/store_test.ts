@@ -8,24 +8,24 @@ import { initHostParams } from "../../lib/models/weights.ts";
 import { loadHeads, saveHeads, saveModel } from "../../lib/models/store.ts";
 import { runPython } from "../helpers/python.ts";
 import { tempDir } from "../helpers/temp.ts";
-import { SMALL } from "./crosscheck.ts";
+import { SMALL_VIT } from "../helpers/small_models.ts";
 
 Deno.test("a saved model reads back bit for bit with its configuration", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/m.safetensors`;
-  const host = initHostParams(SMALL, 3);
-  await saveModel(path, SMALL, host, { note: "x" });
+  const host = initHostParams(SMALL_VIT, 3);
+  await saveModel(path, SMALL_VIT, host, { note: "x" });
   const model = await loadModel(path);
-  deepStrictEqual(model.config, SMALL);
+  deepStrictEqual(model.config, SMALL_VIT);
   equal(model.metadata.note, "x");
-  deepStrictEqual([...model.host.keys()], [...parameterShapes(SMALL).keys()]);
+  deepStrictEqual([...model.host.keys()], [...parameterShapes(SMALL_VIT).keys()]);
   for (const [name, t] of host) deepStrictEqual(model.host.get(name)!.data, t.data);
 });
 
 Deno.test("a CLIPModel-style file written by PyTorch loads, its geometry inferred", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/clip.safetensors`;
-  const shapes = Object.fromEntries(parameterShapes(SMALL));
+  const shapes = Object.fromEntries(parameterShapes(SMALL_VIT));
   // A whole CLIP checkpoint also holds the text tower and logit_scale: they must be ignored.
   await runPython(
     `import sys, json, st, torch
@@ -38,23 +38,23 @@ st.save(sys.argv[1], t, {"format": "pt"})`,
     [path, JSON.stringify(shapes)],
   );
   const model = await loadModel(path);
-  const want: ViTConfig = { ...SMALL, heads: 1 }; // width 16 / 64 rounds up to one head
+  const want: ViTConfig = { ...SMALL_VIT, heads: 1 }; // width 16 / 64 rounds up to one head
   deepStrictEqual(model.config, want);
-  equal(model.host.size, parameterShapes(SMALL).size);
+  equal(model.host.size, parameterShapes(SMALL_VIT).size);
 });
 
 Deno.test("a missing or misshapen tensor is named in the error", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/bad.safetensors`;
   const name = "vision_model.encoder.layers.1.mlp.fc2.bias";
-  const tensors = [...initHostParams(SMALL, 0)].filter(([n]) => n !== name)
+  const tensors = [...initHostParams(SMALL_VIT, 0)].filter(([n]) => n !== name)
     .map(([n, t]) => ({ name: n, shape: t.shape, data: t.data }));
   await writeSafetensors(path, tensors);
   await rejects(
-    loadModel(path, SMALL),
+    loadModel(path, SMALL_VIT),
     new RegExp(`"${name}": missing \\(expected shape \\[16\\]\\)`),
   );
-  await rejects(loadModel(path, { ...SMALL, width: 24 }), /has shape \[16\], expected \[24\]/);
+  await rejects(loadModel(path, { ...SMALL_VIT, width: 24 }), /has shape \[16\], expected \[24\]/);
 });
 
 Deno.test("heads save and load with class names, scale and exact weights", async () => {

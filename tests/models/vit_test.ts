@@ -4,15 +4,16 @@ import { initEngine } from "../../mod.ts";
 import { CLIP_VIT_B32 } from "../../lib/models/config.ts";
 import { disposeParams, initParams } from "../../lib/models/weights.ts";
 import { imageFeatures } from "../../lib/models/vit.ts";
-import { crossCheck, SMALL } from "./crosscheck.ts";
+import { crossCheck } from "./crosscheck.ts";
+import { SMALL_VIT } from "../helpers/small_models.ts";
 
 Deno.test("ViT features, logits and gradients match PyTorch (quick-GELU)", async () => {
-  await crossCheck(SMALL);
+  await crossCheck(SMALL_VIT);
 });
 
 Deno.test("ViT features, logits and gradients match PyTorch (GELU, one channel)", async () => {
   await crossCheck({
-    ...SMALL,
+    ...SMALL_VIT,
     activation: "gelu",
     channels: 1,
     heads: 4,
@@ -36,9 +37,9 @@ Deno.test("a ViT-B/32-geometry forward pass gives [batch, 512] features", async 
 
 Deno.test("a wrong input shape names what was expected", async () => {
   await initEngine({ backend: "wasm" });
-  const params = initParams(SMALL, 0);
+  const params = initParams(SMALL_VIT, 0);
   const x = tf.zeros([2, 1, 12, 12]);
-  throws(() => imageFeatures(params, SMALL, x), /expected \[batch, 3, 12, 12\]/);
+  throws(() => imageFeatures(params, SMALL_VIT, x), /expected \[batch, 3, 12, 12\]/);
   x.dispose();
   disposeParams(params);
 });

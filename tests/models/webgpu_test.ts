@@ -1,5 +1,6 @@
 import { probeGpuAdapter } from "../../lib/engine/backend.ts";
-import { crossCheck, SMALL } from "./crosscheck.ts";
+import { crossCheck } from "./crosscheck.ts";
+import { SMALL_VIT } from "../helpers/small_models.ts";
 
 // On a CPU-only machine this runs on Mesa's software Vulkan (llvmpipe): slow, but it checks
 // the WebGPU code path. Without any adapter the test is skipped.
@@ -10,5 +11,5 @@ const available = !adapter.description.startsWith("no ") &&
 Deno.test({
   name: "ViT features, logits and gradients match PyTorch on the WebGPU backend",
   ignore: !available,
-  fn: () => crossCheck(SMALL, "webgpu"),
+  fn: () => crossCheck(SMALL_VIT, "webgpu"),
 });
