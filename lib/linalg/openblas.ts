@@ -19,27 +19,46 @@ const LIBRARY_NAMES = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"
 /** Threads OpenBLAS uses when no environment variable says otherwise. */
 export const DEFAULT_BLAS_THREADS = 2;
 
-const SYMBOLS = {
-  cblas_sgemm: {
+/** `n` copies of `value`, typed as a tuple so that the FFI signatures below keep their types. */
+function repeat<const T, N extends number>(value: T, n: N): Repeat<T, N> {
+  return Array(n).fill(value) as Repeat<T, N>;
+}
+
+/** The tuple of `N` elements `T`. */
+type Repeat<T, N extends number, A extends T[] = []> = A["length"] extends N ? A
+  : Repeat<T, N, [...A, T]>;
+
+/**
+ * A Fortran (LAPACK) routine: every argument by reference, then one hidden length per CHARACTER
+ * argument (passing them keeps gfortran-built LAPACK safe whatever its calling convention
+ * assumes).
+ */
+const fortran = <R extends number, C extends number>(references: R, characters: C) =>
+  ({
+    parameters: [...repeat("buffer", references), ...repeat("usize", characters)],
+    result: "void",
+  }) as const;
+
+/** `cblas_?gemm` in float32 or float64 (`real`, the type of alpha and beta). */
+const gemm = <F extends "f32" | "f64">(real: F) =>
+  ({
     // order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc
     parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
+      ...repeat("i32", 6),
+      real,
       "buffer",
       "i32",
       "buffer",
       "i32",
-      "f32",
+      real,
       "buffer",
       "i32",
     ],
     result: "void",
-  },
+  }) as const;
+
+const SYMBOLS = {
+  cblas_sgemm: gemm("f32"),
   cblas_sgemv: {
     // order, trans, M, N, alpha, A, lda, X, incX, beta, Y, incY
     parameters: [
@@ -63,51 +82,10 @@ const SYMBOLS = {
     parameters: ["i32", "i32", "i32", "i32", "f32", "buffer", "i32", "buffer", "i32"],
     result: "void",
   },
-  // Fortran: every argument by reference, then one hidden length per CHARACTER argument
-  // (passing them keeps gfortran-built LAPACK safe whatever its calling convention assumes).
-  sgesdd_: {
-    // jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info, len(jobz)
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-    ],
-    result: "void",
-  },
-  sgesvd_: {
-    // jobu, jobvt, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, info, len(jobu), len(jobvt)
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-      "usize",
-    ],
-    result: "void",
-  },
+  // jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info, len(jobz)
+  sgesdd_: fortran(14, 1),
+  // jobu, jobvt, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, info, len(jobu), len(jobvt)
+  sgesvd_: fortran(14, 2),
   cblas_saxpy: {
     // n, alpha, x, incx, y, incy: y ← alpha·x + y
     parameters: ["i32", "f32", "buffer", "i32", "buffer", "i32"],
@@ -123,126 +101,15 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "i32"],
     result: "f32",
   },
-  cblas_dgemm: {
-    // as cblas_sgemm, in float64
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f64",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f64",
-      "buffer",
-      "i32",
-    ],
-    result: "void",
-  },
-  // Symmetric eigensolvers (Fortran, by reference; hidden lengths of the CHARACTER arguments)
-  ssyevr_: {
-    // jobz, range, uplo, n, a, lda, vl, vu, il, iu, abstol, m, w, z, ldz, isuppz, work, lwork,
-    // iwork, liwork, info, len(jobz), len(range), len(uplo)
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-      "usize",
-      "usize",
-    ],
-    result: "void",
-  },
-  dsyevr_: {
-    // as ssyevr_, in float64
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-      "usize",
-      "usize",
-    ],
-    result: "void",
-  },
-  dsyevd_: {
-    // jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info, len(jobz), len(uplo)
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-      "usize",
-    ],
-    result: "void",
-  },
-  ssyevd_: {
-    // as dsyevd_, in float32
-    parameters: [
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "buffer",
-      "usize",
-      "usize",
-    ],
-    result: "void",
-  },
+  cblas_dgemm: gemm("f64"),
+  // Symmetric eigensolvers, float32 and float64 alike:
+  // jobz, range, uplo, n, a, lda, vl, vu, il, iu, abstol, m, w, z, ldz, isuppz, work, lwork,
+  // iwork, liwork, info, len(jobz), len(range), len(uplo)
+  ssyevr_: fortran(21, 3),
+  dsyevr_: fortran(21, 3),
+  // jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info, len(jobz), len(uplo)
+  dsyevd_: fortran(11, 2),
+  ssyevd_: fortran(11, 2),
   openblas_set_num_threads: { parameters: ["i32"], result: "void" },
   openblas_get_num_threads: { parameters: [], result: "i32" },
   openblas_get_config: { parameters: [], result: "pointer" },
