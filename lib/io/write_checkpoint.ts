@@ -1,7 +1,8 @@
 /**
  * Writes any {@linkcode TensorSource} as a checkpoint, streaming: each tensor is read (or
- * computed) from the source, encoded in the dtype asked for and written before the next one is
- * read, so memory holds one tensor at a time whatever the model's size. Output larger than
+ * computed) from the source, encoded in the dtype asked for and written while the next one is
+ * read, so memory holds two tensors at a time (the one being written and the source's work on
+ * the next) whatever the model's size. The source is read in order, one read at a time. Output larger than
  * `maxShardBytes` is split into Hugging Face style shards plus a `*.safetensors.index.json`.
  *
  * A checkpoint is published as one unit, whatever is killed when:
@@ -265,18 +266,34 @@ async function writeShard(
   progress: { done: number; total: number },
 ): Promise<void> {
   const writer = await SafetensorsWriter.create(file, specs, metadata);
+  // One tensor ahead: the next tensor is read (or computed) while this one is checked and
+  // written. Reads stay in order, one at a time; a failure waits for the read ahead to end.
+  let next = specs.length > 0 ? readAhead(source, specs[0].name) : undefined;
   try {
-    for (const spec of specs) {
-      const data = await source.read(spec.name);
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i];
+      const data = await next!;
+      next = i + 1 < specs.length ? readAhead(source, specs[i + 1].name) : undefined;
       if (!options.allowNonFinite) checkValues(file, spec, data);
       await writer.write(spec.name, data);
       options.onTensor?.(spec.name, ++progress.done, progress.total);
     }
   } catch (err) {
+    await next?.catch(() => {});
     await writer.abort();
     throw err;
   }
   await writer.commit();
+}
+
+/**
+ * Starts reading tensor `name` of `source`: a promise (a synchronous throw becomes its
+ * rejection) whose error is thrown when it is awaited, not as an unhandled rejection before.
+ */
+function readAhead(source: TensorSource, name: string): Promise<Float32Array> {
+  const read = (async () => await source.read(name))();
+  read.catch(() => {});
+  return read;
 }
 
 function checkValues(file: string, spec: TensorSpec, data: Float32Array): void {

@@ -78,25 +78,56 @@ export async function readTaskVectors(
   vectors: readonly TensorSource[],
   name: string,
 ): Promise<Float32Array[]> {
-  const bases = new Map<TensorSource, Float32Array>();
+  // Every leaf read that lands in an output array (an expert's tensor, a plain source's) and
+  // every base tensor starts now, so the files are read concurrently by the runtime's I/O
+  // threads while the differences are formed in order as the reads arrive; these are the same
+  // T + (number of bases) arrays a sequential read would hold. Sums of several terms are
+  // evaluated afterwards, one at a time, as before.
+  const bases = new Map<TensorSource, Promise<Float32Array>>();
+  const started: Promise<Float32Array>[] = [];
+  const start = (read: Promise<Float32Array>) => {
+    read.catch(() => {}); // consumed (and its error thrown) in order below
+    started.push(read);
+    return read;
+  };
+  const reads = vectors.map((vector) => {
+    const inner = innerOf(vector);
+    if (inner instanceof TaskVector) {
+      if (!bases.has(inner.base)) bases.set(inner.base, start(readUnchecked(inner.base, name)));
+      return start(readUnchecked(inner.expert, name));
+    }
+    return inner instanceof WeightedSum ? undefined : start(inner.read(name));
+  });
   let leaves: LeafReader | undefined;
   const out: Float32Array[] = [];
-  for (const vector of vectors) {
-    const scaled = isScaled(vector) ? vector.terms[0] : undefined;
-    const inner = scaled?.source ?? vector;
-    let data: Float32Array;
-    if (inner instanceof TaskVector) {
-      data = await difference(inner, name, bases);
-    } else if (inner instanceof WeightedSum) {
-      data = await inner.evaluate(name, leaves ??= cachedReader(name));
-    } else {
-      data = await inner.read(name);
+  try {
+    for (let t = 0; t < vectors.length; t++) {
+      const vector = vectors[t];
+      const inner = innerOf(vector);
+      let data: Float32Array;
+      if (inner instanceof TaskVector) {
+        data = await difference(inner, name, await reads[t]!, await bases.get(inner.base)!);
+      } else if (inner instanceof WeightedSum) {
+        data = await inner.evaluate(name, leaves ??= cachedReader(name));
+      } else {
+        data = await reads[t]!;
+      }
+      const weight = isScaled(vector) ? vector.terms[0].weight : 1;
+      if (weight !== 1) { for (let i = 0; i < data.length; i++) data[i] *= weight; }
+      out.push(data);
     }
-    const weight = scaled?.weight ?? 1;
-    if (weight !== 1) { for (let i = 0; i < data.length; i++) data[i] *= weight; }
-    out.push(data);
+  } catch (err) {
+    // No read outlives the call: a failure waits for the reads still running, then throws the
+    // error a sequential read would have met first.
+    await Promise.allSettled(started);
+    throw err;
   }
   return out;
+}
+
+/** The source read for `vector`: s of a one-term sum w·s, else the vector itself. */
+function innerOf(vector: TensorSource): TensorSource {
+  return isScaled(vector) ? vector.terms[0].source : vector;
 }
 
 /** A one-term weighted sum w·s (what `scaleSource` builds), read as s then scaled in place. */
@@ -105,17 +136,18 @@ function isScaled(source: TensorSource): source is WeightedSum {
     source.terms.length === 1;
 }
 
-/** θ − θ0 of one task vector, sharing base tensors through `bases`. */
+/**
+ * θ − θ0 of one task vector from its tensors as read unchecked (`data` becomes the
+ * difference). A NaN or ±Infinity in either input makes the difference non-finite: both are
+ * then read again the checked way, which throws the checkpoint's usual error (naming the file,
+ * the tensor and the value) unless it allows them.
+ */
 async function difference(
   tau: TaskVector,
   name: string,
-  bases: Map<TensorSource, Float32Array>,
+  data: Float32Array,
+  base: Float32Array,
 ): Promise<Float32Array> {
-  const data = await readUnchecked(tau.expert, name);
-  let base = bases.get(tau.base);
-  if (!base) bases.set(tau.base, base = await readUnchecked(tau.base, name));
-  // A NaN or ±Infinity in either input makes the difference non-finite: read both again the
-  // checked way, which throws the checkpoint's usual error unless it allows them.
   if (!subtractFinite(data, base)) {
     await tau.expert.read(name);
     await tau.base.read(name);
