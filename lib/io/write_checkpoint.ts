@@ -27,6 +27,7 @@ import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { INDEX_SUFFIX, WRITE_ID_KEY } from "./find.ts";
 import { WriteLock } from "./write_lock.ts";
+import { readAhead } from "./read_ahead.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 
@@ -266,34 +267,20 @@ async function writeShard(
   progress: { done: number; total: number },
 ): Promise<void> {
   const writer = await SafetensorsWriter.create(file, specs, metadata);
-  // One tensor ahead: the next tensor is read (or computed) while this one is checked and
-  // written. Reads stay in order, one at a time; a failure waits for the read ahead to end.
-  let next = specs.length > 0 ? readAhead(source, specs[0].name) : undefined;
   try {
-    for (let i = 0; i < specs.length; i++) {
-      const spec = specs[i];
-      const data = await next!;
-      next = i + 1 < specs.length ? readAhead(source, specs[i + 1].name) : undefined;
+    // The next tensor is read (or computed) while this one is checked and written.
+    let i = 0;
+    for await (const data of readAhead(specs.length, (k) => source.read(specs[k].name))) {
+      const spec = specs[i++];
       if (!options.allowNonFinite) checkValues(file, spec, data);
       await writer.write(spec.name, data);
       options.onTensor?.(spec.name, ++progress.done, progress.total);
     }
   } catch (err) {
-    await next?.catch(() => {});
     await writer.abort();
     throw err;
   }
   await writer.commit();
-}
-
-/**
- * Starts reading tensor `name` of `source`: a promise (a synchronous throw becomes its
- * rejection) whose error is thrown when it is awaited, not as an unhandled rejection before.
- */
-function readAhead(source: TensorSource, name: string): Promise<Float32Array> {
-  const read = (async () => await source.read(name))();
-  read.catch(() => {});
-  return read;
 }
 
 function checkValues(file: string, spec: TensorSpec, data: Float32Array): void {

@@ -6,12 +6,14 @@
  * at once (merges, statistics and single reads all go through it), with as few live copies as
  * possible: a {@linkcode TaskVector}'s expert tensor is read and the base's subtracted in place,
  * the base tensor read once per name and shared by every task built on it, so a pass holds
- * T + 1 arrays per tensor and makes no intermediate garbage (a streaming merge's peak memory
- * stays near (T + 2) × the largest tensor). The differences are the correctly rounded float32
- * θ − θ0, as in PyTorch. Checkpoints' NaN/±Infinity check runs on the differences, in the same
- * pass as the subtraction, rather than as a scan of every input tensor: the inputs are read
- * again the checked way only when a difference is not finite, which throws the checkpoint's own
- * error (naming the file, the tensor and the value) unless it allows non-finite values.
+ * T + 1 arrays per tensor and makes no intermediate garbage. The T + 1 files are read
+ * concurrently (by the runtime's I/O threads) while the differences are formed in task order;
+ * the streaming passes of lib/merge read one tensor ahead (their module docs state the memory
+ * bound). The differences are the correctly rounded float32 θ − θ0, as in PyTorch.
+ * Checkpoints' NaN/±Infinity check runs on the differences, in the same pass as the
+ * subtraction, rather than as a scan of every input tensor: the inputs are read again the
+ * checked way only when a difference is not finite, which throws the checkpoint's own error
+ * (naming the file, the tensor and the value) unless it allows non-finite values.
  *
  * @module
  */
@@ -93,8 +95,9 @@ export async function readTaskVectors(
   const reads = vectors.map((vector) => {
     const inner = innerOf(vector);
     if (inner instanceof TaskVector) {
+      const expert = start(readUnchecked(inner.expert, name));
       if (!bases.has(inner.base)) bases.set(inner.base, start(readUnchecked(inner.base, name)));
-      return start(readUnchecked(inner.expert, name));
+      return expert;
     }
     return inner instanceof WeightedSum ? undefined : start(inner.read(name));
   });
