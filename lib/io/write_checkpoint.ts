@@ -1,8 +1,7 @@
 /**
  * Writes any {@linkcode TensorSource} as a checkpoint, streaming: each tensor is read (or
- * computed) from the source, encoded in the dtype asked for and written while the next one is
- * read, so memory holds two tensors at a time (the one being written and the source's work on
- * the next) whatever the model's size. The source is read in order, one read at a time. Output larger than
+ * computed) from the source, encoded in the dtype asked for and written before the next one is
+ * read, so memory holds one tensor at a time whatever the model's size. Output larger than
  * `maxShardBytes` is split into Hugging Face style shards plus a `*.safetensors.index.json`.
  *
  * A checkpoint is published as one unit, whatever is killed when:
@@ -27,7 +26,6 @@ import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { INDEX_SUFFIX, WRITE_ID_KEY } from "./find.ts";
 import { WriteLock } from "./write_lock.ts";
-import { readAhead } from "./read_ahead.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 
@@ -268,10 +266,8 @@ async function writeShard(
 ): Promise<void> {
   const writer = await SafetensorsWriter.create(file, specs, metadata);
   try {
-    // The next tensor is read (or computed) while this one is checked and written.
-    let i = 0;
-    for await (const data of readAhead(specs.length, (k) => source.read(specs[k].name))) {
-      const spec = specs[i++];
+    for (const spec of specs) {
+      const data = await source.read(spec.name);
       if (!options.allowNonFinite) checkValues(file, spec, data);
       await writer.write(spec.name, data);
       options.onTensor?.(spec.name, ++progress.done, progress.total);

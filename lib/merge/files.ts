@@ -297,11 +297,8 @@ function mergedModel(base: TensorSource, merged: TensorSource): TensorSource {
     shape: (name) => base.shape(name),
     read: async (name) => {
       if (!mergedNames.has(name)) return await base.read(name);
-      // θ0's tensor is read while α·M is computed; the merge's error, if any, comes first.
-      const [m, theta0] = await Promise.allSettled([merged.read(name), base.read(name)]);
-      if (m.status === "rejected") throw m.reason;
-      if (theta0.status === "rejected") throw theta0.reason;
-      return addInPlace(theta0.value, m.value);
+      const m = await merged.read(name);
+      return addInPlace(await base.read(name), m);
     },
   };
 }

@@ -1,15 +1,11 @@
 /**
  * The whole-model passes of a merge: each pass reads one tensor from every task
  * (`readTaskVectors` of lib/taskvec, which shares a base tensor among the tasks built on it),
- * hands the T arrays to a visitor and drops them when it returns. The next tensor is read while
- * the visitor works on the current one (`readAhead`: the runtime's I/O threads read while the
- * main thread computes), so memory stays near (2T + 3) × the largest tensor: the T arrays
- * visited, the visitor's own output, and the next tensor's T differences plus θ0's tensor
- * (T + 2 without the read ahead).
+ * hands the T arrays to a visitor and drops them before the next tensor, so memory stays near
+ * (T + 2) × the largest tensor.
  *
  * @module
  */
-import { readAhead } from "../io/read_ahead.ts";
 import { readTaskVectors } from "../taskvec/task_vector.ts";
 import { assertSameLayout, type TensorSource } from "../tensor/source.ts";
 import type { ProgressCallback } from "./method.ts";
@@ -75,13 +71,12 @@ export async function forEachTensor(
   transform?: TaskTransform,
 ): Promise<void> {
   const names = tasks[0].names();
-  // The next tensor's task vectors are read while this one is visited.
-  let i = 0;
-  for await (const taus of readAhead(names.length, (k) => readTaskVectors(tasks, names[k]))) {
+  for (let i = 0; i < names.length; i++) {
     const name = names[i];
     const shape = tasks[0].shape(name);
+    const taus = await readTaskVectors(tasks, name);
     if (transform) taus.forEach((tau, t) => transform(t, name, shape, tau));
     await visit(name, shape, taus);
-    progress?.({ phase, done: ++i, total: names.length, tensor: name });
+    progress?.({ phase, done: i + 1, total: names.length, tensor: name });
   }
 }
