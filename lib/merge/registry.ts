@@ -32,6 +32,7 @@ import { adaMergingLayer, adaMergingTask } from "./adamerging.ts";
 import { regMean } from "./regmean.ts";
 import { regMeanPlusPlus } from "./regmean_plusplus.ts";
 import { fisherMerging } from "./fisher.ts";
+import { fwHard } from "./fw_merging.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -69,6 +70,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   regMeanPlusPlus,
   adaMergingTask,
   adaMergingLayer,
+  fwHard,
 ];
 
 /**

@@ -15,7 +15,14 @@
 import { ok as assert } from "node:assert/strict";
 import { MERGE_METHODS } from "../../lib/merge/registry.ts";
 import { tempDir } from "../helpers/temp.ts";
-import { adaMergingCase, closedForm, dataProblem } from "./data_fixtures.ts";
+import {
+  adaMergingCase,
+  closedForm,
+  dataProblem,
+  frankWolfeCase,
+  FW_CASES,
+  withoutKeyBiases,
+} from "./data_fixtures.ts";
 
 Deno.test("RegMean matches its PyTorch reference (float32 rounding)", async (t) => {
   const p = await dataProblem(3);
@@ -93,8 +100,30 @@ Deno.test("AdaMerging's coefficient trajectories match the PyTorch reference", a
   }
 });
 
+Deno.test("Frank-Wolfe merging (hard) makes the PyTorch reference's choices", async (t) => {
+  const p = withoutKeyBiases(await dataProblem(3));
+  await using dir = await tempDir();
+  try {
+    for (const params of FW_CASES) {
+      await t.step(
+        JSON.stringify(params),
+        () => frankWolfeCase("data_reference", p, dir.path, params),
+      );
+    }
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("every data-using method has a cross-check here", () => {
-  const covered = ["regmean", "regmean_plusplus", "fisher", "adamerging", "adamerging_task"];
+  const covered = [
+    "regmean",
+    "regmean_plusplus",
+    "fisher",
+    "adamerging",
+    "adamerging_task",
+    "fw_hard",
+  ];
   for (const m of MERGE_METHODS.filter((m) => m.needs === "data")) {
     assert(covered.includes(m.name), `no cross-check for ${m.name}`);
   }

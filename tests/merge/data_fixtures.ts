@@ -14,6 +14,9 @@ import { adaMergingSettings } from "../../lib/merge/adamerging.ts";
 import { adaMergingBatch } from "../../lib/merge/adamerging_schedule.ts";
 import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
 import { gramInputs } from "../../lib/merge/regmean.ts";
+import { frankWolfeSettings } from "../../lib/merge/fw_merging.ts";
+import { frankWolfeImages } from "../../lib/merge/fw_merging_schedule.ts";
+import { fitFrankWolfe } from "../../lib/merge/fw_merging_fit.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
 import { getMethod } from "../../lib/merge/registry.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
@@ -344,4 +347,137 @@ export async function adaMergingCase(
     diff < 1e-4 * scale,
     `${method}: merged task vector differs by ${diff} (max |M| ${scale})`,
   );
+}
+
+/**
+ * The problem with every task vector's attention key biases set to zero, for Frank-Wolfe
+ * merging's cross-checks: the key bias's gradient is zero in exact arithmetic, so its cosine with
+ * a candidate's parameters is rounding noise, different on each side. With τ_t's key biases zero
+ * every candidate has θ0's key biases, the noise term is the same for all of them and cannot
+ * change a choice (in FusionBench, ours or the reference).
+ */
+export function withoutKeyBiases(p: DataProblem): DataProblem {
+  const taus = p.taus.map((src, t) => {
+    const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+    for (const name of src.names()) {
+      const v = src.get(name);
+      tensors[name] = {
+        shape: v.shape,
+        data: isKeyBias(name) ? new Float32Array(v.data.length) : v.data,
+      };
+    }
+    return new MemorySource(`τ${t}`, tensors);
+  });
+  return { ...p, taus };
+}
+
+/**
+ * Frank-Wolfe merging's cross-check cases: FusionBench's task-wise cross-entropy step from Task
+ * Arithmetic, full steps (γ_0 = 1) chosen per tensor from θ0, and the entropy on test inputs.
+ */
+export const FW_CASES: readonly Record<string, unknown>[] = [
+  { steps: 3, examples: 8, batch: 3 },
+  { steps: 3, examples: 6, granularity: "layer", init: "base", step_size: 1, init_scaling: 1 },
+  { steps: 3, examples: 6, loss: "entropy", data: "test_inputs", step_size: 1, seed: 1 },
+];
+
+/** Largest allowed |Δ cosine| between the two sides' oracle scores (float32 gradients). */
+export const FW_SCORE_TOLERANCE = 1e-4;
+
+/**
+ * Frank-Wolfe merging (hard) here and in `reference` on the same problem and image streams:
+ * the same candidate chosen at every iteration (and every tensor, granularity layer), oracle
+ * scores within {@linkcode FW_SCORE_TOLERANCE} where the reference writes them (key biases left
+ * out, see isKeyBias), and the merged task vectors equal to float32 rounding (max |diff| < 1e-4 ·
+ * max |M|). Every choice must also be clear: our margin between the choice and the runner-up
+ * more than ten times the largest difference between the two sides' scores, so that no case
+ * passes or fails by rounding.
+ */
+export async function frankWolfeCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  params: Record<string, unknown>,
+): Promise<void> {
+  const P = resolveParams(getMethod("fw_hard"), params);
+  const settings = frankWolfeSettings(P);
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const train = P.data === "train";
+  const sets = train
+    ? p.trains
+    : p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const fit = await fitFrankWolfe({ model: p.data.model, taus, names, sets, settings });
+  const merged = await merge("fw_hard", p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: settings.steps },
+    (_, k) =>
+      sets.map((set, t) =>
+        Array.from(frankWolfeImages(set.count, settings.examples, settings.seed, t, k))
+      ),
+  );
+  const files = await writeProblem(p, dir, train ? "train" : "test");
+  const out = `${dir}/ref-fw_hard.safetensors`;
+  await runReference(reference, {
+    method: "fw_hard",
+    config: p.config,
+    norm: DATA_NORM,
+    ...files,
+    names,
+    params: P,
+    batches,
+    labels: p.trains.map((s) => Array.from(s.labels)),
+    out,
+  });
+  using ref = await SafetensorsReader.open(out);
+  const refChoices = await ref.read("choices"); // [steps, 1 or tensors]
+  // [steps, T + 1, tensors]: our reference writes its scores; FusionBench's code keeps them.
+  const refScores = ref.has("scores") ? await ref.read("scores") : undefined;
+  const C = taus.length + 1, L = names.length;
+  const ours = fit.choices.flat();
+  let scoreDiff = 0, margin = Infinity;
+  for (let k = 0; k < settings.steps; k++) {
+    const at = (c: number, l: number) => fit.scores[k][c][l];
+    for (let c = 0; c < C && refScores; c++) {
+      for (let l = 0; l < L; l++) {
+        if (isKeyBias(names[l])) continue;
+        scoreDiff = Math.max(scoreDiff, Math.abs(at(c, l) - refScores[(k * C + c) * L + l]));
+      }
+    }
+    // Our margin between the choice and the runner-up (task: the summed scores).
+    const rows = settings.granularity === "task"
+      ? [Array.from({ length: C }, (_, c) => names.reduce((s, _n, l) => s + at(c, l), 0))]
+      : names.map((n, l) => isKeyBias(n) ? [] : Array.from({ length: C }, (_, c) => at(c, l)));
+    for (const row of rows.filter((r) => r.length > 0)) {
+      const sorted = [...row].sort((a, b) => a - b);
+      margin = Math.min(margin, sorted[1] - sorted[0]);
+    }
+  }
+  const chosenDiff =
+    ours.filter((c, i) =>
+      !(settings.granularity === "layer" && isKeyBias(names[i % L])) && c !== refChoices[i]
+    ).length;
+  const { diff, scale } = await compare(merged, out);
+  let fitDiff = 0;
+  for (const name of names) {
+    const a = fit.merged.get(name)!, b = merged.get(name).data;
+    for (let i = 0; i < a.length; i++) fitDiff = Math.max(fitDiff, Math.abs(a[i] - b[i]));
+  }
+  console.log(
+    `fw_hard ${JSON.stringify(params)}: choices ${
+      JSON.stringify(settings.granularity === "task" ? ours : "per tensor")
+    } (${chosenDiff} differ; smallest margin ${margin.toExponential(2)}), scores ${
+      refScores ? `max |Δ| ${scoreDiff.toExponential(2)}` : "not written by the reference"
+    }, M max |diff| ${diff.toExponential(2)} (max |M| ${scale.toFixed(3)})`,
+  );
+  assert(ours.length === refChoices.length, `fw_hard: ${ours.length} vs ${refChoices.length}`);
+  assert(chosenDiff === 0, `fw_hard: ${chosenDiff} choices differ from the reference's`);
+  assert(scoreDiff < FW_SCORE_TOLERANCE, `fw_hard: oracle scores differ by ${scoreDiff}`);
+  assert(scale > 1e-3, "fw_hard: the merged task vector is (nearly) zero");
+  assert(diff < 1e-4 * scale, `fw_hard: max |diff| ${diff} ≥ 1e-4 × ${scale}`);
+  assert(fitDiff === 0, `fw_hard: merge() and fitFrankWolfe differ by ${fitDiff}`);
+  // Where the scores are not written (FusionBench, float32 like ours), the differences measured
+  // against the float64 reference (≤ 1.5e-6) stand in.
+  const noise = refScores ? scoreDiff : FW_SCORE_TOLERANCE / 10;
+  assert(margin > 10 * noise, `fw_hard: a near tie (margin ${margin}): choose another case`);
 }

@@ -17,6 +17,12 @@ spec["method"] and writes its outputs to spec["out"].
 - AdaMerging (Yang et al. 2024): λ (T × L) starts at `init`; each step sums, over tasks, the
   mean entropy −Σ p log(p + 1e-8) of the model θ0 + Σ λ τ on the task's batch under its head,
   back-propagates to λ and takes one torch.optim.Adam step. Writes λ after every step.
+- Frank-Wolfe merging, hard (Chen et al. 2025): θ starts at θ0 + s Σ τ_t (or θ0); each
+  iteration back-propagates, one image at a time, ℓ/(N·T) (cross-entropy with the labels, or
+  the entropy) of every task's N images under its head, scores every candidate (the experts
+  θ0 + τ_t, then the initial model) by the cosine of the gradient with its whole parameters,
+  summed over tensors (task) or per tensor (layer), and moves θ by 2/(k+2)·step_size·s toward
+  the smallest. Writes the choices and the scores of every iteration.
 """
 import os
 import re
@@ -213,6 +219,47 @@ def adamerging(spec, cfg, base, taus, images, heads, norm):
     return out, {"trajectory": torch.stack(trajectory), "losses": torch.tensor(losses)}
 
 
+# ---- Frank-Wolfe merging (hard) ---------------------------------------------------------------
+def fw_hard(spec, cfg, base, taus, images, heads, norm):
+    P, names, T = spec["params"], spec["names"], len(taus)
+    s = P["init_scaling"]
+    start = 0.0 if P["init"] == "base" else s
+    init = {k: start * sum(tau[k] for tau in taus) for k in names}
+    cands = taus + [init]  # each candidate's offset from θ0; its parameters are θ0 + offset
+    m = {k: v.clone() for k, v in init.items()}
+    n = P["examples"]
+    choices, scores, losses = [], [], []
+    for k, batches in enumerate(spec["batches"]):
+        p = {kk: (base[kk] + m[kk] if kk in m else base[kk]).requires_grad_(True) for kk in base}
+        total = 0.0
+        for t in range(T):
+            for i in batches[t]:
+                z = logits(p, pixels(images, t, [i], norm), cfg, heads[f"head{t}"], heads[f"scale{t}"])
+                if P["loss"] == "cross_entropy":
+                    loss = F.cross_entropy(z, torch.tensor([spec["labels"][t][i]]))
+                else:
+                    prob = torch.softmax(z, -1)
+                    loss = -(prob * torch.log(prob + 1e-8)).sum(-1).mean()
+                loss = loss / (n * T)
+                loss.backward()
+                total += float(loss)
+        losses.append(total)
+        cos = torch.tensor([[float((p[kk].grad * (base[kk] + c[kk])).sum()
+                                   / (p[kk].grad.norm() * (base[kk] + c[kk]).norm()))
+                             for kk in names] for c in cands])  # [T + 1, tensors]
+        scores.append(cos)
+        if P["granularity"] == "task":
+            chosen = [int(torch.argmin(cos.sum(1)))] * len(names)
+        else:
+            chosen = [int(torch.argmin(cos[:, j])) for j in range(len(names))]
+        choices.append(torch.tensor(chosen if P["granularity"] == "layer" else chosen[:1]))
+        gamma = 2 / (k + 2) * P["step_size"] * s
+        for j, kk in enumerate(names):
+            m[kk] = m[kk] + gamma * (cands[chosen[j]][kk] - m[kk])
+    return m, {"choices": torch.stack(choices).double(), "scores": torch.stack(scores),
+               "losses": torch.tensor(losses)}
+
+
 def main(spec):
     cfg = spec["config"]
     base = load(spec["base"])
@@ -229,6 +276,8 @@ def main(spec):
         merged, extra = fisher(spec, cfg, base, taus, images, heads, norm)
     elif method in ("adamerging", "adamerging_task"):
         merged, extra = adamerging(spec, cfg, base, taus, images, heads, norm)
+    elif method == "fw_hard":
+        merged, extra = fw_hard(spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no reference for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

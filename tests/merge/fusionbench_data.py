@@ -14,7 +14,11 @@ What runs from FusionBench:
   merging_with_regmean_weights;
 - RegMean++: RegMeanAlgorithmForCLIPPlusPlus.run, its whole layer-by-layer merge;
 - Fisher merging: FisherMergingForCLIPVisionModel.get_fisher_weights and
-  merging_with_fisher_weights.
+  merging_with_fisher_weights;
+- Frank-Wolfe merging (hard): FrankWolfeHardAlgorithm.run, its whole loop (initial Task
+  Arithmetic, gradients, frank_wolfe_selection, the steps through its task_arithmetic_merge and
+  utils/state_dict_arithmetic.py), with CLIPTaskWiseAdaMergingAlgorithm.compute_logits and
+  `.cuda()` the identity on this CPU-only torch.
 The data loaders are replaced by ones that yield the test's batches in the test's order.
 """
 import contextlib
@@ -116,6 +120,7 @@ def setup():
         torch.func = stub("torch.func", functional_call=functional_call)
     stub("tqdm", tqdm=passthrough)
     stub("tqdm.autonotebook", tqdm=passthrough)
+    stub("tqdm.auto", tqdm=passthrough)
     stub("omegaconf", DictConfig=Config)
     stub("lightning", Fabric=Fabric)
     stub("lightning.fabric")
@@ -125,7 +130,7 @@ def setup():
     for name in ["fusion_bench", "fusion_bench.models", "fusion_bench.models.wrappers",
                  "fusion_bench.method", "fusion_bench.method.adamerging",
                  "fusion_bench.method.regmean", "fusion_bench.method.fisher_merging",
-                 "fusion_bench.method.regmean_plusplus",
+                 "fusion_bench.method.regmean_plusplus", "fusion_bench.method.fw_merging",
                  "fusion_bench.utils", "fusion_bench.mixins", "fusion_bench.compat",
                  "fusion_bench.dataset"]:
         package(name)
@@ -136,13 +141,13 @@ def setup():
 
     algorithm, fabric_mixin, clip_mixin = base("BaseAlgorithm"), base("Fabric"), base("CLIP")
     stub("fusion_bench", auto_register_config=identity, BaseAlgorithm=algorithm)
-    stub("fusion_bench.utils", timeit_context=contextlib.nullcontext)
-    stub("fusion_bench.utils.type", StateDictType=dict,
+    stub("fusion_bench.utils", timeit_context=contextlib.nullcontext, instantiate=None)
+    stub("fusion_bench.utils.type", StateDictType=dict, BoolStateDictType=dict,
          TorchModelType=TypeVar("TorchModelType"))
     stub("fusion_bench.utils.dict", dict_merge=lambda *a, **k: {})
     stub("fusion_bench.utils.data", load_tensor_from_file=torch.load, InfiniteDataLoader=iter)
     stub("fusion_bench.compat.method", ModelFusionAlgorithm=base("ModelFusionAlgorithm"))
-    stub("fusion_bench.compat.modelpool", ModelPool=object)
+    stub("fusion_bench.compat.modelpool", ModelPool=object, HuggingFaceClipVisionPool=object)
     stub("fusion_bench.modelpool", BaseModelPool=object, CLIPVisionModelPool=object)
     stub("fusion_bench.dataset", CLIPDataset=lambda dataset, processor=None: dataset)
     stub("fusion_bench.dataset.clip_dataset", CLIPDataset=lambda dataset, processor=None: dataset)
@@ -170,7 +175,10 @@ def setup():
                  "fusion_bench.method.regmean_plusplus.regmean_plusplus",
                  "fusion_bench.method.regmean_plusplus.clip_regmean_plusplus",
                  "fusion_bench.method.fisher_merging.fisher_merging",
-                 "fusion_bench.method.fisher_merging.clip_fisher_merging"]:
+                 "fusion_bench.method.fisher_merging.clip_fisher_merging",
+                 "fusion_bench.utils.state_dict_arithmetic",
+                 "fusion_bench.method.fw_merging.utils",
+                 "fusion_bench.method.fw_merging.fw_hard"]:
         mods[name.split(".")[-1]] = mods[".".join(name.split(".")[-2:])] = load(name)
     return mods
 
@@ -436,6 +444,70 @@ def fisher(mods, spec, cfg, base, taus, images, heads, norm):
     return {k: v.double() - base[k] for k, v in merged.items()}, {}
 
 
+def fw_hard(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T = spec["params"], len(taus)
+    names = [f"task{t}" for t in range(T)]
+    compute = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm.compute_logits
+    labels = spec["labels"] if P["loss"] == "cross_entropy" else None
+    # One image at a time, iteration after iteration: FusionBench's cached shuffled loader.
+    streams = {n: iter([(pixels(images, t, [i], norm),
+                         torch.tensor([labels[t][i] if labels else 0]))
+                        for batches in spec["batches"] for i in batches[t]])
+               for t, n in enumerate(names)}
+    chosen, scores = [], []
+
+    class Algo(mods["fw_hard"].FrankWolfeHardAlgorithm):
+        def __init__(self):
+            super().__init__(merge_fn="task_arithmetic", step_size=P["step_size"],
+                             max_iters=P["steps"], dataset_size=P["examples"],
+                             granularity=P["granularity"], loss_fn=P["loss"],
+                             init_weight="base" if P["init"] == "base" else "",
+                             scaling_factor=P["init_scaling"])
+            self.config, self.is_debug_mode = Config(), False
+
+        def log_hyperparams(self, *a):
+            pass
+
+        def setup_zero_shot_classification_head(self):
+            clip_setup(self, heads, names)
+
+        def get_shuffled_loader_iter(self, task):
+            return streams[task]
+
+        def compute_logits(self, module, images, task):
+            return compute(self, module, (images, None), task)
+
+        def frank_wolfe_selection(self, gradients, checkpoints, **kw):
+            out = super().frank_wolfe_selection(gradients, checkpoints, **kw)
+            order = list(checkpoints.keys())  # the experts, then "initial"
+            pick = out[1] if isinstance(out[1], dict) else {k: out[1] for k in spec["names"]}
+            chosen.append([order.index(pick[k]) for k in spec["names"]])
+            return out
+
+    pool = types.SimpleNamespace(
+        model_names=names, has_pretrained=True,
+        load_model=lambda n: Tower(cfg, base if n == "_pretrained_" else
+                                   {k: base[k] + taus[names.index(n)][k] for k in base}))
+    # At 54c9e8c fw_hard's task_arithmetic_merge adds a task vector (Tensor) to a model's
+    # state_dict(keep_vars=True) (Parameters), which state_dict_add's type check, added on
+    # 2025-09-07 (d783816) after FW-Merging, rejects with a TypeError: FusionBench's own add and
+    # sub run here without that check (strict=False), their arithmetic unchanged.
+    fw, sda = mods["fw_hard"], mods["state_dict_arithmetic"]
+    fw.state_dict_add = lambda a, b, **k: sda.state_dict_add(a, b, strict=False, **k)
+    fw.state_dict_sub = lambda a, b, **k: sda.state_dict_sub(a, b, strict=False, **k)
+    cuda = nn.Module.cuda
+    nn.Module.cuda = lambda self, *a, **k: self  # CPU-only torch
+    try:
+        merged = Algo().run(pool)
+    finally:
+        nn.Module.cuda = cuda
+    choices = torch.tensor(chosen, dtype=torch.float64)
+    if P["granularity"] == "task":
+        choices = choices[:, :1]
+    out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
+    return out, {"choices": choices}
+
+
 def main(spec):
     mods = setup()
     cfg, norm = spec["config"], spec["norm"]
@@ -453,6 +525,8 @@ def main(spec):
         merged, extra = regmean_plusplus(mods, spec, cfg, base, taus, images, norm)
     elif method == "fisher":
         merged, extra = fisher(mods, spec, cfg, base, taus, images, heads, norm)
+    elif method == "fw_hard":
+        merged, extra = fw_hard(mods, spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no FusionBench run for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

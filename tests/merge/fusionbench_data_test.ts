@@ -7,17 +7,26 @@
  * FusionBench computes in float32 like ours: RegMean, RegMean++ (with `tail: pretrained`, its
  * rule for the post-LayerNorm and projection) and Fisher merging agree to float32 rounding
  * (max |diff| < 1e-4 · max |M|), AdaMerging's coefficient trajectories within 2e-4 per step (see
- * data_crosscheck_test.ts for why, and for the key-bias coefficients left out).
+ * data_crosscheck_test.ts for why, and for the key-bias coefficients left out). Frank-Wolfe
+ * merging (hard) makes FusionBench's choices at every iteration and its merged task vector agrees
+ * to float32 rounding.
  */
 import { tempDir } from "../helpers/temp.ts";
-import { adaMergingCase, closedForm, dataProblem } from "./data_fixtures.ts";
+import {
+  adaMergingCase,
+  closedForm,
+  dataProblem,
+  frankWolfeCase,
+  FW_CASES,
+  withoutKeyBiases,
+} from "./data_fixtures.ts";
 
 const ROOT = Deno.env.get("FUSION_BENCH_DIR");
 const ignore = !ROOT;
 if (ignore) {
   console.log(
     "fusionbench_data_test: skipped — set FUSION_BENCH_DIR to a tanganke/fusion_bench checkout " +
-      "(commit 54c9e8c) to run FusionBench's own AdaMerging, RegMean and Fisher merging",
+      "(commit 54c9e8c) to run FusionBench's own AdaMerging, RegMean, Fisher and Frank-Wolfe merging",
   );
 }
 
@@ -69,6 +78,25 @@ Deno.test({
         await t.step(
           `${method} ${JSON.stringify(params)}`,
           () => adaMergingCase("fusionbench_data", p, dir.path, method, params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "FusionBench's Frank-Wolfe merging (hard) makes our choices",
+  ignore,
+  fn: async (t) => {
+    const p = withoutKeyBiases(await dataProblem(3));
+    await using dir = await tempDir();
+    try {
+      for (const params of FW_CASES) {
+        await t.step(
+          JSON.stringify(params),
+          () => frankWolfeCase("fusionbench_data", p, dir.path, params),
         );
       }
     } finally {
