@@ -30,6 +30,11 @@ export interface AdaMergingJob {
   settings: AdaMergingSettings;
   /** Reports the steps. */
   progress?: ProgressCallback;
+  /**
+   * Steps of the same batch streams read before this run (default 0): step s reads the batches
+   * of step s + stepOffset, as a loader kept from an earlier run goes on (Frank-Wolfe soft).
+   */
+  stepOffset?: number;
   /** Called after every step with the coefficients λ (T × L, row-major) and Σ_t H_t. */
   onStep?: (step: number, lambda: Float32Array, loss: number) => void;
 }
@@ -79,7 +84,8 @@ export async function fitAdaMerging(job: AdaMergingJob): Promise<AdaMergingFit> 
       let loss = 0;
       try {
         for (let t = 0; t < T; t++) {
-          const idx = adaMergingBatch(sets[t].count, settings.batch, settings.seed, t, step);
+          const at = step + (job.stepOffset ?? 0);
+          const idx = adaMergingBatch(sets[t].count, settings.batch, settings.seed, t, at);
           const x = pixelBatch(sets[t], idx, model.norm);
           const head = model.heads[t];
           const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => {

@@ -1,8 +1,9 @@
 /**
- * Frank-Wolfe merging's iterations (see `fw_merging.ts` for the method): the gradient of the
- * tasks' summed loss at the current merged model (TensorFlow.js), the linear-minimisation
- * oracle over the candidate models' parameters and the step, on the host. Loads TensorFlow.js
- * (imported by `fw_merging.ts` only inside `prepare`).
+ * Frank-Wolfe merging's iterations (see `fw_merging.ts` and `fw_soft.ts` for the methods): the
+ * gradient of the tasks' summed loss at the current merged model (TensorFlow.js), the
+ * linear-minimisation oracle over the candidate models' parameters and the step, on the host;
+ * and the soft variant's rounds of layer-wise AdaMerging re-anchored at the current model. Loads
+ * TensorFlow.js (imported by the method files only inside `prepare`).
  *
  * @module
  */
@@ -19,6 +20,8 @@ import {
   frankWolfeStep,
 } from "./fw_merging_schedule.ts";
 import { entropyLoss, modelTensors, pixelBatch } from "./model_pass.ts";
+import { fitAdaMerging } from "./adamerging_fit.ts";
+import type { AdaMergingSettings } from "./adamerging_schedule.ts";
 
 /** One Frank-Wolfe run: the model, the task vectors, the images and the settings. */
 export interface FrankWolfeJob {
@@ -196,4 +199,84 @@ async function gradient(job: FrankWolfeJob, m: Map<string, Float32Array>, k: num
     tf.dispose(sums);
     tf.dispose(Object.values(params));
   }
+}
+
+/** One Frank-Wolfe soft run: AdaMerging's job without the settings, and the rounds. */
+export interface FrankWolfeSoftJob {
+  /** θ0, geometry, heads (one per task, in task order). */
+  readonly model: MergeModel;
+  /** The task vectors, in task order. */
+  readonly taus: readonly HostParams[];
+  /** The tensors that are merged (and get coefficients), in order. */
+  readonly names: readonly string[];
+  /** Each task's unlabeled inputs. */
+  readonly sets: readonly ImageSet[];
+  /** Rounds K. */
+  readonly rounds: number;
+  /** Each round's layer-wise AdaMerging (its `init`: the first round's coefficients). */
+  readonly settings: AdaMergingSettings;
+  /** The starting coefficients of every round after the first (FusionBench `ada_coeff`). */
+  readonly laterInit: number;
+  /** Reports the steps. */
+  readonly progress?: ProgressCallback;
+  /** Called after every AdaMerging step of round `round` with λ (T × L) and Σ_t H_t. */
+  readonly onStep?: (round: number, step: number, lambda: Float32Array, loss: number) => void;
+}
+
+/**
+ * Runs Frank-Wolfe merging (soft) and returns M = θ^K − θ0: round k fits layer-wise AdaMerging
+ * anchored at θ^k, θ^k + Σ_t λ_{t,ℓ} (θ_t − θ^k), and takes its result as θ^{k+1}.
+ *
+ * @example
+ * ```ts ignore
+ * const m = await fitFrankWolfeSoft({ model, taus, names, sets, rounds, settings, laterInit });
+ * ```
+ */
+export async function fitFrankWolfeSoft(
+  job: FrankWolfeSoftJob,
+): Promise<{ merged: Map<string, Float32Array>; losses: number[] }> {
+  const { model, taus, names, sets, settings } = job;
+  const T = taus.length, L = names.length;
+  const m = new Map(names.map((n) => [n, new Float32Array(model.base.get(n)?.data.length ?? 0)]));
+  const losses: number[] = [];
+  for (let k = 0; k < job.rounds; k++) {
+    // θ^k and the experts' differences from it, θ_t − θ^k = τ_t − m.
+    const base: HostParams = new Map(model.base);
+    for (const name of names) {
+      const b = model.base.get(name)!, cur = m.get(name)!;
+      base.set(name, { shape: b.shape, data: b.data.map((v, i) => v + cur[i]) });
+    }
+    const diffs: HostParams[] = taus.map((tau, t) =>
+      new Map(names.map((name) => {
+        const v = tau.get(name)?.data, cur = m.get(name)!;
+        if (!v || v.length !== cur.length) {
+          throw new Error(
+            `Frank-Wolfe merging (soft): task vector ${t} tensor "${name}" has ` +
+              `${v?.length ?? 0} values, θ0 ${cur.length}`,
+          );
+        }
+        return [name, { shape: model.base.get(name)!.shape, data: v.map((x, i) => x - cur[i]) }];
+      }))
+    );
+    const fit = await fitAdaMerging({
+      model: { ...model, base },
+      taus: diffs,
+      names,
+      sets,
+      settings: { ...settings, layerWise: true, init: k === 0 ? settings.init : job.laterInit },
+      stepOffset: k * settings.steps,
+      onStep: job.onStep ? (s, lambda, loss) => job.onStep!(k, s, lambda, loss) : undefined,
+    });
+    losses.push(...fit.losses);
+    names.forEach((name, l) => {
+      const cur = m.get(name)!, step = new Float32Array(cur.length);
+      for (let t = 0; t < T; t++) {
+        const w = fit.used[t * L + l], d = diffs[t].get(name)!.data;
+        for (let i = 0; i < step.length; i++) step[i] += w * d[i];
+      }
+      for (let i = 0; i < cur.length; i++) cur[i] += step[i];
+    });
+    job.progress?.({ phase: "Frank-Wolfe merging (soft)", done: k + 1, total: job.rounds });
+  }
+  return { merged: m, losses };
 }

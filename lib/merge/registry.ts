@@ -33,6 +33,7 @@ import { regMean } from "./regmean.ts";
 import { regMeanPlusPlus } from "./regmean_plusplus.ts";
 import { fisherMerging } from "./fisher.ts";
 import { fwHard } from "./fw_merging.ts";
+import { fwSoft } from "./fw_soft.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -71,6 +72,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   adaMergingTask,
   adaMergingLayer,
   fwHard,
+  fwSoft,
 ];
 
 /**

@@ -20,6 +20,7 @@ import {
   closedForm,
   dataProblem,
   frankWolfeCase,
+  frankWolfeSoftCase,
   FW_CASES,
   withoutKeyBiases,
 } from "./data_fixtures.ts";
@@ -115,6 +116,26 @@ Deno.test("Frank-Wolfe merging (hard) makes the PyTorch reference's choices", as
   }
 });
 
+Deno.test("Frank-Wolfe merging (soft) follows the PyTorch reference's rounds", async (t) => {
+  const p = await dataProblem(3);
+  await using dir = await tempDir();
+  try {
+    for (
+      const params of [
+        { steps: 3, ada_steps: 4, lr: 0.01, batch: 7 },
+        { steps: 2, ada_steps: 5, lr: 0.01, batch: 16, ada_coeff: 0.1, init: 0.5, seed: 1 },
+      ]
+    ) {
+      await t.step(
+        JSON.stringify(params),
+        () => frankWolfeSoftCase("data_reference", p, dir.path, params),
+      );
+    }
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("every data-using method has a cross-check here", () => {
   const covered = [
     "regmean",
@@ -123,6 +144,7 @@ Deno.test("every data-using method has a cross-check here", () => {
     "adamerging",
     "adamerging_task",
     "fw_hard",
+    "fw_soft",
   ];
   for (const m of MERGE_METHODS.filter((m) => m.needs === "data")) {
     assert(covered.includes(m.name), `no cross-check for ${m.name}`);

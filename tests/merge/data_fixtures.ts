@@ -16,7 +16,7 @@ import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
 import { gramInputs } from "../../lib/merge/regmean.ts";
 import { frankWolfeSettings } from "../../lib/merge/fw_merging.ts";
 import { frankWolfeImages } from "../../lib/merge/fw_merging_schedule.ts";
-import { fitFrankWolfe } from "../../lib/merge/fw_merging_fit.ts";
+import { fitFrankWolfe, fitFrankWolfeSoft } from "../../lib/merge/fw_merging_fit.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
 import { getMethod } from "../../lib/merge/registry.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
@@ -480,4 +480,89 @@ export async function frankWolfeCase(
   // against the float64 reference (≤ 1.5e-6) stand in.
   const noise = refScores ? scoreDiff : FW_SCORE_TOLERANCE / 10;
   assert(margin > 10 * noise, `fw_hard: a near tie (margin ${margin}): choose another case`);
+}
+
+/**
+ * Frank-Wolfe merging (soft) here and in `reference` on the same problem and batches: the
+ * coefficients of every AdaMerging step of every round within {@linkcode TRAJECTORY_TOLERANCE}
+ * (the key-bias coefficients left out, see isKeyBias), and the merged task vectors equal to
+ * float32 rounding.
+ */
+export async function frankWolfeSoftCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  params: Record<string, unknown>,
+) {
+  const P = resolveParams(getMethod("fw_soft"), params);
+  const rounds = P.steps as number, steps = P.ada_steps as number;
+  const settings = {
+    layerWise: true,
+    init: P.init as number,
+    lr: P.lr as number,
+    steps,
+    batch: P.batch as number,
+    clamp: false,
+    seed: P.seed as number,
+  };
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const ours: { round: number; lambda: Float32Array }[] = [];
+  await fitFrankWolfeSoft({
+    model: p.data.model,
+    taus,
+    names,
+    sets,
+    rounds,
+    settings,
+    laterInit: P.ada_coeff as number,
+    onStep: (round, _s, lambda) => ours.push({ round, lambda: Float32Array.from(lambda) }),
+  });
+  const merged = await merge("fw_soft", p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: rounds },
+    (_, r) =>
+      Array.from({ length: steps }, (_, s) =>
+        sets.map((set, t) =>
+          Array.from(
+            adaMergingBatch(set.count, settings.batch, settings.seed, t, r * steps + s + 1),
+          )
+        )),
+  );
+  const files = await writeProblem(p, dir, "test");
+  const out = `${dir}/ref-fw_soft.safetensors`;
+  await runReference(reference, {
+    method: "fw_soft",
+    config: p.config,
+    norm: DATA_NORM,
+    ...files,
+    names,
+    params: P,
+    batches,
+    out,
+  });
+  using ref = await SafetensorsReader.open(out);
+  const trajectory = await ref.read("trajectory"); // [rounds · steps, T, L]
+  const per = ours[0].lambda.length;
+  let worst = 0, moved = 0;
+  ours.forEach(({ round, lambda }, s) => {
+    const init = round === 0 ? settings.init : P.ada_coeff as number;
+    for (let i = 0; i < per; i++) {
+      if (isKeyBias(names[i % names.length])) continue;
+      worst = Math.max(worst, Math.abs(lambda[i] - trajectory[s * per + i]));
+      moved = Math.max(moved, Math.abs(lambda[i] - init));
+    }
+  });
+  const { diff, scale } = await compare(merged, out);
+  console.log(
+    `fw_soft ${JSON.stringify(params)}: trajectory max |Δλ| ${worst.toExponential(2)} over ` +
+      `${rounds} × ${steps} steps (λ moved up to ${moved.toFixed(4)}); M max |diff| ${
+        diff.toExponential(2)
+      } (max |M| ${scale.toFixed(3)})`,
+  );
+  assert(ours.length * per === trajectory.length, "fw_soft: trajectories of different lengths");
+  assert(moved > 20 * TRAJECTORY_TOLERANCE, `fw_soft: the coefficients hardly moved (${moved})`);
+  assert(worst < TRAJECTORY_TOLERANCE, `fw_soft: trajectories differ by ${worst}`);
+  assert(diff < 1e-4 * scale, `fw_soft: merged task vector differs by ${diff} (max |M| ${scale})`);
 }

@@ -23,6 +23,10 @@ spec["method"] and writes its outputs to spec["out"].
   θ0 + τ_t, then the initial model) by the cosine of the gradient with its whole parameters,
   summed over tensors (task) or per tensor (layer), and moves θ by 2/(k+2)·step_size·s toward
   the smallest. Writes the choices and the scores of every iteration.
+- Frank-Wolfe merging, soft, with every task in the pool: rounds of layer-wise AdaMerging; round
+  r starts at θ^r (θ^0 = θ0), merges θ^r + Σ λ_{t,ℓ} (θ_t − θ^r) with λ from `init` (round 0) or
+  `ada_coeff`, `ada_steps` Adam steps on the summed entropy, and θ^{r+1} is the result. Writes λ
+  after every step of every round.
 """
 import os
 import re
@@ -260,6 +264,37 @@ def fw_hard(spec, cfg, base, taus, images, heads, norm):
                "losses": torch.tensor(losses)}
 
 
+# ---- Frank-Wolfe merging (soft) ---------------------------------------------------------------
+def fw_soft(spec, cfg, base, taus, images, heads, norm):
+    P, names, T = spec["params"], spec["names"], len(taus)
+    theta = {k: v.clone() for k, v in base.items()}
+    trajectory = []
+    for r in range(P["steps"]):
+        experts = [{k: base[k] + tau[k] - theta[k] for k in names} for tau in taus]  # θ_t − θ^r
+        lam = torch.nn.Parameter(torch.full((T, len(names)), float(P["init"] if r == 0
+                                                                   else P["ada_coeff"])))
+        opt = torch.optim.Adam([lam], lr=P["lr"])
+
+        def merged():
+            p = dict(theta)
+            for l, k in enumerate(names):
+                p[k] = theta[k] + sum(lam[t, l] * experts[t][k] for t in range(T))
+            return p
+
+        for s in range(P["ada_steps"]):
+            for t in range(T):
+                x = pixels(images, t, spec["batches"][r][s][t], norm)
+                z = logits(merged(), x, cfg, heads[f"head{t}"], heads[f"scale{t}"])
+                prob = torch.softmax(z, -1)
+                (-(prob * torch.log(prob + 1e-8)).sum(-1).mean()).backward()
+            opt.step()
+            opt.zero_grad()
+            trajectory.append(lam.detach().clone())
+        with torch.no_grad():
+            theta = merged()
+    return {k: theta[k] - base[k] for k in names}, {"trajectory": torch.stack(trajectory)}
+
+
 def main(spec):
     cfg = spec["config"]
     base = load(spec["base"])
@@ -278,6 +313,8 @@ def main(spec):
         merged, extra = adamerging(spec, cfg, base, taus, images, heads, norm)
     elif method == "fw_hard":
         merged, extra = fw_hard(spec, cfg, base, taus, images, heads, norm)
+    elif method == "fw_soft":
+        merged, extra = fw_soft(spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no reference for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

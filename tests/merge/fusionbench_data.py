@@ -18,7 +18,9 @@ What runs from FusionBench:
 - Frank-Wolfe merging (hard): FrankWolfeHardAlgorithm.run, its whole loop (initial Task
   Arithmetic, gradients, frank_wolfe_selection, the steps through its task_arithmetic_merge and
   utils/state_dict_arithmetic.py), with CLIPTaskWiseAdaMergingAlgorithm.compute_logits and
-  `.cuda()` the identity on this CPU-only torch.
+  `.cuda()` the identity on this CPU-only torch;
+- Frank-Wolfe merging (soft): FrankWolfeSoftAlgorithm.run, its oracle and its rounds of
+  run_adamerging on LayerWiseMergedModel.
 The data loaders are replaced by ones that yield the test's batches in the test's order.
 """
 import contextlib
@@ -178,7 +180,8 @@ def setup():
                  "fusion_bench.method.fisher_merging.clip_fisher_merging",
                  "fusion_bench.utils.state_dict_arithmetic",
                  "fusion_bench.method.fw_merging.utils",
-                 "fusion_bench.method.fw_merging.fw_hard"]:
+                 "fusion_bench.method.fw_merging.fw_hard",
+                 "fusion_bench.method.fw_merging.fw_soft"]:
         mods[name.split(".")[-1]] = mods[".".join(name.split(".")[-2:])] = load(name)
     return mods
 
@@ -508,6 +511,92 @@ def fw_hard(mods, spec, cfg, base, taus, images, heads, norm):
     return out, {"choices": choices}
 
 
+def fw_soft(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T = spec["params"], len(taus)
+    names = [f"task{t}" for t in range(T)]
+    compute = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm.compute_logits
+    tests = {n: iter([(pixels(images, t, idx, norm), None) for rnd in spec["batches"]
+                      for idx in (step[t] for step in rnd)]) for t, n in enumerate(names)}
+    # The oracle's cross-entropy batches: any labelled images do (with every task in the pool a
+    # round picks every expert, and the order cannot change the merge, which the test checks);
+    # the first test images with label 0, two per task and round (dataset_size 2).
+    oracle = {n: iter([(pixels(images, t, [0], norm), torch.tensor([0]))] * (2 * P["steps"]))
+              for t, n in enumerate(names)}
+    trajectory, picks = [], []
+
+    class Algo(mods["fw_soft"].FrankWolfeSoftAlgorithm):
+        def __init__(self):
+            # tasks=[]: fw_soft.yaml's `tasks:` is null, which run_adamerging iterates over
+            # (`self.tasks == []` is False for None) and fails; [] is the constructor's default.
+            super().__init__(max_iters=P["steps"], dataset_size=2, ada_iters=P["ada_steps"],
+                             ada_coeff=P["ada_coeff"], merge_fn="adamerging",
+                             granularity="task", tasks=[], init_weight="")
+            self.config, self.is_debug_mode = Config(), False
+            self.fabric = Fabric()
+            self.fabric.is_global_zero = True
+
+        def log_hyperparams(self, *a):
+            pass
+
+        def setup_zero_shot_classification_head(self):
+            clip_setup(self, heads, names)
+
+        def get_shuffled_train_loader_iter(self, task, batch_size=1):
+            return oracle[task]
+
+        def get_shuffled_test_loader_iter(self, task, batch_size=1):
+            assert batch_size == P["batch"], "the test's batches are of the configured size"
+            return tests[task]
+
+        def compute_logits(self, module, images, task):
+            return compute(self, module, (images, None), task)
+
+        def frank_wolfe_selection(self, gradients, checkpoints, model_to_merge_names=(),
+                                  type="task"):
+            out = super().frank_wolfe_selection(gradients, checkpoints, model_to_merge_names,
+                                                type=type)
+            picks.append(names.index(out[1]))  # the round's slot order of the experts
+            return out
+
+        def run_adamerging(self, module):
+            weights, record = module.merge_weights, []
+
+            def recording(*a, **k):  # before every step, and once more in merge_and_unload
+                record.append(module.merge_weight.detach().clone())
+                return weights(*a, **k)
+
+            module.merge_weights = recording
+            out = super().run_adamerging(module)
+            merge_and_unload = out.merge_and_unload
+
+            def unload(*a, **k):
+                result = merge_and_unload(*a, **k)
+                trajectory.extend(record[1:])  # λ after each step
+                return result
+
+            out.merge_and_unload = unload
+            return out
+
+    assert P["lr"] == 1e-3 and P["init"] == 0.3, "FusionBench's fw_soft fixes lr and init"
+    pool = types.SimpleNamespace(
+        model_names=names, has_pretrained=True,
+        load_model=lambda n: Tower(cfg, base if n == "_pretrained_" else
+                                   {k: base[k] + taus[names.index(n)][k] for k in base}))
+    cuda = nn.Module.cuda
+    nn.Module.cuda = lambda self, *a, **k: self  # CPU-only torch
+    try:
+        merged = Algo().run(pool)
+    finally:
+        nn.Module.cuda = cuda
+    order = [[n for n, _ in Tower(cfg, base).named_parameters()].index(n) for n in spec["names"]]
+    rows = [picks[(s // P["ada_steps"]) * T:(s // P["ada_steps"] + 1) * T]
+            for s in range(len(trajectory))]
+    steps = torch.stack([lam[[r.index(t) for t in range(T)]] for lam, r in zip(trajectory, rows)])
+    steps = steps[:, :, order]
+    out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
+    return out, {"trajectory": steps}
+
+
 def main(spec):
     mods = setup()
     cfg, norm = spec["config"], spec["norm"]
@@ -527,6 +616,8 @@ def main(spec):
         merged, extra = fisher(mods, spec, cfg, base, taus, images, heads, norm)
     elif method == "fw_hard":
         merged, extra = fw_hard(mods, spec, cfg, base, taus, images, heads, norm)
+    elif method == "fw_soft":
+        merged, extra = fw_soft(mods, spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no FusionBench run for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

@@ -17,6 +17,7 @@ import {
   closedForm,
   dataProblem,
   frankWolfeCase,
+  frankWolfeSoftCase,
   FW_CASES,
   withoutKeyBiases,
 } from "./data_fixtures.ts";
@@ -97,6 +98,26 @@ Deno.test({
         await t.step(
           JSON.stringify(params),
           () => frankWolfeCase("fusionbench_data", p, dir.path, params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "FusionBench's Frank-Wolfe merging (soft) follows our rounds",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      // FusionBench fixes lr 1e-3, the first round's 0.3 and batches of 16.
+      for (const params of [{ steps: 3, ada_steps: 8 }, { steps: 2, ada_steps: 6, seed: 1 }]) {
+        await t.step(
+          JSON.stringify(params),
+          () => frankWolfeSoftCase("fusionbench_data", p, dir.path, params),
         );
       }
     } finally {
