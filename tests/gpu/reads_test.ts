@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
 import { pretrainSplits } from "../../lib/data/dataset.ts";
 import { pretrainBase } from "../../lib/train/fit.ts";
-import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
+import { tinyStudyConfig } from "../helpers/tiny_runs.ts";
 import { runStudy } from "../../lib/pipeline/study.ts";
 import { ReadSpy } from "../helpers/reads.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -58,18 +58,7 @@ Deno.test({
   async fn() {
     await initEngine({ backend: "wasm" });
     await using dir = await tempDir();
-    const config = resolveStudyConfig({
-      suite: "mf4",
-      steps: 3,
-      auxSize: 64,
-      batch: 16,
-      checkpointEvery: 2,
-      methods: ["task_arithmetic", "tsv_m"],
-      distill: ["task_arithmetic"],
-      out: dir.path,
-      name: "study",
-      backend: "wasm",
-    });
+    const config = tinyStudyConfig(dir.path, "wasm");
     const before = tf.memory().numTensors;
     using spy = new ReadSpy({ forbidSync: true });
     const results = await runStudy(config, {

@@ -7,7 +7,7 @@
  */
 import { deepStrictEqual, equal, ok as assert } from "node:assert/strict";
 import { initEngine } from "../../lib/engine/backend.ts";
-import { resolveStudyConfig } from "../../lib/pipeline/config.ts";
+import { tinyStudyConfig } from "../helpers/tiny_runs.ts";
 import { runPaths, runStudy } from "../../lib/pipeline/study.ts";
 import type { StudyData } from "../../lib/pipeline/results.ts";
 import { tempDir } from "../helpers/temp.ts";
@@ -24,18 +24,7 @@ Deno.test({
     await using dir = await tempDir();
     const zoo = tinyZooConfig(0);
     const run = async (backend: "wasm" | "webgpu") => {
-      const config = resolveStudyConfig({
-        suite: "mf4",
-        steps: 3,
-        auxSize: 64,
-        batch: 16,
-        checkpointEvery: 2,
-        methods: ["task_arithmetic", "tsv_m"],
-        distill: ["task_arithmetic"],
-        backend,
-        out: `${dir.path}/${backend}`,
-        name: "study",
-      });
+      const config = tinyStudyConfig(`${dir.path}/${backend}`, backend);
       // Each backend builds its own zoo: every stage runs on it.
       const root = `${dir.path}/${backend}/cache`;
       using spy = new ReadSpy({ forbidSync: true });

@@ -1,40 +1,13 @@
 import { deepStrictEqual, ok as assert, rejects } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { initEngine } from "../../lib/engine/backend.ts";
-import { MICRO_VIT } from "../helpers/small_models.ts";
-import { type HostParams, initHostParams } from "../../lib/models/weights.ts";
-import { disposeHead, makeHead } from "../../lib/models/head.ts";
-import { Rng } from "../../lib/tensor/random.ts";
-import { adaptExpert, type RiInputs, type RiSettings } from "../../lib/ri/adapt.ts";
+import { disposeHead } from "../../lib/models/head.ts";
+import { adaptExpert, type RiSettings } from "../../lib/ri/adapt.ts";
+import { microRiInputs } from "../helpers/tiny_runs.ts";
 import { tempDir } from "../helpers/temp.ts";
 
-const CONFIG = MICRO_VIT;
-
 /** A random θ0, an expert nearby, three random heads and 64 random auxiliary images. */
-function setup(): RiInputs {
-  const base = initHostParams(CONFIG, 1);
-  const noise = new Rng(2, "expert");
-  const expert: HostParams = new Map(
-    [...base].map((
-      [n, t],
-    ) => [n, { shape: t.shape, data: t.data.map((v) => v + noise.normal() * 0.05) }]),
-  );
-  const heads = ["a", "b", "c"].map((task, i) =>
-    makeHead(task, ["0", "1", "2"], tf.tensor2d(new Rng(10 + i, "head").normals(48), [3, 16]), 20)
-  );
-  const count = 64, per = 28 * 28;
-  const pixels = new Rng(3, "aux").normals(count * per, 0.3).map((v) =>
-    Math.min(1, Math.max(0, 0.5 + v))
-  );
-  return {
-    task: "b",
-    config: CONFIG,
-    base,
-    expert,
-    heads,
-    aux: { count, channels: 1, size: 28, pixels, labels: new Int32Array(0), classes: [] },
-  };
-}
+const setup = () => microRiInputs(64);
 
 const SETTINGS: RiSettings = {
   steps: 12,
