@@ -34,6 +34,7 @@ import { regMeanPlusPlus } from "./regmean_plusplus.ts";
 import { fisherMerging } from "./fisher.ts";
 import { fwHard } from "./fw_merging.ts";
 import { fwSoft } from "./fw_soft.ts";
+import { concreteTaskArithmetic } from "./concrete_ta.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -73,6 +74,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   adaMergingLayer,
   fwHard,
   fwSoft,
+  concreteTaskArithmetic,
 ];
 
 /**

@@ -18,6 +18,7 @@ import { tempDir } from "../helpers/temp.ts";
 import {
   adaMergingCase,
   closedForm,
+  concreteCase,
   dataProblem,
   frankWolfeCase,
   frankWolfeSoftCase,
@@ -136,6 +137,35 @@ Deno.test("Frank-Wolfe merging (soft) follows the PyTorch reference's rounds", a
   }
 });
 
+Deno.test("Concrete TA's mask-logit trajectories match the PyTorch reference", async (t) => {
+  const p = await dataProblem(3);
+  await using dir = await tempDir();
+  try {
+    for (
+      const params of [
+        { steps: 5, lr: 0.01, batch: 6 },
+        {
+          steps: 5,
+          lr: 0.01,
+          batch: 8,
+          temperature: 0.8,
+          init: -0.5,
+          scaling: 0.6,
+          seed: 2,
+          eval_mask: "discrete",
+        },
+      ]
+    ) {
+      await t.step(
+        JSON.stringify(params),
+        () => concreteCase("data_reference", p, dir.path, params),
+      );
+    }
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("every data-using method has a cross-check here", () => {
   const covered = [
     "regmean",
@@ -145,6 +175,7 @@ Deno.test("every data-using method has a cross-check here", () => {
     "adamerging_task",
     "fw_hard",
     "fw_soft",
+    "concrete_ta",
   ];
   for (const m of MERGE_METHODS.filter((m) => m.needs === "data")) {
     assert(covered.includes(m.name), `no cross-check for ${m.name}`);

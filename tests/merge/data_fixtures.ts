@@ -13,6 +13,8 @@ import { merge } from "../../lib/merge/merge.ts";
 import { adaMergingSettings } from "../../lib/merge/adamerging.ts";
 import { adaMergingBatch } from "../../lib/merge/adamerging_schedule.ts";
 import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
+import { concreteSettings } from "../../lib/merge/concrete_ta.ts";
+import { concreteNoise, fitConcrete } from "../../lib/merge/concrete_fit.ts";
 import { gramInputs } from "../../lib/merge/regmean.ts";
 import { frankWolfeSettings } from "../../lib/merge/fw_merging.ts";
 import { frankWolfeImages } from "../../lib/merge/fw_merging_schedule.ts";
@@ -565,4 +567,156 @@ export async function frankWolfeSoftCase(
   assert(moved > 20 * TRAJECTORY_TOLERANCE, `fw_soft: the coefficients hardly moved (${moved})`);
   assert(worst < TRAJECTORY_TOLERANCE, `fw_soft: trajectories differ by ${worst}`);
   assert(diff < 1e-4 * scale, `fw_soft: merged task vector differs by ${diff} (max |M| ${scale})`);
+}
+
+/** Largest allowed |Δz| between the mask-logit trajectories (a fiftieth of the step size 0.01). */
+export const LOGIT_TOLERANCE = 2e-4;
+
+/**
+ * A concrete sample with 1 − s below this has a float32 sigmoid gradient s(1 − s) with relative
+ * error ≥ 2⁻²⁴ / 1e-5 ≈ 6e-3 (none at all at the clamp 1 − 2⁻²³): its logit leaves the
+ * comparison from that step on.
+ */
+export const SATURATED = 1e-5;
+
+/**
+ * A gradient entry ∂L/∂m below this fraction of the largest in its tensor is not resolved in
+ * float32 (the sums behind it round at the scale of the largest): its logit leaves the
+ * comparison from that step on.
+ */
+export const UNRESOLVED_GRADIENT = 1e-6;
+
+/**
+ * A logit gradient ∂L/∂z_i that the rescaling m = s / mean(s) cancels to below this fraction of
+ * its own term ∂L/∂m_i · ∂m_i/∂s_i · ∂s_i/∂z_i keeps only the digits float32 lost: its logit
+ * leaves the comparison from that step on.
+ */
+export const CANCELLED = 1e-3;
+
+/**
+ * Concrete Task Arithmetic here and in `reference` from the same logits, with the same uniform
+ * noise at every step (ours, {@linkcode concreteNoise}, written for Python and injected there in
+ * place of `torch.rand`), on the same batches: every mask logit's trajectory agrees within
+ * {@linkcode LOGIT_TOLERANCE} at every step (the key biases left out, see isKeyBias, and each
+ * entry from its first {@linkcode SATURATED} sample, {@linkcode UNRESOLVED_GRADIENT} or
+ * {@linkcode CANCELLED} gradient on,
+ * fewer than 5% of them), and the merged task vectors (the final mask drawn with the same noise) to
+ * 1e-4 · max |M|.
+ */
+export async function concreteCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  params: Record<string, unknown>,
+) {
+  const P = resolveParams(getMethod("concrete_ta"), params);
+  const settings = concreteSettings(P);
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const ours: Float32Array[] = [];
+  const fit = await fitConcrete({
+    model: p.data.model,
+    taus,
+    names,
+    sets,
+    settings,
+    onStep: (_s, logits) => ours.push(Float32Array.from(names.flatMap((n) => [...logits.get(n)!]))),
+  });
+  const merged = await merge("concrete_ta", p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: settings.steps },
+    (_, s) =>
+      sets.map((set, t) =>
+        Array.from(adaMergingBatch(set.count, settings.batch, settings.seed, t, s + 1))
+      ),
+  );
+  const noise = `${dir}/noise.safetensors`;
+  await writeSafetensors(
+    noise,
+    Array.from({ length: settings.steps + 1 }, (_, s) =>
+      names.map((name) => {
+        const { shape, data } = taus[0].get(name)!;
+        return {
+          name: `u${s + 1}/${name}`,
+          shape,
+          data: concreteNoise(settings.seed, s + 1, name, data.length),
+        };
+      })).flat(),
+  );
+  const files = await writeProblem(p, dir, "test");
+  const spec = { method: "concrete_ta", config: p.config, norm: DATA_NORM, ...files, names, noise };
+  // The float64 reference's samples and gradients decide which entries float32 cannot resolve
+  // (below); the trajectory compared is `reference`'s.
+  const diagnostics = `${dir}/ref-concrete_ta-data_reference.safetensors`;
+  await runReference("data_reference", { ...spec, params: P, batches, out: diagnostics });
+  const out = `${dir}/ref-concrete_ta-${reference}.safetensors`;
+  if (reference !== "data_reference") {
+    await runReference(reference, { ...spec, params: P, batches, out });
+  }
+  using diag = await SafetensorsReader.open(diagnostics);
+  using ref = await SafetensorsReader.open(reference === "data_reference" ? diagnostics : out);
+  const trajectory = await ref.read("trajectory"); // [steps, Σ sizes], names' order
+  const keyBias = new Uint8Array(ours[0].length);
+  let at = 0;
+  for (const n of names) {
+    const size = taus[0].get(n)!.data.length;
+    if (isKeyBias(n)) keyBias.fill(1, at, at + size);
+    at += size;
+  }
+  // An entry leaves the comparison from the first step at which float32 cannot resolve its
+  // gradient (see SATURATED and UNRESOLVED_GRADIENT): there Adam's step, which divides by √v̂,
+  // turns rounding into a step of up to lr.
+  const samples = await diag.read("samples"), mgrads = await diag.read("mask_grads");
+  const zgrads = await diag.read("logit_grads");
+  const dropped = new Uint8Array(keyBias);
+  let worst = 0, moved = 0;
+  ours.forEach((z, s) => {
+    let start = 0;
+    for (const n of names) {
+      const end = start + taus[0].get(n)!.data.length;
+      let top = 0, mean = 0;
+      for (let i = start; i < end; i++) {
+        top = Math.max(top, Math.abs(mgrads[s * z.length + i]));
+        mean += samples[s * z.length + i] / (end - start);
+      }
+      for (let i = start; i < end; i++) {
+        const j = s * z.length + i;
+        // ∂L/∂z_i = (∂L/∂m_i − mean(m ⊙ ∂L/∂m)) · s_i(1 − s_i) / (T · mean(s)): its own term
+        const term = Math.abs(mgrads[j]) * samples[j] * (1 - samples[j]) /
+          (settings.temperature * mean);
+        if (
+          1 - samples[j] < SATURATED || Math.abs(mgrads[j]) < UNRESOLVED_GRADIENT * top ||
+          Math.abs(zgrads[j]) < CANCELLED * term
+        ) dropped[i] = 1;
+      }
+      start = end;
+    }
+    for (let i = 0; i < z.length; i++) {
+      if (dropped[i]) continue;
+      worst = Math.max(worst, Math.abs(z[i] - trajectory[s * z.length + i]));
+      moved = Math.max(moved, Math.abs(z[i] - settings.init));
+    }
+  });
+  const left = dropped.reduce((n, d) => n + d, 0) - keyBias.reduce((n, d) => n + d, 0);
+  const { diff, scale } = await compare(
+    merged,
+    reference === "data_reference" ? diagnostics : out,
+  );
+  console.log(
+    `${reference} concrete_ta ${JSON.stringify(params)}: logit trajectory max |Δz| ${
+      worst.toExponential(2)
+    } ` +
+      `over ${settings.steps} steps × ${ours[0].length} logits (${left} left out with an ` +
+      `unresolved or cancelled gradient or saturated sample; z moved up to ${
+        moved.toFixed(3)
+      }); M max |diff| ${diff.toExponential(2)} (max |M| ${scale.toFixed(3)}); entropy ${
+        fit.losses[0].toFixed(4)
+      } → ${fit.losses[fit.losses.length - 1].toFixed(4)}`,
+  );
+  assert(moved > 20 * LOGIT_TOLERANCE, `concrete_ta: the logits hardly moved (${moved})`);
+  assert(left < 0.05 * ours[0].length, `concrete_ta: ${left} logits left out (≥ 5%)`);
+  assert(worst < LOGIT_TOLERANCE, `concrete_ta: logit trajectories differ by ${worst}`);
+  assert(scale > 1e-3, "concrete_ta: the merged task vector is (nearly) zero");
+  assert(diff < 1e-4 * scale, `concrete_ta: M differs by ${diff} (max |M| ${scale})`);
 }

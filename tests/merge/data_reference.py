@@ -27,6 +27,13 @@ spec["method"] and writes its outputs to spec["out"].
   r starts at θ^r (θ^0 = θ0), merges θ^r + Σ λ_{t,ℓ} (θ_t − θ^r) with λ from `init` (round 0) or
   `ada_coeff`, `ada_steps` Adam steps on the summed entropy, and θ^{r+1} is the result. Writes λ
   after every step of every round.
+- Concrete Task Arithmetic (Tang et al. 2023): a logit z per parameter entry (all `init`);
+  each step the concrete sample s = σ((logit(u) + logit(σ(z))) / T) with the test's uniform
+  noise u (probabilities clamped to float32's [eps, 1 − eps], s to [tiny, 1 − eps]), m = s /
+  mean(s) per tensor, the model θ0 + Σ_t λ τ_t ⊙ m with λ = `scaling`, the summed entropy of
+  every task's batch back-propagated to z, one torch.optim.Adam step. The final mask is drawn
+  with the noise of step steps + 1 (concrete, or 1[u < σ(z)] for eval_mask=discrete); M =
+  λ Σ_t τ_t ⊙ m. Writes every logit after every step, and every step's sample s, ∂L/∂m and ∂L/∂z.
 """
 import os
 import re
@@ -295,6 +302,60 @@ def fw_soft(spec, cfg, base, taus, images, heads, norm):
     return {k: theta[k] - base[k] for k in names}, {"trajectory": torch.stack(trajectory)}
 
 
+# ---- Concrete Task Arithmetic ----------------------------------------------------------------
+F32 = torch.finfo(torch.float32)
+
+
+def concrete_sample(z, u, temperature):
+    p = torch.sigmoid(z).clamp(F32.eps, 1 - F32.eps)
+    u = u.clamp(F32.eps, 1 - F32.eps)
+    x = (torch.log(u) - torch.log1p(-u) + torch.log(p) - torch.log1p(-p)) / temperature
+    return torch.sigmoid(x).clamp(F32.tiny, 1 - F32.eps)
+
+
+def concrete_ta(spec, cfg, base, taus, images, heads, norm):
+    P, names, T = spec["params"], spec["names"], len(taus)
+    noise = load(spec["noise"])
+    z = {k: torch.full_like(base[k], float(P["init"])).requires_grad_(True) for k in names}
+    opt = torch.optim.Adam(list(z.values()), lr=P["lr"])
+    lam, temp = P["scaling"], P["temperature"]
+    trajectory, losses, samples, mgrads, zgrads = [], [], [], [], []
+    for step in range(P["steps"]):
+        sample, mask = {}, {}
+        for k in names:
+            sample[k] = concrete_sample(z[k], noise[f"u{step + 1}/{k}"], temp)
+            mask[k] = sample[k] / sample[k].mean()
+            mask[k].retain_grad()
+        p = dict(base)
+        for k in names:
+            p[k] = base[k] + sum(lam * mask[k] * taus[t][k] for t in range(T))
+        total = 0
+        for t in range(T):
+            x = pixels(images, t, spec["batches"][step][t], norm)
+            prob = torch.softmax(logits(p, x, cfg, heads[f"head{t}"], heads[f"scale{t}"]), -1)
+            total = total - (prob * torch.log(prob + 1e-8)).sum(-1).mean()
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        trajectory.append(torch.cat([z[k].detach().flatten() for k in names]))
+        samples.append(torch.cat([sample[k].detach().flatten() for k in names]))
+        mgrads.append(torch.cat([mask[k].grad.flatten() for k in names]))
+        zgrads.append(torch.cat([z[k].grad.flatten() for k in names]))
+        losses.append(float(total))
+    out = {}
+    with torch.no_grad():
+        for k in names:
+            u = noise[f"u{P['steps'] + 1}/{k}"]
+            if P["eval_mask"] == "continuous":
+                s = concrete_sample(z[k], u, temp)
+            else:
+                s = (u < torch.sigmoid(z[k])).double()
+            out[k] = lam * (s / s.mean()) * sum(taus[t][k] for t in range(T))
+    return out, {"trajectory": torch.stack(trajectory), "losses": torch.tensor(losses),
+                 "samples": torch.stack(samples), "mask_grads": torch.stack(mgrads),
+                 "logit_grads": torch.stack(zgrads)}
+
+
 def main(spec):
     cfg = spec["config"]
     base = load(spec["base"])
@@ -315,6 +376,8 @@ def main(spec):
         merged, extra = fw_hard(spec, cfg, base, taus, images, heads, norm)
     elif method == "fw_soft":
         merged, extra = fw_soft(spec, cfg, base, taus, images, heads, norm)
+    elif method == "concrete_ta":
+        merged, extra = concrete_ta(spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no reference for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

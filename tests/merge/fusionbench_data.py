@@ -20,7 +20,13 @@ What runs from FusionBench:
   utils/state_dict_arithmetic.py), with CLIPTaskWiseAdaMergingAlgorithm.compute_logits and
   `.cuda()` the identity on this CPU-only torch;
 - Frank-Wolfe merging (soft): FrankWolfeSoftAlgorithm.run, its oracle and its rounds of
-  run_adamerging on LayerWiseMergedModel.
+  run_adamerging on LayerWiseMergedModel;
+- Concrete Task Arithmetic: ConcreteTaskArithmeticAlgorithmForCLIP.run (clip_concrete_task_
+  arithmetic.py: its setup_models, train_mask and final sample), with MaskModel (models/masks)
+  and TaskWiseMergedModel; compute_logits is CLIPTaskWiseAdaMergingAlgorithm's (the same
+  formula as CLIPClassificationMixin's, whose module needs transformers). The uniform noise
+  that torch.rand (RelaxedBernoulli.rsample) and torch.bernoulli (Bernoulli.sample) would draw
+  is the test's, injected in MaskModel's parameter order.
 The data loaders are replaced by ones that yield the test's batches in the test's order.
 """
 import contextlib
@@ -597,6 +603,115 @@ def fw_soft(mods, spec, cfg, base, taus, images, heads, norm):
     return out, {"trajectory": steps}
 
 
+def setup_concrete(mods):
+    if not hasattr(nn, "Buffer"):  # torch ≥ 2.5's nn.Buffer, named by ParameterDictModel
+        nn.Buffer = type("Buffer", (), {})
+    stub("fusion_bench.utils.parameters", print_parameters=lambda *a, **k: None)
+    stub("fusion_bench.utils.dtype", parse_dtype=lambda d: None if d is None else getattr(torch, d))
+    stub("fusion_bench.compat.modelpool", ModelPool=object, to_modelpool=lambda pool: pool)
+    stub("fusion_bench.compat.modelpool.huggingface_clip_vision", HuggingFaceClipVisionPool=object)
+    package("fusion_bench.models.masks")
+    package("fusion_bench.method.concrete_subspace")
+    pd = load("fusion_bench.models.parameter_dict")
+    sys.modules["fusion_bench.models"].ParameterDictModel = pd.ParameterDictModel
+    mm = load("fusion_bench.models.masks.mask_model")
+    stub("fusion_bench.models.masks", MaskModel=mm.MaskModel, mask_sparsity=mm.mask_sparsity)
+    mods["clip_concrete_task_arithmetic"] = load(
+        "fusion_bench.method.concrete_subspace.clip_concrete_task_arithmetic")
+    return mods
+
+
+class ConcreteFabric(Fabric):
+    """Fabric for the concrete loop: rank zero, and modules it sets up report their device."""
+    is_global_zero = True
+
+    def setup(self, *objs):
+        for o in objs:
+            if isinstance(o, nn.Module):
+                o.device = torch.device("cpu")
+        return super().setup(*objs)
+
+
+def concrete_ta(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T, names = spec["params"], len(taus), spec["names"]
+    tasks = [f"task{t}" for t in range(T)]
+    noise = {k: v.float() for k, v in st.load(spec["noise"])[0].items()}
+    pretrained = Tower(cfg, base)
+    finetuned = {n: Tower(cfg, {k: base[k] + tau[k] for k in base}) for n, tau in zip(tasks, taus)}
+    pool = types.SimpleNamespace(
+        model_names=tasks,
+        load_model=lambda name: pretrained if name == "_pretrained_" else finetuned[name])
+    config = Config(batch_size=P["batch"], merge_dtype=None, optimizer="adam", lr=P["lr"],
+                    scaling_factor=P["scaling"], max_steps=P["steps"], save_interval=10 ** 9,
+                    initial_logits=P["init"], temperature=P["temperature"],
+                    eval_mask_type=P["eval_mask"], mask_checkpoint=None, clamp_weights=False,
+                    tie_weights=True, strict=False, skip_training=False)
+    iters = {n: iter([(pixels(images, t, spec["batches"][s][t], norm), None)
+                      for s in range(P["steps"])]) for t, n in enumerate(tasks)}
+    compute_logits = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm.compute_logits
+    algo_cls = mods["clip_concrete_task_arithmetic"].ConcreteTaskArithmeticAlgorithmForCLIP
+    state = {"draws": 0, "order": None, "model": None}
+    trajectory = []
+
+    def next_noise(shape):
+        """The test's uniforms for the next mask tensor FusionBench samples (its parameter
+        order, one pass per step); records the logits each step starts from."""
+        order, i = state["order"], state["draws"]
+        step, k = divmod(i, len(order))
+        if k == 0 and step > 0:
+            params = dict(state["model"].named_parameters())
+            trajectory.append(torch.cat([params[n].detach().flatten() for n in names]))
+        state["draws"] += 1
+        u = noise[f"u{step + 1}/{order[k]}"]
+        assert tuple(u.shape) == tuple(shape), (order[k], u.shape, shape)
+        return u
+
+    def rand(*shape, dtype=None, device=None, **kw):
+        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        return next_noise(shape).to(dtype or torch.float32)
+
+    def bernoulli(p, *a, **k):
+        return (next_noise(tuple(p.shape)) < p).to(p.dtype)
+
+    class Algo(algo_cls):
+        def __init__(self):
+            self.config, self.fabric = config, ConcreteFabric()
+            self.is_debug_mode = False
+            clip_setup(self, heads, tasks)
+
+        def setup_models(self):
+            module, mask_model = super().setup_models()
+            state["model"] = mask_model
+            state["order"] = [n for n, _ in mask_model.named_parameters()]
+            assert sorted(state["order"]) == sorted(names), "mask tensors ≠ the test's tensors"
+            return module, mask_model
+
+        def log_hyperparams(self, *a, **k):
+            pass
+
+        def setup_zero_shot_classification_head(self):
+            pass  # clip_setup set the heads
+
+        def get_shuffled_test_loader_iter(self, task):
+            return iters[task]
+
+        def compute_logits(self, module, images, task):
+            return compute_logits(self, module, (images, None), task)
+
+        def profile(self, *a):
+            return contextlib.nullcontext()
+
+    saved = torch.rand, torch.bernoulli
+    torch.rand, torch.bernoulli = rand, bernoulli
+    try:
+        merged = Algo().run(pool)
+    finally:
+        torch.rand, torch.bernoulli = saved
+    assert state["draws"] == (P["steps"] + 1) * len(names), state["draws"]
+    out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
+    return out, {"trajectory": torch.stack(trajectory)}
+
+
 def main(spec):
     mods = setup()
     cfg, norm = spec["config"], spec["norm"]
@@ -618,6 +733,9 @@ def main(spec):
         merged, extra = fw_hard(mods, spec, cfg, base, taus, images, heads, norm)
     elif method == "fw_soft":
         merged, extra = fw_soft(mods, spec, cfg, base, taus, images, heads, norm)
+    elif method == "concrete_ta":
+        merged, extra = concrete_ta(setup_concrete(mods), spec, cfg, base, taus, images, heads,
+                                    norm)
     else:
         raise ValueError(f"no FusionBench run for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

@@ -125,3 +125,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "FusionBench's Concrete Task Arithmetic follows our mask-logit trajectories",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      for (
+        const params of [
+          { steps: 6, lr: 0.01, batch: 6 },
+          {
+            steps: 5,
+            lr: 0.01,
+            batch: 8,
+            temperature: 0.8,
+            init: -0.5,
+            scaling: 0.6,
+            seed: 2,
+            eval_mask: "discrete",
+          },
+        ]
+      ) {
+        await t.step(
+          JSON.stringify(params),
+          () => concreteCase("fusionbench_data", p, dir.path, params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
