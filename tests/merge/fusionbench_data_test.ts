@@ -15,6 +15,7 @@ import { tempDir } from "../helpers/temp.ts";
 import {
   adaMergingCase,
   closedForm,
+  concreteCase,
   dataProblem,
   frankWolfeCase,
   frankWolfeSoftCase,
