@@ -26,6 +26,7 @@ import { tsvC } from "./tsv_c.ts";
 import { slerp } from "./slerp.ts";
 import { knots } from "./knots.ts";
 import { dogeTa } from "./doge_ta.ts";
+import { dop } from "./dop.ts";
 import { trustRegion } from "./trust_region.ts";
 import { svcMethods } from "./svc.ts";
 import { adaMergingLayer, adaMergingTask } from "./adamerging.ts";
@@ -65,6 +66,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   knots,
   trustRegion,
   dogeTa,
+  dop,
   ...svcMethods,
   // Data-using methods (issue #18).
   fisherMerging,

@@ -96,6 +96,11 @@ const CASES: Case[] = [
   { method: "trust_region", tasks: 6, params: { quantile: 0.7, scaling: 1 } },
   { method: "doge_ta", tasks: 4 },
   { method: "doge_ta", tasks: 8 },
+  // DOP: fewer Adam steps than its 200 to keep this test short (the reference runs three
+  // autograd passes per step); the default count is checked outside CI (docs/METHODS.md).
+  { method: "dop", tasks: 3, params: { iterations: 60 } },
+  { method: "dop", tasks: 4, params: { mgda: false, iterations: 20 } },
+  { method: "dop", tasks: 3, params: { ema: false, svd_proj_space: "v", iterations: 20 } },
 ];
 
 /** Writes the keep masks DARE drew (as 0/1 float32 tensors), one file per task. */
@@ -139,8 +144,8 @@ async function prepareCase(c: Case, dir: string) {
   // The optimising methods must move away from where their optimisation starts.
   const start = c.method === "wudi"
     ? await merge("task_arithmetic", tasks, { scaling: 1 })
-    : c.method === "doge_ta"
-    ? await merge("doge_ta", tasks, { params: { ...c.params, iterations: 0 } })
+    : c.method === "doge_ta" || c.method === "dop"
+    ? await merge(c.method, tasks, { params: { ...c.params, iterations: 0 } })
     : undefined;
   return { ours, spec, start };
 }
@@ -202,7 +207,8 @@ Deno.test("every merge method matches its PyTorch reference (max |diff| < 1e-4)"
       } else {
         assert(over <= c.mostly * total, `${c.method}: ${over} of ${total} outputs differ`);
       }
-      // WUDI's and DOGE-TA's Adam steps must have moved M from their start (the TA sum; δ = 0)
+      // WUDI's, DOGE-TA's and DOP's Adam steps must have moved M from their start (the TA sum;
+      // δ = 0; the pairwise averages)
       // by more than the tolerance
       if (start) {
         assert(await maxAbsDiff(ours, start) > 10 * TOLERANCE, `${c.method} did not move`);

@@ -109,6 +109,26 @@ Deno.test("DOGE-TA without Adam steps is the masked, norm-weighted sum; other te
   deepStrictEqual([...m.get(b).data], [0, 0]);
 });
 
+Deno.test("DOP merges in task order: pairwise averages, θ0's class embedding, order-dependent weights", async () => {
+  const w = "vision_model.encoder.layers.0.self_attn.q_proj.weight";
+  const b = "vision_model.encoder.layers.0.self_attn.q_proj.bias";
+  const c = "vision_model.embeddings.class_embedding";
+  const taus = randomTaskVectors([[w, [6, 4]], [b, [6]], [c, [4]]], 3, 5);
+  const m = await merge("dop", taus, { params: { iterations: 30 } });
+  deepStrictEqual([...m.get(c).data], [0, 0, 0, 0]); // not a leaf module's: θ0
+  const [b0, b1, b2] = taus.map((t) => t.get(b).data); // ((b0 + b1)/2 + b2)/2
+  assert(close(m.get(b).data, b0.map((v, i) => (Math.fround(v + b1[i]) / 2 + b2[i]) / 2)));
+  // the weight moves off the pairwise averages by at most a few lr per Adam step
+  const start = await merge("dop", taus, { params: { iterations: 0 } });
+  const moved = m.get(w).data.map((v, i) => Math.abs(v - start.get(w).data[i]));
+  assert(Math.max(...moved) > 1e-3 && Math.max(...moved) < 30 * 3e-4, `${Math.max(...moved)}`);
+  // continual: the last task weighs most, so reversing the order changes the result
+  const reversed = await merge("dop", [...taus].reverse(), { params: { iterations: 30 } });
+  assert(!close(reversed.get(b).data, m.get(b).data, 1e-3));
+  assert(!close(reversed.get(w).data, m.get(w).data, 1e-3));
+  await rejects(merge("dop", [taus[0]]), /at least 2 task vectors/);
+});
+
 Deno.test("KnOTS groups weights with their biases; LayerNorm weights enter as diagonals", () => {
   const { layers, other } = knotsLayers([
     "vision_model.embeddings.class_embedding",

@@ -27,6 +27,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import types
 from types import SimpleNamespace
@@ -38,8 +39,9 @@ import st
 
 ROOT = None  # the checkout (the folder holding the fusion_bench package)
 
-# FusionBench modules that compute, loaded as they are although their package is plumbing.
-COMPUTING = ()
+# FusionBench modules that compute, loaded as they are although their package is plumbing
+# (models.utils: the leaf-module walk and module averaging DOP uses).
+COMPUTING = ("fusion_bench.models.utils",)
 
 # FusionBench modules that are plumbing, replaced by stand-ins (prefixes of module names).
 PLUMBING = (
@@ -292,6 +294,16 @@ def load(root):
         sys.meta_path.insert(0, _Finder())
         # DOGE-TA reports CUDA memory, which a CPU build of torch cannot.
         torch.cuda.memory_allocated = lambda *a, **k: 0
+        # FusionBench's module averaging (models.utils) passes load_state_dict(assign=False),
+        # an argument torch 1.13 lacks; False (copy into the module's tensors) is 1.13's only way.
+        plain_load = nn.Module.load_state_dict
+        if "assign" not in inspect.signature(plain_load).parameters:
+            def load_state_dict(self, state_dict, strict=True, assign=False):
+                if assign:
+                    raise NotImplementedError("load_state_dict(assign=True) needs torch >= 2.1")
+                return plain_load(self, state_dict, strict=strict)
+
+            nn.Module.load_state_dict = load_state_dict
 
 
 def fb(module):
@@ -315,6 +327,55 @@ def module_from(state, buffers=False):
         else:
             m.register_parameter(leaf, nn.Parameter(value.clone()))
     return root
+
+
+# The linear layers of a HF CLIP vision tower (with projection): what isinstance(m, nn.Linear)
+# selects in FusionBench's DOP.
+LINEAR_LAYER = re.compile(r"(self_attn\.(q|k|v|out)_proj|mlp\.fc[12]|^visual_projection)$")
+
+
+def module_with_linears(state):
+    """module_from(state), with every HF CLIP linear layer a real nn.Linear (DOP selects them by
+    type): weight [out, in], and the bias when the state has one."""
+    root = module_from({n: v for n, v in state.items()
+                        if not LINEAR_LAYER.search(n.rsplit(".", 1)[0])})
+    for name, value in state.items():
+        path = name.rsplit(".", 1)[0]
+        if not name.endswith(".weight") or not LINEAR_LAYER.search(path):
+            continue
+        layer = nn.Linear(value.shape[1], value.shape[0], bias=f"{path}.bias" in state)
+        with torch.no_grad():
+            layer.weight.copy_(value)
+            if layer.bias is not None:
+                layer.bias.copy_(state[f"{path}.bias"])
+        *parents, leaf = path.split(".")
+        m = root
+        for part in parents:
+            if not hasattr(m, part):
+                m.add_module(part, nn.Module())
+            m = getattr(m, part)
+        m.add_module(leaf, layer)
+    return root
+
+
+def run_dop(spec, base, experts):
+    """FusionBench's DOP: ContinualDOPForCLIP (dop.py, dop.yaml's target) or, for "dop_general",
+    DOPMerging (dop_general.py), in the given task order, on a CPU fabric."""
+    P = spec["params"]
+    pool = BaseModelPool({"_pretrained_": module_with_linears(base),
+                          **{f"task{t}": module_with_linears(e) for t, e in enumerate(experts)}})
+    cls = (fb("method.dop.dop").ContinualDOPForCLIP if spec["method"] == "dop"
+           else fb("method.dop.dop_general").DOPMerging)
+    alg = cls(seed=0, shuffle_order=False, save_on_every_step=False,
+              evaluate_on_every_step=False, lr=P["lr"], num_steps=P["iterations"],
+              mgda=P["mgda"], ema=P["ema"], ema_beta=P["ema_beta"], alpha=P["alpha"],
+              svd_epsilon=P["svd_epsilon"], svd_proj_space=P["svd_proj_space"])
+    alg.fabric = SimpleNamespace(device=torch.device("cpu"), world_size=1,
+                                 to_device=lambda x: x)
+    alg.log_dir = None
+    with contextlib.redirect_stdout(sys.stderr):  # its progress lines
+        merged = alg.run(pool)
+    return diff(state_of(merged), base)
 
 
 def state_of(module):
@@ -403,6 +464,8 @@ def run(spec):
         return diff(state_of(alg.run(pool())), base)
     if method == "knots":
         return run_knots(spec, os.environ["KNOTS"])
+    if method in ("dop", "dop_general"):
+        return run_dop(spec, base, experts)
     if method == "tall_mask_algorithm":  # FusionBench's TallMaskTaskArithmeticAlgorithm.run
         # At 54c9e8c its run() mixes nn.Parameters (θ0's state dict, keep_vars=True) with the
         # plain tensors of its task vectors, which state_dict_sub refuses ("Tensor type

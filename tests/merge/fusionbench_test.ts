@@ -83,6 +83,13 @@ const CASES: Case[] = [
   // Not on quantized values: at exact ties |τ_t| = λ·|τ_MTL − τ_t| FusionBench (like
   // tall_masks) decides through θ-space sums, (θ0 + τ_MTL) − θ_t, i.e. by θ0's rounding.
   { method: "tall_mask", tasks: 5, params: { lambda: 0.4 } },
+  // DOP at its defaults (200 Adam steps per linear weight and merge), against dop.yaml's
+  // ContinualDOPForCLIP and the architecture-agnostic DOPMerging; FusionBench adds Adam's steps
+  // to θ (unit scale) where ours adds them to τ, so the two round differently at every step.
+  { method: "dop", tasks: 3 },
+  { method: "dop", tasks: 3, fusionBench: "dop_general" },
+  { method: "dop", tasks: 4, params: { mgda: false, iterations: 50 } },
+  { method: "dop", tasks: 3, params: { ema: false, svd_proj_space: "v", iterations: 50 } },
 ];
 
 /**

@@ -8,7 +8,9 @@ Tensor rules used here, restated from docs/METHODS.md:
 - WUDI (official): linear weights inside transformer blocks, the rest left out (M = 0);
   WUDI ("all2d", FusionBench): every 2-D tensor optimised, the rest averaged;
 - MagMax, EMR, TALL masks, Model Stock, SLERP, weighted average, DARE + average: every tensor;
-- TSV-C: every 2-D tensor truncated per task, the rest kept per task.
+- TSV-C: every 2-D tensor truncated per task, the rest kept per task;
+- DOP: linear weights (blocks' and the projection) optimised pair by pair in task order, the
+  class embedding left out, the rest averaged pair by pair.
 Methods that build one model per task return a list of dicts (one per task); main() writes task
 t's tensor "name" as "t{t}::name".
 """
@@ -381,6 +383,64 @@ def doge_ta(taus, names, P):
     return out
 
 
+# ---- DOP: continual, per linear weight Adam on the dual projection losses, rest averaged -------
+def dop_linear(n):
+    return (BLOCK_LINEAR.search(n) is not None or n == "visual_projection.weight"
+            or n == "visual.proj" or n.endswith(".visual.proj"))
+
+
+def dop_subspace(X, eps):
+    U, s, Vh = torch.linalg.svd(X, full_matrices=False)
+    share = torch.cumsum(s.double(), 0) / s.double().sum()
+    k = int((share.float() < eps).sum()) if s.sum() > 0 else 0
+    return U[:, :k], s[:k], Vh[:k].T
+
+
+def dop_pair(X1, X2, P):
+    subs = [dop_subspace(X, P["svd_epsilon"]) for X in (X1, X2)]
+
+    def loss(M, i):
+        U, s, V = subs[i]
+        D = M - (X1, X2)[i]
+        lu = (s[:, None] * (U.T @ D)).square().sum()
+        lv = ((D @ V) * s[None, :]).square().sum()
+        return {"uv": lu + lv, "u": lu, "v": lv}[P["svd_proj_space"]]
+
+    M = torch.nn.Parameter((X1 + X2) / 2)
+    opt = torch.optim.Adam([M], lr=P["lr"])
+    w = [P["alpha"], 1 - P["alpha"]]
+    for _ in range(P["iterations"]):
+        if P["mgda"]:
+            g = []
+            for i in range(2):
+                L = loss(M, i)
+                gi, = torch.autograd.grad(L, M)
+                g.append(gi / L if L > 0 else torch.zeros_like(gi))
+            a, b, c = (g[0] * g[0]).sum(), (g[0] * g[1]).sum(), (g[1] * g[1]).sum()
+            gamma = 0.999 if b >= a else 0.001 if b >= c else float((c - b) / (a + c - 2 * b))
+            sol = [gamma, 1 - gamma]
+            w = [P["ema_beta"] * w[i] + (1 - P["ema_beta"]) * sol[i] for i in range(2)] \
+                if P["ema"] else sol
+        total = w[0] * loss(M, 0) + w[1] * loss(M, 1)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    return M.detach()
+
+
+def dop(taus, names, P):
+    out = {}
+    for n in names:
+        m = taus[0][n].clone()
+        for t in taus[1:]:
+            if m.dim() == 2 and dop_linear(n):
+                m = dop_pair(m, t[n], P)
+            else:
+                m = (m + t[n]) / 2
+        out[n] = torch.zeros_like(m) if n.endswith("class_embedding") else m
+    return out
+
+
 # ---- main ------------------------------------------------------------------------------------
 def merge(method, taus, names, P, masks, base=None):
     T = len(taus)
@@ -438,6 +498,8 @@ def merge(method, taus, names, P, masks, base=None):
         return trust_region(taus, names, P)
     if method == "doge_ta":
         return doge_ta(taus, names, P)
+    if method == "dop":
+        return dop(taus, names, P)
     raise ValueError(f"reference has no method {method}")
 
 
