@@ -36,6 +36,7 @@ import { fisherMerging } from "./fisher.ts";
 import { fwHard } from "./fw_merging.ts";
 import { fwSoft } from "./fw_soft.ts";
 import { concreteTaskArithmetic } from "./concrete_ta.ts";
+import { adaSvd } from "./ada_svd.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -77,6 +78,7 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   fwHard,
   fwSoft,
   concreteTaskArithmetic,
+  adaSvd,
 ];
 
 /**

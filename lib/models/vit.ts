@@ -30,6 +30,19 @@ export type ParamMap = Record<string, Tensor>;
  */
 export type LinearObserver = (weight: string, input: Tensor2D) => void;
 
+/**
+ * Replaces a linear layer's computation: given the layer's weight and bias names (the bias
+ * undefined for the projection) and its input rows [rows, in], returns the output rows
+ * [rows, out], or undefined to apply the layer's own weight and bias. Used to run a model whose
+ * linear layers are mixtures (Ada-SVD's upscaled model). It runs inside the forward pass's
+ * `tf.tidy`, after the {@linkcode LinearObserver}.
+ */
+export type LinearOverride = (
+  weight: string,
+  input: Tensor2D,
+  bias: string | undefined,
+) => Tensor2D | undefined;
+
 const V = "vision_model.";
 
 /**
@@ -74,18 +87,23 @@ export function checkParams(params: ParamMap, config: ViTConfig, label = "parame
  * deepStrictEqual(f.shape, [2, 64]);
  * ```
  *
- * `observe`, when given, sees every linear layer's input rows (see {@linkcode LinearObserver}).
+ * `observe`, when given, sees every linear layer's input rows (see {@linkcode LinearObserver});
+ * `override`, when given, may compute a linear layer's output itself (see
+ * {@linkcode LinearOverride}).
  */
 export function imageFeatures(
   params: ParamMap,
   config: ViTConfig,
   pixels: Tensor,
   observe?: LinearObserver,
+  override?: LinearOverride,
 ): Tensor2D {
   return tf.tidy(() => {
     checkPixels(pixels, config);
     const lin: Linear = (x, weight, bias) => {
       observe?.(weight, x);
+      const own = override?.(weight, x, bias);
+      if (own) return own;
       return linear(x, params[weight], bias === undefined ? undefined : params[bias]);
     };
     let x = embed(params, config, pixels);

@@ -11,6 +11,9 @@
  *   zero in exact arithmetic, left out; see `isKeyBias` in data_fixtures.ts). Our float32 gradients differ from the float64 reference by ~1e-6
  *   relative; Adam's update m̂/√v̂ is scale-free, so that changes a step by about lr · 1e-6 (no
  *   gradient component here is near zero, where Adam would amplify rounding into sign flips).
+ * - Ada-SVD is a closed form of the data too (the routing weights averaged over the upscaled
+ *   model's rows, then a weighted sum): agreement to float32 rounding as above, with routing
+ *   weights that differ from uniform when gate_k is below the task matrices' rank.
  */
 import { ok as assert } from "node:assert/strict";
 import { MERGE_METHODS } from "../../lib/merge/registry.ts";
@@ -19,10 +22,12 @@ import {
   adaMergingCase,
   closedForm,
   concreteCase,
+  type DataProblem,
   dataProblem,
   frankWolfeCase,
   frankWolfeSoftCase,
   FW_CASES,
+  withFrozen,
   withoutKeyBiases,
 } from "./data_fixtures.ts";
 
@@ -75,6 +80,48 @@ Deno.test("Fisher merging matches its PyTorch reference (float32 rounding)", asy
       await t.step(
         JSON.stringify(params),
         () => closedForm("data_reference", p, dir.path, "fisher", params),
+      );
+    }
+  } finally {
+    p.dispose();
+  }
+});
+
+Deno.test("Ada-SVD matches its PyTorch reference (float32 rounding)", async (t) => {
+  const p = await dataProblem(3);
+  await using dir = await tempDir();
+  try {
+    const cases: [string, Record<string, unknown>, DataProblem][] = [
+      [
+        "defaults (gate_k 16 spans the inputs of the square layers and fc1: routing on fc2 and the projection)",
+        {},
+        p,
+      ],
+      [
+        "gate_k 3, average_experts, projection θ0, one layer not fine-tuned",
+        {
+          gate_k: 3,
+          average_experts: true,
+          projection: "pretrained",
+          examples: 20,
+          batch: 8,
+          seed: 2,
+        },
+        withFrozen(p, "vision_model.encoder.layers.1.self_attn.q_proj.weight"),
+      ],
+    ];
+    for (const [label, params, problem] of cases) {
+      await t.step(
+        label,
+        () =>
+          closedForm("data_reference", problem, dir.path, "ada_svd", params, (ours) => {
+            const routing = ours.summary.notes.routing as Record<string, number[]>;
+            const spread = Math.max(
+              ...Object.values(routing).flat().map((r) => Math.abs(r - 1 / p.taus.length)),
+            );
+            console.log(`  routing weights up to ${spread.toFixed(4)} from 1/T`);
+            assert(spread > 1e-3, "the routing is uniform");
+          }),
       );
     }
   } finally {
@@ -176,6 +223,7 @@ Deno.test("every data-using method has a cross-check here", () => {
     "fw_hard",
     "fw_soft",
     "concrete_ta",
+    "ada_svd",
   ];
   for (const m of MERGE_METHODS.filter((m) => m.needs === "data")) {
     assert(covered.includes(m.name), `no cross-check for ${m.name}`);

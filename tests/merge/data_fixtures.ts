@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { ok as assert } from "node:assert/strict";
-import { merge } from "../../lib/merge/merge.ts";
+import { merge, type MergedTaskVector } from "../../lib/merge/merge.ts";
 import { adaMergingSettings } from "../../lib/merge/adamerging.ts";
 import { adaMergingBatch } from "../../lib/merge/adamerging_schedule.ts";
 import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
@@ -19,6 +19,7 @@ import { gramInputs } from "../../lib/merge/regmean.ts";
 import { frankWolfeSettings } from "../../lib/merge/fw_merging.ts";
 import { frankWolfeImages } from "../../lib/merge/fw_merging_schedule.ts";
 import { fitFrankWolfe, fitFrankWolfeSoft } from "../../lib/merge/fw_merging_fit.ts";
+import { pickImages } from "../../lib/merge/data.ts";
 import { resolveParams } from "../../lib/merge/params.ts";
 import { getMethod } from "../../lib/merge/registry.ts";
 import { SafetensorsReader } from "../../lib/io/safetensors.ts";
@@ -226,20 +227,25 @@ async function compare(
 }
 
 /**
- * RegMean or Fisher merging here and in `reference` on the same problem and batches: the merged
- * task vectors agree to float32 rounding (max |diff| < 1e-4 · max |M|).
+ * RegMean, Fisher merging or Ada-SVD here and in `reference` on the same problem and batches:
+ * the merged task vectors agree to float32 rounding (max |diff| < 1e-4 · max |M|). `inspect`
+ * sees our merge (its summary's notes).
  */
 export async function closedForm(
   reference: Reference,
   p: DataProblem,
   dir: string,
-  method: "regmean" | "regmean_plusplus" | "fisher",
+  method: "regmean" | "regmean_plusplus" | "fisher" | "ada_svd",
   params: Record<string, unknown>,
-) {
+  inspect?: (ours: MergedTaskVector) => void,
+): Promise<void> {
   const ours = await merge(method, p.taus, { params, data: p.data });
   const P = ours.summary.params;
   const batch = P.batch as number, examples = P.examples as number;
   const batches = p.trains.map((set, t) => {
+    if (method === "ada_svd") {
+      return chunks(pickImages(set.count, examples, P.seed as number, `ada_svd/task${t}`), batch);
+    }
     if (method !== "fisher") {
       return chunks(
         gramInputs(set.count, examples, batch, P.seed as number, `regmean/task${t}`),
@@ -270,6 +276,7 @@ export async function closedForm(
   );
   assert(scale > 1e-3, `${method}: the merged task vector is (nearly) zero`);
   assert(diff < 1e-4 * scale, `${method}: max |diff| ${diff} ≥ 1e-4 × ${scale}`);
+  inspect?.(ours);
 }
 
 /** Largest allowed |Δλ| between trajectories (a fiftieth of the tests' step size 0.01). */
@@ -719,4 +726,20 @@ export async function concreteCase(
   assert(worst < LOGIT_TOLERANCE, `concrete_ta: logit trajectories differ by ${worst}`);
   assert(scale > 1e-3, "concrete_ta: the merged task vector is (nearly) zero");
   assert(diff < 1e-4 * scale, `concrete_ta: M differs by ${diff} (max |M| ${scale})`);
+}
+
+/**
+ * The problem with tensor `name` zero in every task vector (a layer no expert fine-tuned; its
+ * bias, if any, keeps its task vectors). Shares everything else with `p` (dispose `p` only).
+ */
+export function withFrozen(p: DataProblem, name: string): DataProblem {
+  const taus = p.taus.map((tau) => {
+    const tensors: Record<string, { shape: readonly number[]; data: Float32Array }> = {};
+    for (const n of tau.names()) {
+      const { shape, data } = tau.get(n);
+      tensors[n] = { shape, data: n === name ? new Float32Array(data.length) : data };
+    }
+    return new MemorySource(`${tau.label} (${name} zero)`, tensors);
+  });
+  return { ...p, taus };
 }

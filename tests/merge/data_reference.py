@@ -14,6 +14,12 @@ spec["method"] and writes its outputs to spec["out"].
 - Fisher merging (Matena & Raffel 2022, the batch estimator of FusionBench/MergeLM): F_t = Σ_B
   (∇ Σ_{i∈B} Σ_c sg(√p_ic) log p_ic)² / N_t; task weights 1/T, normalised by inverse global
   norms; M = Σ_t w_t (F_t + ε) τ_t / Σ_t w_t (F_t + ε).
+- Ada-SVD (FusionBench's AdaSVDMergingForCLIPVisionModel over SMILE, Tang et al. 2024): every
+  linear layer (the projection too unless projection=pretrained; none whose task matrices are
+  all within 1e-8 of zero) becomes y = W0 x + b0 + Σ_t r_t(x)(ΔW_t x + Δb_t), r = softmax_t of
+  ‖x projected on ΔW_t's top gate_k right singular vectors‖; the upscaled model (other tensors θ0,
+  or the experts' mean except the class token with average_experts) runs on every task's
+  inputs; r is averaged over every row; M = Σ_t r̄_t τ_t on those layers, the mean (or 0) elsewhere.
 - AdaMerging (Yang et al. 2024): λ (T × L) starts at `init`; each step sums, over tasks, the
   mean entropy −Σ p log(p + 1e-8) of the model θ0 + Σ λ τ on the task's batch under its head,
   back-propagates to λ and takes one torch.optim.Adam step. Writes λ after every step.
@@ -194,6 +200,87 @@ def fisher(spec, cfg, base, taus, images, heads, norm):
         den = sum(w[t] * (fishers[t][k] + eps) for t in range(T))
         out[k] = num / den
     return out, {"norms": [float(torch.sqrt(sum((f ** 2).sum() for f in ft.values()))) for ft in fishers]}
+
+
+# ---- Ada-SVD ---------------------------------------------------------------------------------
+class Mixture:
+    """Stands in for torch.nn.functional inside clip_vision_ref: every upscaled linear layer is
+    the routed mixture of θ0 and the task matrices; the routing probabilities are summed."""
+
+    def __init__(self, names, experts):
+        self.names, self.experts, self.sums, self.rows = names, experts, {}, {}
+
+    def __getattr__(self, k):
+        return getattr(F, k)
+
+    def linear(self, x, w, b=None):
+        name = self.names[id(w)]
+        if name not in self.experts:
+            return F.linear(x, w, b)
+        directions, dws, dbs = self.experts[name]
+        rows = x.reshape(-1, x.shape[-1])
+        scores = torch.stack([(rows @ v).norm(dim=1) for v in directions], dim=1)  # [rows, T]
+        r = torch.softmax(scores, dim=1)
+        self.sums[name] = self.sums.get(name, 0) + r.sum(0)
+        self.rows[name] = self.rows.get(name, 0) + rows.shape[0]
+        y = F.linear(rows, w, b)
+        for t, (dw, db) in enumerate(zip(dws, dbs)):
+            y = y + r[:, t:t + 1] * F.linear(rows, dw, db)
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def ada_svd(spec, cfg, base, taus, images, norm):
+    P, T = spec["params"], len(taus)
+    proj = "visual_projection.weight"
+
+    def is_linear_weight(k):
+        return k == proj or k.endswith(("_proj.weight", "fc1.weight", "fc2.weight"))
+
+    experts = {}
+    for k in base:
+        if not is_linear_weight(k) or (k == proj and P["projection"] == "pretrained"):
+            continue
+        if all(bool((tau[k].abs() <= 1e-8).all()) for tau in taus):
+            continue  # no expert changed it: the layer stays θ0
+        out_dim, in_dim = base[k].shape
+        g = min(P["gate_k"], out_dim, in_dim)
+        directions = []
+        for tau in taus:
+            _, _, vh = torch.linalg.svd(tau[k])
+            directions.append(vh[:g].T)  # [in, g]
+        bias = k[:-len("weight")] + "bias"
+        dbs = [tau[bias] if bias in base else None for tau in taus]
+        experts[k] = (directions, [tau[k] for tau in taus], dbs)
+
+    def linear_of(k):
+        w = k[:-len("bias")] + "weight" if k.endswith(".bias") else k
+        return w if is_linear_weight(w) else None
+
+    def averaged(k):
+        return P["average_experts"] and linear_of(k) is None and \
+            k != "vision_model.embeddings.class_embedding"
+
+    p = {k: base[k] + sum(tau[k] for tau in taus) / T if averaged(k) else base[k] for k in base}
+    mix = Mixture({id(v): k for k, v in p.items()}, experts)
+    clip_vision_ref.F = mix
+    try:
+        with torch.no_grad():
+            for t in range(T):
+                for idx in spec["batches"][t]:
+                    clip_vision_ref.features(p, pixels(images, t, idx, norm), cfg)
+    finally:
+        clip_vision_ref.F = F
+    routing = {k: mix.sums[k] / mix.rows[k] for k in experts}
+    out = {}
+    for k in base:
+        w = linear_of(k)
+        if w in routing:
+            out[k] = sum(routing[w][t] * taus[t][k] for t in range(T))
+        elif averaged(k):
+            out[k] = sum(tau[k] for tau in taus) / T
+        else:
+            out[k] = torch.zeros_like(base[k])
+    return out, {"routing": torch.stack([routing[k] for k in sorted(routing)])}
 
 
 # ---- AdaMerging ------------------------------------------------------------------------------
@@ -378,6 +465,8 @@ def main(spec):
         merged, extra = fw_soft(spec, cfg, base, taus, images, heads, norm)
     elif method == "concrete_ta":
         merged, extra = concrete_ta(spec, cfg, base, taus, images, heads, norm)
+    elif method == "ada_svd":
+        merged, extra = ada_svd(spec, cfg, base, taus, images, norm)
     else:
         raise ValueError(f"no reference for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

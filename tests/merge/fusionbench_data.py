@@ -26,11 +26,18 @@ What runs from FusionBench:
   and TaskWiseMergedModel; compute_logits is CLIPTaskWiseAdaMergingAlgorithm's (the same
   formula as CLIPClassificationMixin's, whose module needs transformers). The uniform noise
   that torch.rand (RelaxedBernoulli.rsample) and torch.bernoulli (Bernoulli.sample) would draw
-  is the test's, injected in MaskModel's parameter order.
+  is the test's, injected in MaskModel's parameter order;
+- Ada-SVD: AdaSVDMergingForCLIPVisionModel.run as it is (SMILE upscaling with SmileMoELinear and
+  SmileGate, simple_average of the leaf modules, the block-by-block pass with its routing hooks,
+  the reduction by WeightedAverageAlgorithm and state_dict arithmetic), on a stand-in of
+  CLIPVisionModel (no visual projection, blocks returning tuples); only prepare_data (the
+  test's images in the test's order, for its seeded random_split) and Lightning's
+  seed_everything are replaced.
 The data loaders are replaced by ones that yield the test's batches in the test's order.
 """
 import contextlib
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -50,6 +57,17 @@ def package(name):
     m.__path__ = [os.path.join(ROOT, *name.split("."))]
     sys.modules[name] = m
     return m
+
+
+def load_package(name):
+    """A FusionBench package's own __init__.py (for packages whose __init__ computes)."""
+    path = os.path.join(ROOT, *name.split("."), "__init__.py")
+    spec = importlib.util.spec_from_file_location(name, path,
+                                                  submodule_search_locations=[os.path.dirname(path)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def stub(name, **attrs):
@@ -601,6 +619,103 @@ def fw_soft(mods, spec, cfg, base, taus, images, heads, norm):
     steps = steps[:, :, order]
     out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
     return out, {"trajectory": steps}
+class Pool:
+    """FusionBench's BaseModelPool as WeightedAverageAlgorithm reads it: names and models."""
+
+    def __init__(self, models):
+        self.models_ = dict(models)
+
+    @property
+    def model_names(self):
+        return list(self.models_)
+
+    def load_model(self, name):
+        return self.models_[name]
+
+
+def setup_ada_svd():
+    """The modules Ada-SVD runs, loaded from the checkout after setup()'s stand-ins."""
+    if "assign" not in inspect.signature(nn.Module.load_state_dict).parameters:
+        # simple_average loads with load_state_dict(..., assign=False) (torch ≥ 2.1); torch
+        # 1.13's load_state_dict always copies into the existing tensors, which is assign=False.
+        original = nn.Module.load_state_dict
+
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            assert not assign, "assign=True needs torch >= 2.1"
+            return original(self, state_dict, strict=strict)
+
+        nn.Module.load_state_dict = load_state_dict
+    stub("lightning", Fabric=Fabric, seed_everything=lambda seed=None, **kw: seed)
+    stub("tqdm.auto", tqdm=passthrough)
+    stub("transformers", CLIPModel=object, CLIPProcessor=object, CLIPVisionModel=object)
+    for name in ["transformers.models", "transformers.models.clip"]:
+        stub(name)
+    stub("transformers.models.clip.modeling_clip", CLIPEncoderLayer=object,
+         CLIPVisionTransformer=object)
+    stub("fusion_bench.utils.type", StateDictType=dict, BoolStateDictType=dict,
+         TorchModelType=TypeVar("TorchModelType"))
+    stub("fusion_bench.utils", timeit_context=contextlib.nullcontext, LazyStateDict=type(
+        "LazyStateDict", (), {}))
+    stub("fusion_bench.utils.devices", get_device=lambda obj: torch.device("cpu"))
+    stub("fusion_bench.modelpool", BaseModelPool=Pool, CLIPVisionModelPool=object)
+    algorithm = sys.modules["fusion_bench"].BaseAlgorithm
+    stub("fusion_bench", BaseModelPool=Pool)
+    stub("fusion_bench.method.base_algorithm", BaseAlgorithm=algorithm)
+    for name in ["fusion_bench.method.weighted_average", "fusion_bench.method.ada_svd",
+                 "fusion_bench.models.smile_moe"]:
+        package(name)
+    load("fusion_bench.utils.state_dict_arithmetic")
+    load("fusion_bench.models.smile_moe.utils.svd_utils")
+    load_package("fusion_bench.models.smile_moe.utils")
+    load("fusion_bench.models.smile_moe.linear_from_module")
+    wa = load("fusion_bench.method.weighted_average.weighted_average")
+    sa = load("fusion_bench.method.simple_average")
+    stub("fusion_bench.method", WeightedAverageAlgorithm=wa.WeightedAverageAlgorithm,
+         simple_average=sa)
+    return load("fusion_bench.method.ada_svd.clip_vision")
+
+
+class TupleLayer(Layer):
+    """Hugging Face's CLIPEncoderLayer returns a tuple (hidden_states,)."""
+
+    def forward(self, x, **kwargs):
+        return (super().forward(x),)
+
+
+class VisionOnly(nn.Module):
+    """CLIPVisionModel's layout: the vision tower without the visual projection."""
+
+    def __init__(self, cfg, params):
+        super().__init__()
+        self.vision_model = VisionModel(cfg)
+        self.vision_model.encoder.layers = nn.ModuleList([TupleLayer(cfg)
+                                                          for _ in range(cfg["layers"])])
+        own = {k: v.float() for k, v in params.items() if k.startswith("vision_model.")}
+        missing = self.load_state_dict(own, strict=True)
+        assert not missing.missing_keys and not missing.unexpected_keys, missing
+
+
+def ada_svd(spec, cfg, base, taus, images, norm):
+    P, T = spec["params"], len(taus)
+    if P["projection"] != "pretrained":
+        raise ValueError("FusionBench's CLIPVisionModel has no projection: run projection=pretrained")
+    cv = setup_ada_svd()
+    samples = [(pixels(images, t, [i], norm)[0].float(), None)
+               for t in range(T) for idx in spec["batches"][t] for i in idx]
+    algo = cv.AdaSVDMergingForCLIPVisionModel(
+        scaling_factor=None, num_samples=len(samples), gate_k=P["gate_k"],
+        average_experts=P["average_experts"], device="cpu", upscaling_accelerator=None, seed=None)
+    algo.prepare_data = lambda modelpool: samples
+    pool = types.SimpleNamespace(
+        model_names=[f"task{t}" for t in range(T)],
+        load_pretrained_model=lambda: VisionOnly(cfg, base),
+        models=lambda: [VisionOnly(cfg, {k: base[k] + tau[k] for k in base}) for tau in taus])
+    with torch.no_grad():
+        merged = algo.run(pool).state_dict()
+    out = {k: merged[k].double() - base[k] if k in merged else torch.zeros_like(base[k])
+           for k in base}
+    assert set(merged) <= set(base), set(merged) - set(base)
+    return out, {}
 
 
 def setup_concrete(mods):
@@ -736,6 +851,8 @@ def main(spec):
     elif method == "concrete_ta":
         merged, extra = concrete_ta(setup_concrete(mods), spec, cfg, base, taus, images, heads,
                                     norm)
+    elif method == "ada_svd":
+        merged, extra = ada_svd(spec, cfg, base, taus, images, norm)
     else:
         raise ValueError(f"no FusionBench run for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

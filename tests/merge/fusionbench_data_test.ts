@@ -9,7 +9,8 @@
  * (max |diff| < 1e-4 · max |M|), AdaMerging's coefficient trajectories within 2e-4 per step (see
  * data_crosscheck_test.ts for why, and for the key-bias coefficients left out). Frank-Wolfe
  * merging (hard) makes FusionBench's choices at every iteration and its merged task vector agrees
- * to float32 rounding.
+ * to float32 rounding. Ada-SVD (with `projection: pretrained`: FusionBench's CLIPVisionModel has
+ * no projection) agrees to float32 rounding too, its whole `run` executed.
  */
 import { tempDir } from "../helpers/temp.ts";
 import {
@@ -20,6 +21,7 @@ import {
   frankWolfeCase,
   frankWolfeSoftCase,
   FW_CASES,
+  withFrozen,
   withoutKeyBiases,
 } from "./data_fixtures.ts";
 
@@ -152,6 +154,39 @@ Deno.test({
         await t.step(
           JSON.stringify(params),
           () => concreteCase("fusionbench_data", p, dir.path, params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "FusionBench's Ada-SVD gives our merged task vectors",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      const frozen = withFrozen(p, "vision_model.encoder.layers.1.self_attn.q_proj.weight");
+      const cases = [
+        { label: "defaults", params: { projection: "pretrained" }, problem: p },
+        {
+          label: "gate_k 5, average_experts, one layer not fine-tuned",
+          params: { projection: "pretrained", gate_k: 5, average_experts: true, seed: 2 },
+          problem: frozen,
+        },
+        {
+          label: "gate_k 2, 20 inputs",
+          params: { projection: "pretrained", gate_k: 2, examples: 20 },
+          problem: p,
+        },
+      ];
+      for (const { label, params, problem } of cases) {
+        await t.step(
+          `ada_svd ${label}`,
+          () => closedForm("fusionbench_data", problem, dir.path, "ada_svd", params),
         );
       }
     } finally {
