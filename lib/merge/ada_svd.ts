@@ -11,7 +11,8 @@
  *     y(x) = W0 x + b0 + Σ_t r_t(x) (ΔW_t x + Δb_t),   r(x) = softmax_t ‖V_tᵀ x‖₂,
  *
  * with V_t [in, k] the top k = min(`gate_k`, out, in) right singular vectors of ΔW_t (the gate
- * `SmileGate` with `routing_use_diff: true`). A layer whose task matrices are all zero
+ * `SmileGate` with `routing_use_diff: true`; when ΔW_t's rank is below k, its last directions are
+ * whatever orthonormal null-space vectors the SVD returns, in FusionBench as here). A layer whose task matrices are all zero
  * (|ΔW_t| ≤ 1e-8 everywhere, FusionBench's `ExpertNotTrainedError`) is not upscaled: it stays θ0,
  * bias included. Non-linear modules are θ0 (`average_experts: false`) or the mean of the
  * experts (`true`: every leaf module's parameters — LayerNorms, the patch and position
