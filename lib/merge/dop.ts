@@ -353,6 +353,9 @@ export const dop: MergeMethod = {
     "average in task order, M_t = (M_{t−1} + τ_t)/2",
   usesLinalg: true,
   taskCount: { min: 2 },
+  notInDefaultStudy: "an optimisation per linear weight and merge (200 Adam steps × (T − 1) " +
+    "merges, hours for a ViT-B/32 on a CPU) whose result depends on the task order; run it " +
+    "with --methods dop",
   fusionBench: {
     params: {},
     note: "dop.yaml shuffles the task order with a time-based seed (shuffle_order: true, " +
