@@ -37,6 +37,7 @@ import { fwHard } from "./fw_merging.ts";
 import { fwSoft } from "./fw_soft.ts";
 import { concreteTaskArithmetic } from "./concrete_ta.ts";
 import { adaSvd } from "./ada_svd.ts";
+import { concreteAdaMergingLayer, concreteAdaMergingTask } from "./concrete_adamerging.ts";
 
 /**
  * Every registered method: the data-free ones in the order the literature introduced them, then
@@ -79,6 +80,8 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   fwSoft,
   concreteTaskArithmetic,
   adaSvd,
+  concreteAdaMergingTask,
+  concreteAdaMergingLayer,
 ];
 
 /**

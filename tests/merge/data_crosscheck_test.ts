@@ -21,6 +21,7 @@ import { tempDir } from "../helpers/temp.ts";
 import {
   adaMergingCase,
   closedForm,
+  concreteAdaMergingCase,
   concreteCase,
   type DataProblem,
   dataProblem,
@@ -213,6 +214,42 @@ Deno.test("Concrete TA's mask-logit trajectories match the PyTorch reference", a
   }
 });
 
+Deno.test("Concrete AdaMerging's logits and coefficients match the PyTorch reference", async (t) => {
+  const p = await dataProblem(3);
+  await using dir = await tempDir();
+  try {
+    const cases: ["concrete_adamerging" | "concrete_adamerging_task", Record<string, unknown>][] = [
+      ["concrete_adamerging_task", {
+        steps: 3,
+        ada_steps: 4,
+        lr: 0.01,
+        base_lr: 0.05,
+        ada_lr: 0.01,
+        batch: 6,
+      }],
+      ["concrete_adamerging", {
+        steps: 3,
+        ada_steps: 3,
+        lr: 0.01,
+        base_lr: 0.05,
+        ada_lr: 0.01,
+        batch: 8,
+        temperature: 0.8,
+        lambda_init: 0.5,
+        seed: 1,
+      }],
+    ];
+    for (const [method, params] of cases) {
+      await t.step(
+        `${method} ${JSON.stringify(params)}`,
+        () => concreteAdaMergingCase("data_reference", p, dir.path, method, params),
+      );
+    }
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("every data-using method has a cross-check here", () => {
   const covered = [
     "regmean",
@@ -224,6 +261,8 @@ Deno.test("every data-using method has a cross-check here", () => {
     "fw_soft",
     "concrete_ta",
     "ada_svd",
+    "concrete_adamerging",
+    "concrete_adamerging_task",
   ];
   for (const m of MERGE_METHODS.filter((m) => m.needs === "data")) {
     assert(covered.includes(m.name), `no cross-check for ${m.name}`);

@@ -14,7 +14,8 @@ import { adaMergingSettings } from "../../lib/merge/adamerging.ts";
 import { adaMergingBatch } from "../../lib/merge/adamerging_schedule.ts";
 import { fitAdaMerging } from "../../lib/merge/adamerging_fit.ts";
 import { concreteSettings } from "../../lib/merge/concrete_ta.ts";
-import { concreteNoise, fitConcrete } from "../../lib/merge/concrete_fit.ts";
+import { concreteNoise, fitConcrete, fitConcreteAdaMerging } from "../../lib/merge/concrete_fit.ts";
+import { concreteAdaMergingSettings } from "../../lib/merge/concrete_adamerging.ts";
 import { gramInputs } from "../../lib/merge/regmean.ts";
 import { frankWolfeSettings } from "../../lib/merge/fw_merging.ts";
 import { frankWolfeImages } from "../../lib/merge/fw_merging_schedule.ts";
@@ -212,13 +213,16 @@ function isKeyBias(name: string): boolean {
 async function compare(
   ours: { names(): readonly string[]; get(n: string): { data: Float32Array } },
   refPath: string,
+  skip?: ReadonlyMap<string, Uint8Array>,
 ) {
   using ref = await SafetensorsReader.open(refPath);
   let diff = 0, scale = 0;
   for (const name of ours.names()) {
     if (isKeyBias(name)) continue;
     const a = ours.get(name).data, b = await ref.read(`M.${name}`);
+    const left = skip?.get(name);
     for (let i = 0; i < a.length; i++) {
+      if (left?.[i]) continue;
       diff = Math.max(diff, Math.abs(a[i] - b[i]));
       scale = Math.max(scale, Math.abs(b[i]));
     }
@@ -600,70 +604,44 @@ export const UNRESOLVED_GRADIENT = 1e-6;
  */
 export const CANCELLED = 1e-3;
 
-/**
- * Concrete Task Arithmetic here and in `reference` from the same logits, with the same uniform
- * noise at every step (ours, {@linkcode concreteNoise}, written for Python and injected there in
- * place of `torch.rand`), on the same batches: every mask logit's trajectory agrees within
- * {@linkcode LOGIT_TOLERANCE} at every step (the key biases left out, see isKeyBias, and each
- * entry from its first {@linkcode SATURATED} sample, {@linkcode UNRESOLVED_GRADIENT} or
- * {@linkcode CANCELLED} gradient on,
- * fewer than 5% of them), and the merged task vectors (the final mask drawn with the same noise) to
- * 1e-4 · max |M|.
- */
-export async function concreteCase(
-  reference: Reference,
-  p: DataProblem,
-  dir: string,
-  params: Record<string, unknown>,
+/** The uniform noise of steps 1 … steps + 1 for every tensor (ours), written for Python. */
+async function writeNoise(
+  path: string,
+  names: readonly string[],
+  taus: readonly HostParams[],
+  seed: number,
+  steps: number,
 ) {
-  const P = resolveParams(getMethod("concrete_ta"), params);
-  const settings = concreteSettings(P);
-  const names = [...p.taus[0].names()];
-  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
-  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
-  const ours: Float32Array[] = [];
-  const fit = await fitConcrete({
-    model: p.data.model,
-    taus,
-    names,
-    sets,
-    settings,
-    onStep: (_s, logits) => ours.push(Float32Array.from(names.flatMap((n) => [...logits.get(n)!]))),
-  });
-  const merged = await merge("concrete_ta", p.taus, { params, data: p.data });
-  const batches = Array.from(
-    { length: settings.steps },
-    (_, s) =>
-      sets.map((set, t) =>
-        Array.from(adaMergingBatch(set.count, settings.batch, settings.seed, t, s + 1))
-      ),
-  );
-  const noise = `${dir}/noise.safetensors`;
   await writeSafetensors(
-    noise,
-    Array.from({ length: settings.steps + 1 }, (_, s) =>
+    path,
+    Array.from({ length: steps + 1 }, (_, s) =>
       names.map((name) => {
         const { shape, data } = taus[0].get(name)!;
         return {
           name: `u${s + 1}/${name}`,
           shape,
-          data: concreteNoise(settings.seed, s + 1, name, data.length),
+          data: concreteNoise(seed, s + 1, name, data.length),
         };
       })).flat(),
   );
-  const files = await writeProblem(p, dir, "test");
-  const spec = { method: "concrete_ta", config: p.config, norm: DATA_NORM, ...files, names, noise };
-  // The float64 reference's samples and gradients decide which entries float32 cannot resolve
-  // (below); the trajectory compared is `reference`'s.
-  const diagnostics = `${dir}/ref-concrete_ta-data_reference.safetensors`;
-  await runReference("data_reference", { ...spec, params: P, batches, out: diagnostics });
-  const out = `${dir}/ref-concrete_ta-${reference}.safetensors`;
-  if (reference !== "data_reference") {
-    await runReference(reference, { ...spec, params: P, batches, out });
-  }
-  using diag = await SafetensorsReader.open(diagnostics);
-  using ref = await SafetensorsReader.open(reference === "data_reference" ? diagnostics : out);
-  const trajectory = await ref.read("trajectory"); // [steps, Σ sizes], names' order
+}
+
+/**
+ * Our mask-logit trajectory (`ours[s]`: every logit after step s + 1, in `names`' order) against
+ * a reference's, every entry left out from the first step at which float32 cannot resolve its
+ * gradient by the float64 reference's diagnostics (`diag`: samples, mask_grads, logit_grads; see
+ * SATURATED, UNRESOLVED_GRADIENT, CANCELLED), where Adam's step, which divides by √v̂, turns
+ * rounding into a step of up to lr; the key biases always. `skip` marks those entries by tensor:
+ * their final mask entry follows their logit, so M's comparison leaves them out too.
+ */
+async function compareLogits(
+  ours: readonly Float32Array[],
+  trajectory: Float32Array,
+  diag: SafetensorsReader,
+  names: readonly string[],
+  taus: readonly HostParams[],
+  settings: { temperature: number; init: number },
+): Promise<{ worst: number; moved: number; left: number; skip: Map<string, Uint8Array> }> {
   const keyBias = new Uint8Array(ours[0].length);
   let at = 0;
   for (const n of names) {
@@ -671,9 +649,6 @@ export async function concreteCase(
     if (isKeyBias(n)) keyBias.fill(1, at, at + size);
     at += size;
   }
-  // An entry leaves the comparison from the first step at which float32 cannot resolve its
-  // gradient (see SATURATED and UNRESOLVED_GRADIENT): there Adam's step, which divides by √v̂,
-  // turns rounding into a step of up to lr.
   const samples = await diag.read("samples"), mgrads = await diag.read("mask_grads");
   const zgrads = await diag.read("logit_grads");
   const dropped = new Uint8Array(keyBias);
@@ -706,10 +681,79 @@ export async function concreteCase(
     }
   });
   const left = dropped.reduce((n, d) => n + d, 0) - keyBias.reduce((n, d) => n + d, 0);
-  const { diff, scale } = await compare(
-    merged,
-    reference === "data_reference" ? diagnostics : out,
+  const skip = new Map<string, Uint8Array>();
+  let from = 0;
+  for (const n of names) {
+    const size = taus[0].get(n)!.data.length;
+    skip.set(n, dropped.slice(from, from + size));
+    from += size;
+  }
+  return { worst, moved, left, skip };
+}
+
+/**
+ * Concrete Task Arithmetic here and in `reference` from the same logits, with the same uniform
+ * noise at every step (ours, {@linkcode concreteNoise}, written for Python and injected there in
+ * place of `torch.rand`), on the same batches: every mask logit's trajectory agrees within
+ * {@linkcode LOGIT_TOLERANCE} at every step (the key biases left out, see isKeyBias, and each
+ * entry from its first {@linkcode SATURATED} sample, {@linkcode UNRESOLVED_GRADIENT} or
+ * {@linkcode CANCELLED} gradient on, fewer than 5% of them), and the merged task vectors (the
+ * final mask drawn with the same noise) to 1e-4 · max |M| on every other entry.
+ */
+export async function concreteCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  params: Record<string, unknown>,
+) {
+  const P = resolveParams(getMethod("concrete_ta"), params);
+  const settings = concreteSettings(P);
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const ours: Float32Array[] = [];
+  const fit = await fitConcrete({
+    model: p.data.model,
+    taus,
+    names,
+    sets,
+    settings,
+    onStep: (_s, logits) => ours.push(Float32Array.from(names.flatMap((n) => [...logits.get(n)!]))),
+  });
+  const merged = await merge("concrete_ta", p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: settings.steps },
+    (_, s) =>
+      sets.map((set, t) =>
+        Array.from(adaMergingBatch(set.count, settings.batch, settings.seed, t, s + 1))
+      ),
   );
+  const noise = `${dir}/noise.safetensors`;
+  await writeNoise(noise, names, taus, settings.seed, settings.steps);
+  const files = await writeProblem(p, dir, "test");
+  const spec = { method: "concrete_ta", config: p.config, norm: DATA_NORM, ...files, names, noise };
+  // The float64 reference's samples and gradients decide which entries float32 cannot resolve;
+  // the trajectory compared is `reference`'s.
+  const diagnostics = `${dir}/ref-concrete_ta-data_reference.safetensors`;
+  await runReference("data_reference", { ...spec, params: P, batches, out: diagnostics });
+  const out = reference === "data_reference"
+    ? diagnostics
+    : `${dir}/ref-concrete_ta-${reference}.safetensors`;
+  if (reference !== "data_reference") {
+    await runReference(reference, { ...spec, params: P, batches, out });
+  }
+  using diag = await SafetensorsReader.open(diagnostics);
+  using ref = await SafetensorsReader.open(out);
+  const trajectory = await ref.read("trajectory"); // [steps, Σ sizes], names' order
+  const { worst, moved, left, skip } = await compareLogits(
+    ours,
+    trajectory,
+    diag,
+    names,
+    taus,
+    settings,
+  );
+  const { diff, scale } = await compare(merged, out, skip);
   console.log(
     `${reference} concrete_ta ${JSON.stringify(params)}: logit trajectory max |Δz| ${
       worst.toExponential(2)
@@ -742,4 +786,117 @@ export function withFrozen(p: DataProblem, name: string): DataProblem {
     return new MemorySource(`${tau.label} (${name} zero)`, tensors);
   });
   return { ...p, taus };
+/** max |a − b| over the entries of λ (T × L row-major, `steps` of them), key biases left out. */
+function lambdaDiff(
+  ours: readonly Float32Array[],
+  ref: Float32Array,
+  names: readonly string[],
+  layerWise: boolean,
+): number {
+  let worst = 0;
+  ours.forEach((lambda, s) => {
+    for (let i = 0; i < lambda.length; i++) {
+      if (layerWise && isKeyBias(names[i % names.length])) continue;
+      worst = Math.max(worst, Math.abs(lambda[i] - ref[s * lambda.length + i]));
+    }
+  });
+  return worst;
+}
+
+/**
+ * Concrete AdaMerging here and in `reference` with the same noise and batches (as
+ * {@linkcode concreteCase}): the mask logits of every mask step agree as Concrete TA's do, λ
+ * after every inner step and every AdaMerging step within {@linkcode TRAJECTORY_TOLERANCE} (the
+ * key-bias coefficients left out layer-wise), and the merged task vectors to 1e-4 · max |M|.
+ */
+export async function concreteAdaMergingCase(
+  reference: Reference,
+  p: DataProblem,
+  dir: string,
+  method: "concrete_adamerging" | "concrete_adamerging_task",
+  params: Record<string, unknown>,
+) {
+  const P = resolveParams(getMethod(method), params);
+  const layerWise = method === "concrete_adamerging";
+  const settings = concreteAdaMergingSettings(P, layerWise);
+  const names = [...p.taus[0].names()];
+  const taus: HostParams[] = p.taus.map((s) => new Map(names.map((n) => [n, s.get(n)])));
+  const sets = p.tests.map((s) => ({ ...s, labels: new Int32Array(0), classes: [] }));
+  const ours: Float32Array[] = [], inner: Float32Array[] = [], ada: Float32Array[] = [];
+  await fitConcreteAdaMerging({
+    model: p.data.model,
+    taus,
+    names,
+    sets,
+    settings,
+    onStep: (_s, logits, lambda) => {
+      ours.push(Float32Array.from(names.flatMap((n) => [...logits.get(n)!])));
+      inner.push(Float32Array.from(lambda));
+    },
+    onAdaStep: (_s, lambda) => ada.push(Float32Array.from(lambda)),
+  });
+  const merged = await merge(method, p.taus, { params, data: p.data });
+  const batches = Array.from(
+    { length: 2 * settings.steps + settings.adaSteps },
+    (_, s) =>
+      sets.map((set, t) =>
+        Array.from(adaMergingBatch(set.count, settings.batch, settings.seed, t, s + 1))
+      ),
+  );
+  const noise = `${dir}/noise.safetensors`;
+  await writeNoise(noise, names, taus, settings.seed, settings.steps);
+  const files = await writeProblem(p, dir, "test");
+  const spec = {
+    method,
+    config: p.config,
+    norm: DATA_NORM,
+    ...files,
+    names,
+    noise,
+    layer_wise: layerWise,
+    params: P,
+    batches,
+  };
+  const diagnostics = `${dir}/ref-${method}-data_reference.safetensors`;
+  await runReference("data_reference", { ...spec, out: diagnostics });
+  const out = reference === "data_reference"
+    ? diagnostics
+    : `${dir}/ref-${method}-${reference}.safetensors`;
+  if (reference !== "data_reference") await runReference(reference, { ...spec, out });
+  using diag = await SafetensorsReader.open(diagnostics);
+  using ref = await SafetensorsReader.open(out);
+  const { worst, moved, left, skip } = await compareLogits(
+    ours,
+    await ref.read("trajectory"),
+    diag,
+    names,
+    taus,
+    settings,
+  );
+  const innerDiff = lambdaDiff(inner, await ref.read("inner_lambda"), names, layerWise);
+  const adaDiff = lambdaDiff(ada, await ref.read("ada_lambda"), names, layerWise);
+  let adaMoved = 0;
+  for (const lambda of ada) {
+    for (const v of lambda) adaMoved = Math.max(adaMoved, Math.abs(v - settings.lambdaInit));
+  }
+  const { diff, scale } = await compare(merged, out, skip);
+  console.log(
+    `${reference} ${method} ${JSON.stringify(params)}: logits max |Δz| ${
+      worst.toExponential(2)
+    } over ${settings.steps} steps (${left} of ${ours[0].length} left out; z moved up to ${
+      moved.toFixed(3)
+    }); inner λ max |Δ| ${innerDiff.toExponential(2)}; AdaMerging λ max |Δ| ${
+      adaDiff.toExponential(2)
+    } over ${settings.adaSteps} steps (moved ${adaMoved.toFixed(3)}); M max |diff| ${
+      diff.toExponential(2)
+    } (max |M| ${scale.toFixed(3)})`,
+  );
+  assert(moved > 20 * LOGIT_TOLERANCE, `${method}: the logits hardly moved (${moved})`);
+  assert(left < 0.05 * ours[0].length, `${method}: ${left} logits left out (≥ 5%)`);
+  assert(worst < LOGIT_TOLERANCE, `${method}: logit trajectories differ by ${worst}`);
+  assert(innerDiff < TRAJECTORY_TOLERANCE, `${method}: inner λ differ by ${innerDiff}`);
+  assert(adaMoved > 20 * TRAJECTORY_TOLERANCE, `${method}: λ hardly moved (${adaMoved})`);
+  assert(adaDiff < TRAJECTORY_TOLERANCE, `${method}: AdaMerging λ differ by ${adaDiff}`);
+  assert(scale > 1e-3, `${method}: the merged task vector is (nearly) zero`);
+  assert(diff < 1e-4 * scale, `${method}: M differs by ${diff} (max |M| ${scale})`);
 }

@@ -40,6 +40,13 @@ spec["method"] and writes its outputs to spec["out"].
   every task's batch back-propagated to z, one torch.optim.Adam step. The final mask is drawn
   with the noise of step steps + 1 (concrete, or 1[u < σ(z)] for eval_mask=discrete); M =
   λ Σ_t τ_t ⊙ m. Writes every logit after every step, and every step's sample s, ∂L/∂m and ∂L/∂z.
+- Concrete AdaMerging (the same paper, task- or layer-wise): mask step k samples m as above;
+  the entropy of θ0 + Σ λ' τ ⊙ m (m held; λ' the previous step's inner result, λ0 at first) on
+  loader step 2k − 1 gives the gradient of λ, which is reset to λ0 and takes one step of an Adam
+  (lr base_lr) kept across mask steps; the entropy of θ0 + Σ λ τ ⊙ m on loader step 2k gives one
+  Adam step of z. Then the final mask, λ ← λ0 and ada_steps Adam steps (lr ada_lr) of λ on
+  loader steps 2·steps + j; M = Σ λ τ ⊙ m. Writes z and λ after every mask step, λ after every
+  AdaMerging step, and the mask steps' s, ∂L/∂m and ∂L/∂z.
 """
 import os
 import re
@@ -443,6 +450,82 @@ def concrete_ta(spec, cfg, base, taus, images, heads, norm):
                  "logit_grads": torch.stack(zgrads)}
 
 
+def concrete_adamerging(spec, cfg, base, taus, images, heads, norm):
+    P, names, T = spec["params"], spec["names"], len(taus)
+    L = len(names) if spec["layer_wise"] else 1
+    noise = load(spec["noise"])
+    temp, steps = P["temperature"], P["steps"]
+    z = {k: torch.full_like(base[k], float(P["init"])).requires_grad_(True) for k in names}
+    opt = torch.optim.Adam(list(z.values()), lr=P["lr"])
+    lam0 = torch.full((T, L), float(P["lambda_init"]))
+    lam = torch.nn.Parameter(lam0.clone())
+    inner = torch.optim.Adam([lam], lr=P["base_lr"])
+
+    def merged(w, mask):
+        p = dict(base)
+        for l, k in enumerate(names):
+            p[k] = base[k] + sum(w[t, l if L > 1 else 0] * taus[t][k] * mask[k] for t in range(T))
+        return p
+
+    def entropy(p, at):  # loader step at (from 1)
+        total = 0
+        for t in range(T):
+            x = pixels(images, t, spec["batches"][at - 1][t], norm)
+            prob = torch.softmax(logits(p, x, cfg, heads[f"head{t}"], heads[f"scale{t}"]), -1)
+            total = total - (prob * torch.log(prob + 1e-8)).sum(-1).mean()
+        return total
+
+    previous = lam0.clone()
+    trajectory, inner_lambdas, samples, mgrads, zgrads = [], [], [], [], []
+    for step in range(1, steps + 1):
+        sample, mask = {}, {}
+        for k in names:
+            sample[k] = concrete_sample(z[k], noise[f"u{step}/{k}"], temp)
+            mask[k] = sample[k] / sample[k].mean()
+            mask[k].retain_grad()
+        w = previous.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(entropy(merged(w, {k: m.detach() for k, m in mask.items()}),
+                                           2 * step - 1), w)
+        with torch.no_grad():
+            lam.copy_(lam0)
+        lam.grad = g
+        inner.step()
+        previous = lam.detach().clone()
+        loss = entropy(merged(previous, mask), 2 * step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        trajectory.append(torch.cat([z[k].detach().flatten() for k in names]))
+        inner_lambdas.append(previous.clone())
+        samples.append(torch.cat([sample[k].detach().flatten() for k in names]))
+        mgrads.append(torch.cat([mask[k].grad.flatten() for k in names]))
+        zgrads.append(torch.cat([z[k].grad.flatten() for k in names]))
+    with torch.no_grad():
+        final = {}
+        for k in names:
+            u = noise[f"u{steps + 1}/{k}"]
+            if P["eval_mask"] == "continuous":
+                s = concrete_sample(z[k], u, temp)
+            else:
+                s = (u < torch.sigmoid(z[k])).double()
+            final[k] = s / s.mean()
+    lam_a = torch.nn.Parameter(lam0.clone())
+    ada = torch.optim.Adam([lam_a], lr=P["ada_lr"])
+    ada_lambdas = []
+    for j in range(1, P["ada_steps"] + 1):
+        loss = entropy(merged(lam_a, final), 2 * steps + j)
+        ada.zero_grad()
+        loss.backward()
+        ada.step()
+        ada_lambdas.append(lam_a.detach().clone())
+    lam_f = lam_a.detach()
+    out = {k: sum(lam_f[t, l if L > 1 else 0] * taus[t][k] * final[k] for t in range(T))
+           for l, k in enumerate(names)}
+    return out, {"trajectory": torch.stack(trajectory), "inner_lambda": torch.stack(inner_lambdas),
+                 "ada_lambda": torch.stack(ada_lambdas), "samples": torch.stack(samples),
+                 "mask_grads": torch.stack(mgrads), "logit_grads": torch.stack(zgrads)}
+
+
 def main(spec):
     cfg = spec["config"]
     base = load(spec["base"])
@@ -467,6 +550,8 @@ def main(spec):
         merged, extra = concrete_ta(spec, cfg, base, taus, images, heads, norm)
     elif method == "ada_svd":
         merged, extra = ada_svd(spec, cfg, base, taus, images, norm)
+    elif method in ("concrete_adamerging", "concrete_adamerging_task"):
+        merged, extra = concrete_adamerging(spec, cfg, base, taus, images, heads, norm)
     else:
         raise ValueError(f"no reference for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

@@ -32,7 +32,10 @@ What runs from FusionBench:
   the reduction by WeightedAverageAlgorithm and state_dict arithmetic), on a stand-in of
   CLIPVisionModel (no visual projection, blocks returning tuples); only prepare_data (the
   test's images in the test's order, for its seeded random_split) and Lightning's
-  seed_everything are replaced.
+  seed_everything are replaced;
+- Concrete AdaMerging: ConcreteTaskWiseAdaMergingForCLIP.run and
+  ConcreteLayerWiseAdaMergingForCLIP.run (clip_concrete_adamerging.py: the meta-learned mask,
+  the final sample and run_adamerging), with the same stand-ins and noise.
 The data loaders are replaced by ones that yield the test's batches in the test's order.
 """
 import contextlib
@@ -733,6 +736,8 @@ def setup_concrete(mods):
     stub("fusion_bench.models.masks", MaskModel=mm.MaskModel, mask_sparsity=mm.mask_sparsity)
     mods["clip_concrete_task_arithmetic"] = load(
         "fusion_bench.method.concrete_subspace.clip_concrete_task_arithmetic")
+    mods["clip_concrete_adamerging"] = load(
+        "fusion_bench.method.concrete_subspace.clip_concrete_adamerging")
     return mods
 
 
@@ -742,7 +747,7 @@ class ConcreteFabric(Fabric):
 
     def setup(self, *objs):
         for o in objs:
-            if isinstance(o, nn.Module):
+            if isinstance(o, nn.Module) and not hasattr(o, "device"):
                 o.device = torch.device("cpu")
         return super().setup(*objs)
 
@@ -827,6 +832,110 @@ def concrete_ta(mods, spec, cfg, base, taus, images, heads, norm):
     return out, {"trajectory": torch.stack(trajectory)}
 
 
+def concrete_adamerging(mods, spec, cfg, base, taus, images, heads, norm):
+    P, T, names = spec["params"], len(taus), spec["names"]
+    tasks = [f"task{t}" for t in range(T)]
+    layer_wise = spec["layer_wise"]
+    noise = {k: v.float() for k, v in st.load(spec["noise"])[0].items()}
+    pretrained = Tower(cfg, base)
+    order_hf = [n for n, _ in pretrained.named_parameters()]
+    columns = [order_hf.index(n) for n in names]
+    finetuned = {n: Tower(cfg, {k: base[k] + tau[k] for k in base}) for n, tau in zip(tasks, taus)}
+    pool = types.SimpleNamespace(
+        model_names=tasks,
+        load_model=lambda name: pretrained if name == "_pretrained_" else finetuned[name])
+    config = Config(batch_size=P["batch"], merge_dtype=None, optimizer="adam", lr=P["lr"],
+                    base_lr=P["base_lr"], adamerging_lr=P["ada_lr"],
+                    scaling_factor=P["lambda_init"], max_steps=P["steps"],
+                    max_adamerging_steps=P["ada_steps"], save_interval=10 ** 9,
+                    initial_logits=P["init"], temperature=P["temperature"],
+                    eval_mask_type=P["eval_mask"], mask_checkpoint=None, clamp_weights=False,
+                    tie_weights=True, strict=False)
+    total = 2 * P["steps"] + P["ada_steps"]
+    iters = {n: iter([(pixels(images, t, spec["batches"][s][t], norm), None)
+                      for s in range(total)]) for t, n in enumerate(tasks)}
+    compute_logits = mods["clip_task_wise_adamerging"].CLIPTaskWiseAdaMergingAlgorithm.compute_logits
+    cam = mods["clip_concrete_adamerging"]
+    algo_cls = cam.ConcreteLayerWiseAdaMergingForCLIP if layer_wise else \
+        cam.ConcreteTaskWiseAdaMergingForCLIP
+    state = {"draws": 0, "order": None, "model": None, "module": None}
+    trajectory, inner, ada = [], [], []
+
+    def lam():
+        w = state["module"].merge_weight.detach().clone()
+        return w[:, columns] if layer_wise else w.reshape(T, 1)
+
+    def next_noise(shape):
+        order, i = state["order"], state["draws"]
+        step, k = divmod(i, len(order))
+        if k == 0 and step > 0:  # z and λ as mask step `step` left them
+            params = dict(state["model"].named_parameters())
+            trajectory.append(torch.cat([params[n].detach().flatten() for n in names]))
+            inner.append(lam())
+        state["draws"] += 1
+        u = noise[f"u{step + 1}/{order[k]}"]
+        assert tuple(u.shape) == tuple(shape), (order[k], u.shape, shape)
+        return u
+
+    def rand(*shape, dtype=None, device=None, **kw):
+        shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+        return next_noise(shape).to(dtype or torch.float32)
+
+    def bernoulli(p, *a, **k):
+        return (next_noise(tuple(p.shape)) < p).to(p.dtype)
+
+    class Algo(algo_cls):
+        def __init__(self):
+            self.config, self.fabric = config, ConcreteFabric()
+            self.is_debug_mode = False
+            clip_setup(self, heads, tasks)
+
+        def setup_models(self):
+            module, mask_model = super().setup_models()
+            state["model"], state["module"] = mask_model, module
+            state["order"] = [n for n, _ in mask_model.named_parameters()]
+            assert sorted(state["order"]) == sorted(names), "mask tensors ≠ the test's tensors"
+            merge_weights = module.merge_weights
+
+            def recording(*a, **k):  # in the AdaMerging phase: before every step, then the unload
+                if state["draws"] == (P["steps"] + 1) * len(names):
+                    ada.append(lam())
+                return merge_weights(*a, **k)
+
+            module.merge_weights = recording
+            return module, mask_model
+
+        def to_device(self, x):
+            return x
+
+        def log_hyperparams(self, *a, **k):
+            pass
+
+        def setup_zero_shot_classification_head(self):
+            pass  # clip_setup set the heads
+
+        def get_shuffled_test_loader_iter(self, task):
+            return iters[task]
+
+        def compute_logits(self, module, images, task):
+            return compute_logits(self, module, (images, None), task)
+
+        def profile(self, *a):
+            return contextlib.nullcontext()
+
+    saved = torch.rand, torch.bernoulli
+    torch.rand, torch.bernoulli = rand, bernoulli
+    try:
+        merged = Algo().run(pool)
+    finally:
+        torch.rand, torch.bernoulli = saved
+    assert state["draws"] == (P["steps"] + 1) * len(names), state["draws"]
+    assert len(ada) == P["ada_steps"] + 1, len(ada)
+    out = {k: v.detach().double() - base[k] for k, v in merged.state_dict().items()}
+    return out, {"trajectory": torch.stack(trajectory), "inner_lambda": torch.stack(inner),
+                 "ada_lambda": torch.stack(ada[1:])}
+
+
 def main(spec):
     mods = setup()
     cfg, norm = spec["config"], spec["norm"]
@@ -853,6 +962,9 @@ def main(spec):
                                     norm)
     elif method == "ada_svd":
         merged, extra = ada_svd(spec, cfg, base, taus, images, norm)
+    elif method in ("concrete_adamerging", "concrete_adamerging_task"):
+        merged, extra = concrete_adamerging(setup_concrete(mods), spec, cfg, base, taus, images,
+                                            heads, norm)
     else:
         raise ValueError(f"no FusionBench run for {method}")
     out = {f"M.{k}": v.float().contiguous() for k, v in merged.items()}

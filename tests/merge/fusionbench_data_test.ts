@@ -16,6 +16,7 @@ import { tempDir } from "../helpers/temp.ts";
 import {
   adaMergingCase,
   closedForm,
+  concreteAdaMergingCase,
   concreteCase,
   dataProblem,
   frankWolfeCase,
@@ -187,6 +188,48 @@ Deno.test({
         await t.step(
           `ada_svd ${label}`,
           () => closedForm("fusionbench_data", problem, dir.path, "ada_svd", params),
+        );
+      }
+    } finally {
+      p.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "FusionBench's Concrete AdaMerging follows our logits and coefficients",
+  ignore,
+  fn: async (t) => {
+    const p = await dataProblem(3);
+    await using dir = await tempDir();
+    try {
+      const cases: ["concrete_adamerging" | "concrete_adamerging_task", Record<string, unknown>][] =
+        [
+          ["concrete_adamerging_task", {
+            steps: 3,
+            ada_steps: 4,
+            lr: 0.01,
+            base_lr: 0.05,
+            ada_lr: 0.01,
+            batch: 6,
+          }],
+          ["concrete_adamerging", {
+            steps: 3,
+            ada_steps: 3,
+            lr: 0.01,
+            base_lr: 0.05,
+            ada_lr: 0.01,
+            batch: 8,
+            temperature: 0.8,
+            lambda_init: 0.5,
+            seed: 1,
+            eval_mask: "discrete",
+          }],
+        ];
+      for (const [method, params] of cases) {
+        await t.step(
+          `${method} ${JSON.stringify(params)}`,
+          () => concreteAdaMergingCase("fusionbench_data", p, dir.path, method, params),
         );
       }
     } finally {
