@@ -786,6 +786,8 @@ export function withFrozen(p: DataProblem, name: string): DataProblem {
     return new MemorySource(`${tau.label} (${name} zero)`, tensors);
   });
   return { ...p, taus };
+}
+
 /** max |a − b| over the entries of λ (T × L row-major, `steps` of them), key biases left out. */
 function lambdaDiff(
   ours: readonly Float32Array[],
