@@ -13,16 +13,19 @@
  * precision. {@linkcode topSvd} therefore works in float32 when σ₁/σ_k ≤ 4 (at most twice the
  * float32 SVD's bound), in float64 when σ₁/σ_k ≤ 10⁴ (then σ₁/2σ_k · ε₆₄ is far below ε₃₂),
  * and takes the float32 SVD otherwise (a matrix of numerical rank below k). The polar factor
- * P = A (AᵀA)^−½ amplifies errors in G by up to σ₁²/σ_r² in the directions of small singular
- * values, so {@linkcode polarFactorGram} takes that path only for well-conditioned matrices
- * (σ₁/σ_r ≤ 4, within that factor of the SVD's bound) and the SVD otherwise.
+ * P = A (AᵀA)^−½ from a float32 Gram would amplify errors in G by up to σ₁²/σ_r² in the
+ * directions of small singular values (the stacked singular vectors of TSV-M and Iso-CTS have
+ * σ₁/σ_r ≈ 10³), so {@linkcode polarFactorGram} factors the float64 Gram instead and takes the
+ * float32 SVD of the square factor (`polar.ts`). Gram matrices come from `?syrk` (`gram.ts`).
  *
  * @module
  */
 import { checkDimension, checkMatrix } from "./check.ts";
 import { symmetricEigen, symmetricEigen64 } from "./eigen.ts";
 import { matmul } from "./matmul.ts";
+import { gram32, gram64 as gram64OrUndefined, matmul64 } from "./gram.ts";
 import { openBlas } from "./openblas.ts";
+import { polarFactorLong } from "./polar.ts";
 import { polarFactor, svd } from "./svd.ts";
 import type { SvdResult } from "./svd_result.ts";
 
@@ -35,12 +38,7 @@ export const GRAM32_RATIO = 4;
 /** σ₁/σ_k up to which the float64 Gram path is used. */
 export const GRAM64_RATIO = 1e4;
 
-// CBLAS enum values (cblas.h)
-const ROW_MAJOR = 101;
-const NO_TRANS = 111;
-const TRANS = 112;
-
-/** C = op(A)·op(B) in float64 through `cblas_dgemm` (op(A) m×k, op(B) k×n, row-major). */
+/** A float64 product through `cblas_dgemm` (OpenBLAS is loaded wherever this is called). */
 function gemm64(
   a: Float64Array,
   b: Float64Array,
@@ -50,34 +48,12 @@ function gemm64(
   transA = false,
   transB = false,
 ): Float64Array {
-  const c = new Float64Array(m * n);
-  openBlas()!.cblas_dgemm(
-    ROW_MAJOR,
-    transA ? TRANS : NO_TRANS,
-    transB ? TRANS : NO_TRANS,
-    m,
-    n,
-    k,
-    1,
-    a,
-    transA ? m : k,
-    b,
-    transB ? k : n,
-    0,
-    c,
-    n,
-  );
-  return c;
+  return matmul64(a, b, m, k, n, transA, transB)!;
 }
 
-/** AᵀA (n×n) when `right`, else AAᵀ (m×m); by default on the smaller side. */
-function gram32(a: Float32Array, m: number, n: number, right = n <= m): Float32Array {
-  return right ? matmul(a, a, n, m, n, { transA: true }) : matmul(a, a, m, n, m, { transB: true });
-}
-
-/** AᵀA (n×n) when `right`, else AAᵀ (m×m), in float64; by default on the smaller side. */
+/** The float64 Gram matrix (OpenBLAS is loaded wherever this is called). */
 function gram64(a: Float64Array, m: number, n: number, right = n <= m): Float64Array {
-  return right ? gemm64(a, a, n, m, n, true, false) : gemm64(a, a, m, n, m, false, true);
+  return gram64OrUndefined(a, m, n, right)!;
 }
 
 /**
@@ -259,53 +235,24 @@ export function gramSvd(
 }
 
 /**
- * The polar factor U·Vᵀ of the m×n matrix `a` (as {@linkcode polarFactor}): from the float32
- * Gram eigendecomposition, P = A·W Λ^−½ Wᵀ for AᵀA = W Λ Wᵀ (m ≥ n) or W Λ^−½ Wᵀ·A for AAᵀ
- * (m < n), when the matrix is at least twice as long as wide and σ₁/σ_r ≤
- * {@linkcode POLAR32_RATIO}; otherwise (and without OpenBLAS) by the SVD. The Gram path's error
- * grows as (σ₁/σ_r)² times float32's where the SVD's grows as σ₁/σ_r times it, so it is only
- * taken where the two are within that ratio; an ill-conditioned matrix (the stacked singular
- * vectors of TSV-M and Iso-CTS often have σ₁/σ_r ≈ 10³–10⁴) needs the SVD, or float64, whose
- * eigendecomposition measured slower here than the float32 SVD.
+ * The polar factor U·Vᵀ of the m×n matrix `a` (as {@linkcode polarFactor}): for a matrix at
+ * least twice as long as wide from the Cholesky factor of its float64 Gram matrix and the SVD
+ * of that square factor (`polar.ts`, {@linkcode polarFactorLong}, as accurate as the SVD of
+ * `a`); otherwise, for a rank-deficient matrix and without OpenBLAS, by the SVD of `a`.
  *
  * @example
  * ```ts
  * import { deepEqual } from "node:assert/strict";
  * import { polarFactorGram } from "./gram_svd.ts";
- * deepEqual([...polarFactorGram(new Float32Array([2, 0, 0, -3, 0, 0]), 3, 2)], [1, 0, 0, -1, 0, 0]);
+ * const p = polarFactorGram(new Float32Array([2, 0, 0, -3, 0, 0]), 3, 2);
+ * deepEqual([...p].map((v) => Math.round(v * 1e6) / 1e6), [1, 0, 0, -1, 0, 0]);
  * ```
  */
 export function polarFactorGram(a: Float32Array, m: number, n: number): Float32Array {
   checkDimension("polarFactorGram", "m", m);
   checkDimension("polarFactorGram", "n", n);
   checkMatrix("polarFactorGram", "a", a, m, n, { finite: true });
-  const r = Math.min(m, n);
-  if (openBlas() && Math.max(m, n) >= 2 * r) {
-    const p = polarFactorGram32(a, m, n);
-    if (p) return p;
-  }
-  return polarFactor(a, m, n);
-}
-
-/** σ₁/σ_r up to which {@linkcode polarFactorGram} may work in float32. */
-export const POLAR32_RATIO = 4;
-
-/**
- * The polar factor from the float32 Gram eigendecomposition, or undefined when σ₁/σ_r exceeds
- * {@linkcode POLAR32_RATIO} (then its errors, up to (σ₁/σ_r)² times float32's, would exceed
- * the float32 SVD's by more than that ratio).
- */
-function polarFactorGram32(a: Float32Array, m: number, n: number): Float32Array | undefined {
-  const r = Math.min(m, n);
-  const { values, vectors } = symmetricEigen(gram32(a, m, n), r)!;
-  if (!(values[r - 1] > 0) || values[0] / values[r - 1] > POLAR32_RATIO ** 2) return undefined;
-  const scaled = new Float32Array(vectors.length);
-  for (let i = 0; i < r; i++) {
-    const f = 1 / Math.sqrt(values[i]);
-    for (let j = 0; j < r; j++) scaled[i * r + j] = vectors[i * r + j] * f;
-  }
-  const f = matmul(vectors, scaled, r, r, r, { transA: true });
-  return n <= m ? matmul(a, f, m, n, n) : matmul(f, a, m, m, n);
+  return polarFactorLong(a, m, n) ?? polarFactor(a, m, n);
 }
 
 /** ‖A‖²_F/‖(I − QQᵀ)A‖²_F up to which {@linkcode projectedTopSvd} subtracts Gram matrices. */
@@ -340,10 +287,9 @@ export function projectedTopSvd(
   checkMatrix("projectedTopSvd", "q", q, m, c);
   const coefficients = matmul(q, a, c, m, n, { transA: true }); // C = QᵀA
   if (openBlas() && k <= Math.min(m, n)) {
-    const total = sumSquares(a), inside = sumSquares(coefficients);
+    const gram = gram32(a, m, n, true), common = gram32(coefficients, c, n, true);
+    const total = trace(gram, n), inside = trace(common, n); // ‖A‖², ‖QᵀA‖²
     if (total > 0 && total <= CANCELLATION_LIMIT * (total - inside)) {
-      const gram = matmul(a, a, n, m, n, { transA: true });
-      const common = matmul(coefficients, coefficients, n, c, n, { transA: true });
       for (let i = 0; i < gram.length; i++) gram[i] -= common[i];
       const e = symmetricEigen(gram, n, k)!;
       if (ratio(e.values) <= GRAM32_RATIO) {
@@ -362,8 +308,8 @@ export function projectedTopSvd(
   return topSvd(projected, m, n, k);
 }
 
-function sumSquares(x: Float32Array): number {
+function trace(g: Float32Array, n: number): number {
   let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  for (let i = 0; i < n; i++) s += g[i * n + i];
   return s;
 }

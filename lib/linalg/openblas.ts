@@ -1,6 +1,6 @@
 /**
  * OpenBLAS (Debian's `libopenblas0`) through Deno FFI: `cblas_sgemm`/`cblas_dgemm` for matrix
- * products, LAPACK's `sgesdd_`/`sgesvd_` for the SVD and `ssyevr_`/`dsyevr_`/`ssyevd_`/`dsyevd_` for
+ * products, `cblas_ssyrk`/`cblas_dsyrk` for Gram matrices, `dpotrf_` (Cholesky), LAPACK's `sgesdd_`/`sgesvd_` for the SVD and `ssyevr_`/`dsyevr_`/`ssyevd_`/`dsyevd_` for
  * symmetric eigenproblems. Loaded once, on first use, and only when the
  * process may use FFI (`--allow-ffi`); otherwise callers take the JavaScript fallback.
  *
@@ -57,6 +57,14 @@ const gemm = <F extends "f32" | "f64">(real: F) =>
     result: "void",
   }) as const;
 
+/** `cblas_?syrk` in float32 or float64 (`real`, the type of alpha and beta). */
+const syrk = <F extends "f32" | "f64">(real: F) =>
+  ({
+    // order, uplo, trans, N, K, alpha, A, lda, beta, C, ldc: C ← alpha·op(A)·op(A)ᵀ + beta·C
+    parameters: [...repeat("i32", 5), real, "buffer", "i32", real, "buffer", "i32"],
+    result: "void",
+  }) as const;
+
 const SYMBOLS = {
   cblas_sgemm: gemm("f32"),
   cblas_sgemv: {
@@ -102,6 +110,10 @@ const SYMBOLS = {
     result: "f32",
   },
   cblas_dgemm: gemm("f64"),
+  cblas_ssyrk: syrk("f32"),
+  cblas_dsyrk: syrk("f64"),
+  // uplo, n, a, lda, info, len(uplo)
+  dpotrf_: fortran(5, 1),
   // Symmetric eigensolvers, float32 and float64 alike:
   // jobz, range, uplo, n, a, lda, vl, vu, il, iu, abstol, m, w, z, ldz, isuppz, work, lwork,
   // iwork, liwork, info, len(jobz), len(range), len(uplo)

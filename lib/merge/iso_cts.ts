@@ -16,6 +16,7 @@
 import { matmul } from "../linalg/matmul.ts";
 import { polarFactor, svd } from "../linalg/svd.ts";
 import { gramSvd, polarFactorGram, projectedTopSvd, topSvd } from "../linalg/gram_svd.ts";
+import { polarFactorBordered } from "../linalg/polar.ts";
 import { scaleInPlace, sumOf } from "./elementwise.ts";
 import { copyColumns, copyRows, meanValue } from "./matrix.ts";
 import type { MergeMethod } from "./method.ts";
@@ -140,7 +141,9 @@ export function isoCtsMergeMatrix(
  *   matrices);
  * - the task directions are orthogonal to U_c, so polar([U' | U_c]) = [polar(U') | U_c]: only
  *   the m×(T·k_t) block needs a polar factor;
- * - polar(V_all) from its Gram eigendecomposition in float64.
+ * - V_all = [V' | V_c] with V_c's rows orthonormal: its Gram matrix differs from the identity
+ *   on at most 2·T·k_t dimensions, so polar(V_all) comes from a float64 eigenproblem of that
+ *   size (lib/linalg/polar.ts, polarFactorBordered), not from the SVD of the r×n V_all.
  */
 function isoCtsFast(
   taus: readonly Float32Array[],
@@ -197,7 +200,12 @@ function isoCtsFast(
     right.set(sum.vt, specific * cols);
     sigma.set(sum.s, specific);
   }
-  const merged = matmul(left.data, polarFactorGram(right, r, cols), rows, r, cols);
+  // V_all = [task rows; common rows], the common rows orthonormal: polar(V_all) from an
+  // eigenproblem of size ≤ 2·(T·k_t) (lib/linalg/polar.ts), the SVD where that does not apply
+  const bordered = specific > 0 && sum
+    ? polarFactorBordered(vt, specific, sum.vt, common, cols)
+    : undefined;
+  const merged = matmul(left.data, bordered ?? polarFactorGram(right, r, cols), rows, r, cols);
   return scaleInPlace(merged, meanValue(sigma));
 }
 

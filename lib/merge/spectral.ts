@@ -132,8 +132,9 @@ export type SvdSolver = "fast" | "exact";
 
 /**
  * The `svd` parameter of TSV-M and Iso-CTS: `fast` computes only what the method keeps (the top
- * singular triplets and the polar factors from Gram eigenproblems, lib/linalg/gram_svd.ts, with
- * the error bounds stated there), `exact` takes every SVD in full as the reference code does.
+ * singular triplets from Gram eigenproblems, the polar factors from smaller problems than the
+ * whole matrix's SVD; lib/linalg/gram_svd.ts and polar.ts, with the error bounds stated there),
+ * `exact` takes every SVD in full as the reference code does.
  * Both give the same merge within float32 rounding of the singular vectors (tests/merge).
  *
  * @example
@@ -148,8 +149,10 @@ export const SVD_PARAM: ParamSpec = {
   type: "choice",
   default: "fast",
   choices: ["fast", "exact"],
-  source: "this project: lib/linalg/gram_svd.ts (fast), the reference code's full SVDs (exact)",
-  meaning: "fast: top singular triplets and polar factors from Gram eigenproblems (equal to " +
+  source: "this project: lib/linalg/gram_svd.ts and polar.ts (fast), the reference code's full " +
+    "SVDs (exact)",
+  meaning: "fast: top singular triplets from Gram eigenproblems, polar factors from smaller " +
+    "problems than full SVDs (equal to " +
     "exact within float32 rounding); exact: every SVD in full, as the reference code",
 };
 
