@@ -13,10 +13,11 @@
  * precision. {@linkcode topSvd} therefore works in float32 when σ₁/σ_k ≤ 4 (at most twice the
  * float32 SVD's bound), in float64 when σ₁/σ_k ≤ 10⁴ (then σ₁/2σ_k · ε₆₄ is far below ε₃₂),
  * and takes the float32 SVD otherwise (a matrix of numerical rank below k). The polar factor
- * P = A (AᵀA)^−½ from a float32 Gram would amplify errors in G by up to σ₁²/σ_r² in the
- * directions of small singular values (the stacked singular vectors of TSV-M and Iso-CTS have
- * σ₁/σ_r ≈ 10³), so {@linkcode polarFactorGram} factors the float64 Gram instead and takes the
- * float32 SVD of the square factor (`polar.ts`). Gram matrices come from `?syrk` (`gram.ts`).
+ * P = A (AᵀA)^−½ from a float32 Gram amplifies errors in G by up to σ₁²/σ_r² in the
+ * directions of small singular values, so {@linkcode polarFactorGram} takes that path only for
+ * well-conditioned matrices (σ₁/σ_r ≤ 4, within that factor of the SVD's bound) and otherwise
+ * the Cholesky factor of the float64 Gram and the float32 SVD of that square factor
+ * (`polar.ts`). Gram matrices come from `?syrk` (`gram.ts`).
  *
  * @module
  */
@@ -235,10 +236,16 @@ export function gramSvd(
 }
 
 /**
- * The polar factor U·Vᵀ of the m×n matrix `a` (as {@linkcode polarFactor}): for a matrix at
- * least twice as long as wide from the Cholesky factor of its float64 Gram matrix and the SVD
+ * The polar factor U·Vᵀ of the m×n matrix `a` (as {@linkcode polarFactor}), for a matrix at
+ * least twice as long as wide: from the float32 Gram eigendecomposition, P = A·W Λ^−½ Wᵀ for
+ * AᵀA = W Λ Wᵀ (m ≥ n) or W Λ^−½ Wᵀ·A for AAᵀ (m < n), when σ₁/σ_r ≤
+ * {@linkcode POLAR32_RATIO}; otherwise from the Cholesky factor of its float64 Gram and the SVD
  * of that square factor (`polar.ts`, {@linkcode polarFactorLong}, as accurate as the SVD of
- * `a`); otherwise, for a rank-deficient matrix and without OpenBLAS, by the SVD of `a`.
+ * `a`). A square-ish or rank-deficient matrix, and any without OpenBLAS, takes the SVD of `a`.
+ * The float32 Gram path's error grows as (σ₁/σ_r)² times float32's where the SVD's grows as
+ * σ₁/σ_r times it, so it is only taken where the two are within that ratio; an
+ * ill-conditioned matrix (the stacked singular vectors of TSV-M and Iso-CTS often have
+ * σ₁/σ_r ≈ 10³) goes on to the float64 Gram's Cholesky factor.
  *
  * @example
  * ```ts
@@ -252,7 +259,33 @@ export function polarFactorGram(a: Float32Array, m: number, n: number): Float32A
   checkDimension("polarFactorGram", "m", m);
   checkDimension("polarFactorGram", "n", n);
   checkMatrix("polarFactorGram", "a", a, m, n, { finite: true });
-  return polarFactorLong(a, m, n) ?? polarFactor(a, m, n);
+  const r = Math.min(m, n);
+  if (openBlas() && Math.max(m, n) >= 2 * r) {
+    const p = polarFactorGram32(a, m, n) ?? polarFactorLong(a, m, n);
+    if (p) return p;
+  }
+  return polarFactor(a, m, n);
+}
+
+/** σ₁/σ_r up to which {@linkcode polarFactorGram} may work in float32. */
+export const POLAR32_RATIO = 4;
+
+/**
+ * The polar factor from the float32 Gram eigendecomposition, or undefined when σ₁/σ_r exceeds
+ * {@linkcode POLAR32_RATIO} (then its errors, up to (σ₁/σ_r)² times float32's, would exceed
+ * the float32 SVD's by more than that ratio).
+ */
+function polarFactorGram32(a: Float32Array, m: number, n: number): Float32Array | undefined {
+  const r = Math.min(m, n);
+  const { values, vectors } = symmetricEigen(gram32(a, m, n), r)!;
+  if (!(values[r - 1] > 0) || values[0] / values[r - 1] > POLAR32_RATIO ** 2) return undefined;
+  const scaled = new Float32Array(vectors.length);
+  for (let i = 0; i < r; i++) {
+    const f = 1 / Math.sqrt(values[i]);
+    for (let j = 0; j < r; j++) scaled[i * r + j] = vectors[i * r + j] * f;
+  }
+  const f = matmul(vectors, scaled, r, r, r, { transA: true });
+  return n <= m ? matmul(a, f, m, n, n) : matmul(f, a, m, m, n);
 }
 
 /** ‖A‖²_F/‖(I − QQᵀ)A‖²_F up to which {@linkcode projectedTopSvd} subtracts Gram matrices. */

@@ -201,8 +201,10 @@ function isoCtsFast(
     sigma.set(sum.s, specific);
   }
   // V_all = [task rows; common rows], the common rows orthonormal: polar(V_all) from an
-  // eigenproblem of size ≤ 2·(T·k_t) (lib/linalg/polar.ts), the SVD where that does not apply
-  const bordered = specific > 0 && sum
+  // eigenproblem of size ≤ 2·(T·k_t) (lib/linalg/polar.ts); a V_all at least twice as wide as
+  // tall goes to polarFactorGram (its float32 Gram path is cheaper where V_all is
+  // well-conditioned, as it is there on noise-like data), as does one the former rejects
+  const bordered = specific > 0 && sum && cols < 2 * r
     ? polarFactorBordered(vt, specific, sum.vt, common, cols)
     : undefined;
   const merged = matmul(left.data, bordered ?? polarFactorGram(right, r, cols), rows, r, cols);

@@ -6,9 +6,9 @@
  * 3. replace U and Vᵀ by their polar factors (nearest orthogonal matrices);
  * 4. M = U⊥ · diag(σ) · Vᵀ⊥ (singular values kept as they are).
  * Other tensors are averaged; α scales everything. With `svd=fast` (the default) step 1 computes
- * only the k triplets kept (from Gram eigenproblems) and step 3 a long polar factor from the
- * Cholesky factor of its float64 Gram (lib/linalg/gram_svd.ts, polar.ts; a square one by the
- * SVD); `svd=exact` takes full SVDs throughout, as the reference code.
+ * only the k triplets kept (from Gram eigenproblems) and step 3 a long polar factor from its
+ * Gram matrix (lib/linalg/gram_svd.ts, polar.ts; a square one by the SVD); `svd=exact` takes
+ * full SVDs throughout, as the reference code.
  *
  * @module
  */
