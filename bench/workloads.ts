@@ -35,6 +35,7 @@ import { accuracy } from "../lib/train/evaluate.ts";
 import { crossEntropy } from "../lib/train/losses.ts";
 import { trainStep } from "../lib/train/step.ts";
 import { readTaskVectors } from "../lib/taskvec/task_vector.ts";
+import { readsOverlap } from "../lib/tensor/source.ts";
 import { readScalars } from "../lib/engine/read.ts";
 import { riLoss } from "../lib/ri/loss.ts";
 import { trainTaskVector } from "../lib/ri/trainer.ts";
@@ -368,5 +369,6 @@ async function readOnly(base: string, experts: string[], out: string): Promise<v
     names: () => theta0.names(),
     shape: (name) => theta0.shape(name),
     read: async (name) => (await readTaskVectors(vectors, name))[0],
+    concurrentReads: readsOverlap(vectors),
   });
 }

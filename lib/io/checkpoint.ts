@@ -87,6 +87,14 @@ export abstract class Checkpoint<Info extends StoredTensorInfo = StoredTensorInf
   /** String metadata stored with the tensors (`{}` where the format has none). */
   abstract readonly metadata: Readonly<Record<string, string>>;
 
+  /**
+   * Always true: reads are independent (every format's reader queues its reads on each file
+   * handle, and each returns a fresh array), so readers may overlap them across files.
+   */
+  get concurrentReads(): boolean {
+    return true;
+  }
+
   /** The path, for messages. */
   get label(): string {
     return this.path;

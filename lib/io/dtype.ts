@@ -232,7 +232,9 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
 }
 
 /**
- * Encodes float32 values as little-endian bytes of a floating-point `dtype`.
+ * Encodes float32 values as little-endian bytes of a floating-point `dtype`. For F32 the result
+ * is a view of `data`'s own bytes (no copy: writing a tensor costs no second array), so it
+ * changes when `data` does; the other dtypes get fresh bytes.
  *
  * @example
  * ```ts
@@ -240,15 +242,14 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
  * import { encodeFromFloat32 } from "./dtype.ts";
  * deepEqual(encodeFromFloat32(new Float32Array([1]), "BF16"), new Uint8Array([128, 63]));
  * deepEqual(encodeFromFloat32(new Float32Array([1]), "F16"), new Uint8Array([0, 60]));
+ * deepEqual(encodeFromFloat32(new Float32Array([1]), "F32"), new Uint8Array([0, 0, 128, 63]));
  * ```
  */
 export function encodeFromFloat32(data: Float32Array, dtype: WritableDType): Uint8Array {
+  if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.length * DTYPE_SIZES[dtype]);
   const view = new DataView(out.buffer);
   switch (dtype) {
-    case "F32":
-      out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      break;
     case "F64":
       for (let i = 0; i < data.length; i++) view.setFloat64(8 * i, data[i], true);
       break;

@@ -1,7 +1,11 @@
 /**
  * Writes any {@linkcode TensorSource} as a checkpoint, streaming: each tensor is read (or
- * computed) from the source, encoded in the dtype asked for and written before the next one is
- * read, so memory holds one tensor at a time whatever the model's size. Output larger than
+ * computed) from the source, encoded in the dtype asked for and written, so memory holds one
+ * tensor at a time whatever the model's size. A source that allows concurrent reads
+ * (`TensorSource.concurrentReads`: checkpoints on disk and merges of them) is read one tensor
+ * ahead, the next tensor read while this one is written (two tensors held: the one being
+ * written and the source's work on the next); others are read only after the previous tensor
+ * is written. Either way the source is read in order, one read at a time. Output larger than
  * `maxShardBytes` is split into Hugging Face style shards plus a `*.safetensors.index.json`.
  *
  * A checkpoint is published as one unit, whatever is killed when:
@@ -26,6 +30,7 @@ import { DTYPE_SIZES, type WritableDType } from "./dtype.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { INDEX_SUFFIX, WRITE_ID_KEY } from "./find.ts";
 import { WriteLock } from "./write_lock.ts";
+import { readAhead } from "./read_ahead.ts";
 import type { TensorSource } from "../tensor/source.ts";
 import { firstNonFinite, numel } from "../tensor/host.ts";
 
@@ -266,8 +271,12 @@ async function writeShard(
 ): Promise<void> {
   const writer = await SafetensorsWriter.create(file, specs, metadata);
   try {
-    for (const spec of specs) {
-      const data = await source.read(spec.name);
+    // Where the source allows it, the next tensor is read (or computed) while this one is
+    // checked and written.
+    const ahead = source.concurrentReads === true;
+    let i = 0;
+    for await (const data of readAhead(specs.length, (k) => source.read(specs[k].name), ahead)) {
+      const spec = specs[i++];
       if (!options.allowNonFinite) checkValues(file, spec, data);
       await writer.write(spec.name, data);
       options.onTensor?.(spec.name, ++progress.done, progress.total);

@@ -21,7 +21,7 @@ import { addInPlace } from "../linalg/vector.ts";
 import { openTaskVectors } from "../taskvec/set.ts";
 import { TaskVector } from "../taskvec/task_vector.ts";
 import { checkCommonBase } from "../taskvec/base_check.ts";
-import type { TensorSource } from "../tensor/source.ts";
+import { readsOverlap, type TensorSource } from "../tensor/source.ts";
 import {
   type MergeOptions,
   type MergeSummary,
@@ -285,20 +285,30 @@ function subset(source: TensorSource, names: readonly string[]): TensorSource {
     names: () => names,
     shape: (name) => source.shape(name),
     read: (name) => source.read(name),
+    concurrentReads: source.concurrentReads,
   };
 }
 
 /** θ0 + α·M as a lazy source over all of θ0's tensors (unmerged ones are θ0's own values). */
 function mergedModel(base: TensorSource, merged: TensorSource): TensorSource {
   const mergedNames = new Set(merged.names());
+  const concurrentReads = readsOverlap([base, merged]);
   return {
     label: `θ0 + ${merged.label}`,
     names: () => base.names(),
     shape: (name) => base.shape(name),
     read: async (name) => {
       if (!mergedNames.has(name)) return await base.read(name);
-      const m = await merged.read(name);
-      return addInPlace(await base.read(name), m);
+      if (!concurrentReads) {
+        const m = await merged.read(name);
+        return addInPlace(await base.read(name), m);
+      }
+      // θ0's tensor is read while α·M is computed; the merge's error, if any, comes first.
+      const [m, theta0] = await Promise.allSettled([merged.read(name), base.read(name)]);
+      if (m.status === "rejected") throw m.reason;
+      if (theta0.status === "rejected") throw theta0.reason;
+      return addInPlace(theta0.value, m.value);
     },
+    concurrentReads,
   };
 }

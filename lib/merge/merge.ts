@@ -6,7 +6,7 @@
  * @module
  */
 import type { HostTensor } from "../tensor/host.ts";
-import { MemorySource, type TensorSource } from "../tensor/source.ts";
+import { MemorySource, readsOverlap, type TensorSource } from "../tensor/source.ts";
 import { scaleInPlace } from "./elementwise.ts";
 import type { MergeData, MergeMethod, Params, ProgressCallback, TensorMerger } from "./method.ts";
 import { checkMergeData } from "./data.ts";
@@ -111,6 +111,16 @@ export class PreparedMerge implements TensorSource {
     this.#alpha = numberParam(params, "scaling");
     this.#progress = progress;
     this.#base = base;
+  }
+
+  /**
+   * True when the merge's reads are independent: the method's merger says so
+   * ({@linkcode TensorMerger.concurrentReads}) and every task vector (and θ0, for methods that
+   * read it) allows concurrent reads.
+   */
+  get concurrentReads(): boolean {
+    return this.#merger.concurrentReads === true &&
+      readsOverlap(this.#base ? [...this.#tasks, this.#base] : this.#tasks);
   }
 
   /** True when the method builds one model per task ({@linkcode PreparedMerge.task}). */

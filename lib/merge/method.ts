@@ -106,6 +106,14 @@ export interface TensorMerger {
     taus: readonly Float32Array[],
     base?: Float32Array,
   ): Float32Array | Promise<Float32Array>;
+  /**
+   * True when {@linkcode TensorMerger.tensor} (and `taskTensor`) depend only on their arguments
+   * and on state fixed when preparing (no random stream drawn per call, nothing learnt from
+   * earlier tensors): calls for different tensors may then overlap or come in any order, and
+   * the prepared merge allows concurrent reads when its task vectors do
+   * (`TensorSource.concurrentReads`). Absent: one call at a time, in the order of the reads.
+   */
+  readonly concurrentReads?: boolean;
   /** Facts found while preparing (thresholds, counts) to record with the result. */
   readonly notes?: Readonly<Record<string, unknown>>;
   /** What a data-using method read (absent for data-free methods). */

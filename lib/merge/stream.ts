@@ -1,13 +1,20 @@
 /**
  * The whole-model passes of a merge: each pass reads one tensor from every task
  * (`readTaskVectors` of lib/taskvec, which shares a base tensor among the tasks built on it),
- * hands the T arrays to a visitor and drops them before the next tensor, so memory stays near
- * (T + 2) × the largest tensor.
+ * hands the T arrays to a visitor and drops them when it returns. When every task allows
+ * concurrent reads (`TensorSource.concurrentReads`: task vectors of checkpoints on disk), the
+ * next tensor is read while the visitor works on the current one (`readAhead`: the runtime's
+ * I/O threads read while the main thread computes), so memory stays near (2T + 3) × the
+ * largest tensor: the T arrays visited, the visitor's own output, and the next tensor's T
+ * differences plus θ0's tensor. Otherwise (tasks in memory, sources derived from others) each
+ * tensor is read only after the previous one's visit, and memory stays near (T + 2) × the
+ * largest tensor.
  *
  * @module
  */
+import { readAhead } from "../io/read_ahead.ts";
 import { readTaskVectors } from "../taskvec/task_vector.ts";
-import { assertSameLayout, type TensorSource } from "../tensor/source.ts";
+import { assertSameLayout, readsOverlap, type TensorSource } from "../tensor/source.ts";
 import type { ProgressCallback } from "./method.ts";
 
 /** Visits one tensor's values in every task (the arrays are the visitor's to keep or modify). */
@@ -71,12 +78,19 @@ export async function forEachTensor(
   transform?: TaskTransform,
 ): Promise<void> {
   const names = tasks[0].names();
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i];
+  // Where the sources allow it, the next tensor's task vectors are read while this one is
+  // visited.
+  const reads = readAhead(
+    names.length,
+    (k) => readTaskVectors(tasks, names[k]),
+    readsOverlap(tasks),
+  );
+  let i = 0;
+  for await (const taus of reads) {
+    const name = names[i++];
     const shape = tasks[0].shape(name);
-    const taus = await readTaskVectors(tasks, name);
     if (transform) taus.forEach((tau, t) => transform(t, name, shape, tau));
     await visit(name, shape, taus);
-    progress?.({ phase, done: i + 1, total: names.length, tensor: name });
+    progress?.({ phase, done: i, total: names.length, tensor: name });
   }
 }

@@ -47,5 +47,5 @@ export const taskArithmetic: MergeMethod = {
     source: "nik-dim/tall_masks (n_eval_points=21 → {0.1, …, 1.0})",
   },
   treatment: () => "elementwise",
-  prepare: () => Promise.resolve({ tensor: (_n, _s, taus) => sumOf(taus) }),
+  prepare: () => Promise.resolve({ tensor: (_n, _s, taus) => sumOf(taus), concurrentReads: true }),
 };

@@ -71,6 +71,9 @@ export class TiesMerger implements TensorMerger {
     readonly mergeFunction: TiesMergeFunction,
   ) {}
 
+  /** Always true: a tensor's merge depends only on its values and the prepared thresholds. */
+  readonly concurrentReads = true;
+
   /** The thresholds and majority sign, for the merge summary. */
   get notes(): Record<string, unknown> {
     return { tiesThresholds: [...this.thresholds], tiesMajoritySign: this.majoritySign };

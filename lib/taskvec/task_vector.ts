@@ -6,17 +6,21 @@
  * at once (merges, statistics and single reads all go through it), with as few live copies as
  * possible: a {@linkcode TaskVector}'s expert tensor is read and the base's subtracted in place,
  * the base tensor read once per name and shared by every task built on it, so a pass holds
- * T + 1 arrays per tensor and makes no intermediate garbage (a streaming merge's peak memory
- * stays near (T + 2) × the largest tensor). The differences are the correctly rounded float32
- * θ − θ0, as in PyTorch. Checkpoints' NaN/±Infinity check runs on the differences, in the same
- * pass as the subtraction, rather than as a scan of every input tensor: the inputs are read
- * again the checked way only when a difference is not finite, which throws the checkpoint's own
- * error (naming the file, the tensor and the value) unless it allows non-finite values.
+ * T + 1 arrays per tensor and makes no intermediate garbage. When every source allows
+ * concurrent reads (`TensorSource.concurrentReads`: checkpoints on disk, and sums of them), the
+ * T + 1 files are read concurrently (by the runtime's I/O threads) while the differences are
+ * formed in task order; otherwise each read is awaited before the next starts. The streaming
+ * passes of lib/merge read one tensor ahead under the same condition (their module docs state
+ * the memory bound). The differences are the correctly rounded float32 θ − θ0, as in PyTorch.
+ * Checkpoints' NaN/±Infinity check runs on the differences, in the same pass as the
+ * subtraction, rather than as a scan of every input tensor: the inputs are read again the
+ * checked way only when a difference is not finite, which throws the checkpoint's own error
+ * (naming the file, the tensor and the value) unless it allows non-finite values.
  *
  * @module
  */
 import { Checkpoint } from "../io/checkpoint.ts";
-import type { TensorSource } from "../tensor/source.ts";
+import { readsOverlap, type TensorSource } from "../tensor/source.ts";
 import { cachedReader, type LeafReader, WeightedSum } from "./weighted_sum.ts";
 import { subtractFinite } from "../linalg/vector.ts";
 
@@ -78,25 +82,99 @@ export async function readTaskVectors(
   vectors: readonly TensorSource[],
   name: string,
 ): Promise<Float32Array[]> {
+  return readsOverlap(vectors) ? await readAtOnce(vectors, name) : await readInTurn(vectors, name);
+}
+
+/** {@linkcode readTaskVectors} one read at a time, each awaited before the next starts. */
+async function readInTurn(
+  vectors: readonly TensorSource[],
+  name: string,
+): Promise<Float32Array[]> {
   const bases = new Map<TensorSource, Float32Array>();
   let leaves: LeafReader | undefined;
   const out: Float32Array[] = [];
   for (const vector of vectors) {
-    const scaled = isScaled(vector) ? vector.terms[0] : undefined;
-    const inner = scaled?.source ?? vector;
+    const inner = innerOf(vector);
     let data: Float32Array;
     if (inner instanceof TaskVector) {
-      data = await difference(inner, name, bases);
+      data = await readUnchecked(inner.expert, name);
+      let base = bases.get(inner.base);
+      if (!base) bases.set(inner.base, base = await readUnchecked(inner.base, name));
+      data = await difference(inner, name, data, base);
     } else if (inner instanceof WeightedSum) {
       data = await inner.evaluate(name, leaves ??= cachedReader(name));
     } else {
       data = await inner.read(name);
     }
-    const weight = scaled?.weight ?? 1;
-    if (weight !== 1) { for (let i = 0; i < data.length; i++) data[i] *= weight; }
-    out.push(data);
+    out.push(scaled(vector, data));
   }
   return out;
+}
+
+/**
+ * {@linkcode readTaskVectors} for sources that all allow concurrent reads: every leaf read that
+ * lands in an output array (an expert's tensor, a plain source's) and every base tensor starts
+ * now, so the files are read concurrently by the runtime's I/O threads while the differences
+ * are formed in task order as the reads arrive. These are the same T + (number of bases)
+ * arrays {@linkcode readInTurn} holds; sums of several terms are evaluated afterwards, one at a
+ * time. A failure waits for the reads still running, then throws the error a read in turn
+ * would have met first: no read outlives the call.
+ */
+async function readAtOnce(
+  vectors: readonly TensorSource[],
+  name: string,
+): Promise<Float32Array[]> {
+  const bases = new Map<TensorSource, Promise<Float32Array>>();
+  const started: Promise<Float32Array>[] = [];
+  const start = (read: () => Promise<Float32Array>) => {
+    const pending = (async () => await read())(); // a synchronous throw becomes the rejection
+    pending.catch(() => {}); // consumed (and its error thrown) in order below
+    started.push(pending);
+    return pending;
+  };
+  const reads = vectors.map((vector) => {
+    const inner = innerOf(vector);
+    if (inner instanceof TaskVector) {
+      const expert = start(() => readUnchecked(inner.expert, name));
+      if (!bases.has(inner.base)) {
+        bases.set(inner.base, start(() => readUnchecked(inner.base, name)));
+      }
+      return expert;
+    }
+    return inner instanceof WeightedSum ? undefined : start(() => inner.read(name));
+  });
+  let leaves: LeafReader | undefined;
+  const out: Float32Array[] = [];
+  try {
+    for (let t = 0; t < vectors.length; t++) {
+      const inner = innerOf(vectors[t]);
+      let data: Float32Array;
+      if (inner instanceof TaskVector) {
+        data = await difference(inner, name, await reads[t]!, await bases.get(inner.base)!);
+      } else if (inner instanceof WeightedSum) {
+        data = await inner.evaluate(name, leaves ??= cachedReader(name));
+      } else {
+        data = await reads[t]!;
+      }
+      out.push(scaled(vectors[t], data));
+    }
+  } catch (err) {
+    await Promise.allSettled(started);
+    throw err;
+  }
+  return out;
+}
+
+/** `data` multiplied in place by the weight of a one-term sum w·s (unchanged otherwise). */
+function scaled(vector: TensorSource, data: Float32Array): Float32Array {
+  const weight = isScaled(vector) ? vector.terms[0].weight : 1;
+  if (weight !== 1) { for (let i = 0; i < data.length; i++) data[i] *= weight; }
+  return data;
+}
+
+/** The source read for `vector`: s of a one-term sum w·s, else the vector itself. */
+function innerOf(vector: TensorSource): TensorSource {
+  return isScaled(vector) ? vector.terms[0].source : vector;
 }
 
 /** A one-term weighted sum w·s (what `scaleSource` builds), read as s then scaled in place. */
@@ -105,17 +183,18 @@ function isScaled(source: TensorSource): source is WeightedSum {
     source.terms.length === 1;
 }
 
-/** θ − θ0 of one task vector, sharing base tensors through `bases`. */
+/**
+ * θ − θ0 of one task vector from its tensors as read unchecked (`data` becomes the
+ * difference). A NaN or ±Infinity in either input makes the difference non-finite: both are
+ * then read again the checked way, which throws the checkpoint's usual error (naming the file,
+ * the tensor and the value) unless it allows them.
+ */
 async function difference(
   tau: TaskVector,
   name: string,
-  bases: Map<TensorSource, Float32Array>,
+  data: Float32Array,
+  base: Float32Array,
 ): Promise<Float32Array> {
-  const data = await readUnchecked(tau.expert, name);
-  let base = bases.get(tau.base);
-  if (!base) bases.set(tau.base, base = await readUnchecked(tau.base, name));
-  // A NaN or ±Infinity in either input makes the difference non-finite: read both again the
-  // checked way, which throws the checkpoint's usual error unless it allows them.
   if (!subtractFinite(data, base)) {
     await tau.expert.read(name);
     await tau.base.read(name);

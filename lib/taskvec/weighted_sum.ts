@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assertSameLayout, type TensorSource } from "../tensor/source.ts";
+import { assertSameLayout, readsOverlap, type TensorSource } from "../tensor/source.ts";
 import { numel } from "../tensor/host.ts";
 
 /** One term of a {@linkcode WeightedSum}: a source and its weight. */
@@ -43,6 +43,11 @@ export class WeightedSum implements TensorSource {
   readonly terms: readonly WeightedTerm[];
   /** What this is, for messages. */
   readonly label: string;
+  /**
+   * True when every term's source allows concurrent reads: a read evaluates one tensor with
+   * its own state, so the sum's reads are then independent too.
+   */
+  readonly concurrentReads: boolean;
 
   /** Builds Σ wᵢ·sᵢ; `label` defaults to a formula of the terms' labels. */
   constructor(terms: readonly WeightedTerm[], label?: string) {
@@ -55,6 +60,7 @@ export class WeightedSum implements TensorSource {
     for (const t of terms.slice(1)) assertSameLayout(terms[0].source, t.source);
     this.terms = terms;
     this.label = label ?? formula(terms);
+    this.concurrentReads = readsOverlap(terms.map((t) => t.source));
   }
 
   /** The tensor names of the first term. */

@@ -18,6 +18,37 @@ export interface TensorSource {
   shape(name: string): readonly number[];
   /** Reads one tensor as float32 (a fresh array the caller may modify). */
   read(name: string): Promise<Float32Array>;
+  /**
+   * True when reads are independent, so a reader may overlap them: `read` may be called again
+   * (for this or another tensor) before an earlier call has settled, and each result depends
+   * only on the tensor's name, not on the order of the reads nor on what the caller does with
+   * earlier results meanwhile. Checkpoints on disk say so (their readers queue reads on each
+   * file handle); a derived source says so only when all its inputs do and its own read is
+   * reentrant. Absent or false (the default): every reader awaits each read before starting
+   * the next, and reads tensors in the order it uses them.
+   */
+  readonly concurrentReads?: boolean;
+}
+
+/**
+ * True when every source in `sources` allows concurrent reads
+ * ({@linkcode TensorSource.concurrentReads}): only then may a reader overlap their reads.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { MemorySource, readsOverlap, type TensorSource } from "./source.ts";
+ * const memory = new MemorySource("m", {});
+ * const disk: TensorSource = { label: "f", names: () => [], shape: () => [],
+ *   read: () => Promise.resolve(new Float32Array()), concurrentReads: true };
+ * equal(readsOverlap([disk, disk]), true);
+ * equal(readsOverlap([disk, memory]), false);
+ * equal(readsOverlap([]), true);
+ * ```
+ */
+export function readsOverlap(sources: Iterable<TensorSource>): boolean {
+  for (const source of sources) if (source.concurrentReads !== true) return false;
+  return true;
 }
 
 /**

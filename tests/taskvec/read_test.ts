@@ -135,3 +135,67 @@ Deno.test("merge: per-task weights scale each task vector before the method sees
   deepStrictEqual(m.get("w").data, f32([-2.5, 1]));
   deepStrictEqual(m.summary.tasks, ["0.5·τ(a)", "3·τ(b)"]);
 });
+
+Deno.test("readTaskVectors: files allowing concurrent reads are read at once, and a failure waits for every read it started", async () => {
+  const log: string[] = [];
+  /** A source whose read takes `ms` and then gives `values` or fails. */
+  const slow = (label: string, ms: number, values: number[] | Error): TensorSource => ({
+    label,
+    names: () => ["w"],
+    shape: () => [2],
+    concurrentReads: true,
+    read: (name) => {
+      log.push(`start ${label}:${name}`);
+      return new Promise((resolve, reject) =>
+        setTimeout(() => {
+          log.push(`end ${label}`);
+          values instanceof Error ? reject(values) : resolve(f32(values));
+        }, ms)
+      );
+    },
+  });
+  const base = slow("base", 5, [1, 1]);
+  const taus = [
+    new TaskVector("a", base, slow("a", 5, new Error("a cannot be read"))),
+    new TaskVector("b", base, slow("b", 40, [2, 2])),
+    new TaskVector("c", base, slow("c", 1, new Error("c cannot be read either"))),
+  ];
+  await rejects(readTaskVectors(taus, "w"), /^Error: a cannot be read$/); // the first in order
+  // every read started before the first ended, and none outlived the call
+  deepStrictEqual(log.slice(0, 4), ["start a:w", "start base:w", "start b:w", "start c:w"]);
+  deepStrictEqual(log.slice(4).sort(), ["end a", "end b", "end base", "end c"]);
+  log.length = 0;
+  const ok = [
+    new TaskVector("b", base, slow("b", 1, [2, 3])),
+    new TaskVector("d", base, slow("d", 1, [0, 1])),
+  ];
+  deepStrictEqual(await readTaskVectors(ok, "w"), [f32([1, 2]), f32([-1, 0])]);
+});
+
+Deno.test("readTaskVectors: sources that do not allow concurrent reads are read one at a time", async () => {
+  const log: string[] = [];
+  const slow = (label: string, values: number[], concurrentReads?: boolean): TensorSource => ({
+    label,
+    names: () => ["w"],
+    shape: () => [2],
+    concurrentReads,
+    read: () => {
+      log.push(`start ${label}`);
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          log.push(`end ${label}`);
+          resolve(f32(values));
+        }, 1)
+      );
+    },
+  });
+  // one source without the capability (b's expert) keeps the whole read in turn
+  const base = slow("base", [1, 1], true);
+  const taus = [
+    new TaskVector("a", base, slow("a", [2, 2], true)),
+    new TaskVector("b", base, slow("b", [0, 3])),
+  ];
+  deepStrictEqual(taus.map((t) => t.concurrentReads), [true, false]);
+  deepStrictEqual(await readTaskVectors(taus, "w"), [f32([1, 1]), f32([-1, 2])]);
+  deepStrictEqual(log, ["start a", "end a", "start base", "end base", "start b", "end b"]);
+});
