@@ -62,17 +62,27 @@ export interface MergeSpec {
 /**
  * The model workloads' sizes: the issue's (batch 128 for training and RI with the 8-task
  * suite's heads, evaluation over 512 images in passes of 256), or tiny ones for a smoke test.
- * `steps` is the most RI steps either side runs in one process (the batch orders cover them).
+ * `steps` is the most RI steps either side runs in one process (the batch orders cover them);
+ * `b32Batch` is the ViT-B/32-geometry workloads' batch (32; 16 fits the wasm backend's 4 GiB
+ * heap, where 32 aborts).
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { modelSpec } from "./data.ts";
- * modelSpec(false).train.batch; // 128
+ * equal(modelSpec(false).train.batch, 128);
+ * equal(modelSpec(false, 16, "b32").ri.batch, 32);
+ * equal(modelSpec(false, 16, "b32", 16).ri.batch, 16); // what fits wasm's 4 GiB heap
  * ```
  */
-export function modelSpec(quick: boolean, steps = 16, geometry: Geometry = "tiny"): ModelSpec {
+export function modelSpec(
+  quick: boolean,
+  steps = 16,
+  geometry: Geometry = "tiny",
+  b32Batch = 32,
+): ModelSpec {
   const b32 = geometry === "b32";
-  const batch = b32 ? (quick ? 2 : 32) : quick ? 8 : 128;
+  const batch = b32 ? (quick ? 2 : b32Batch) : quick ? 8 : 128;
   const auxCount = 2 * batch;
   const logitScale = b32 ? 100 : 20; // CLIP's exp(logit_scale); the benchmark ViT's heads
   return {

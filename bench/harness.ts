@@ -67,6 +67,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Threads for both sides (OpenBLAS, OpenMP, torch.set_num_threads). */
   threads: number;
+  /** Batch of the ViT-B/32-geometry workloads (default 32). */
+  b32Batch?: number;
   /** Repetitions of each model workload (processes per side). */
   reps: number;
   /** Repetitions of each merge. */
@@ -376,7 +378,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       }
       if (models.some((w) => geometryOf(w) === "b32")) {
         log(`writing the ViT-B/32-geometry data to ${dir}/b32`);
-        await writeModelData(`${dir}/b32`, modelSpec(options.quick, steps, "b32"));
+        await writeModelData(
+          `${dir}/b32`,
+          modelSpec(options.quick, steps, "b32", options.b32Batch),
+        );
       }
     }
     if (merges.length > 0) {
@@ -431,7 +436,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       }
     }
     sample();
-    const specOf = (w: string) => modelSpec(options.quick, 16, geometryOf(w));
+    const specOf = (w: string) => modelSpec(options.quick, 16, geometryOf(w), options.b32Batch);
     const workloads = options.workloads.map((w) => {
       const r = results.get(w)!;
       const summary = summarise(

@@ -24,10 +24,12 @@ import { writeFileAtomic } from "../lib/io/atomic.ts";
 const USAGE = `usage: deno task bench [--quick] [--full] [--threads N] [--reps N] [--merge-reps N]
                        [--steps N] [--warmup N] [--merge-layers N] [--only W1,W2,...]
                        [--no-merges] [--data DIR] [--profile] [--report FILE.md]
-                       [--webgpu auto|on|off]
+                       [--webgpu auto|on|off] [--b32-batch N]
 
 With a hardware WebGPU adapter (a GPU) the model workloads also run on WebGPU (--webgpu auto,
 the default); --webgpu on runs them on a software adapter too, --webgpu off never.
+--b32-batch N: batch of vit_train_b32 and ri_step_b32 (default 32, which overflows the wasm
+backend's 4 GiB heap; 16 fits).
 
 workloads: ${[...MODEL_WORKLOADS, ...MERGE_METHODS.map((m) => `merge_${m}`)].join(", ")}`;
 
@@ -46,6 +48,7 @@ const OPTIONS = {
   profile: { type: "boolean", default: false },
   report: { type: "string" },
   webgpu: { type: "string", default: "auto" },
+  "b32-batch": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -66,6 +69,7 @@ function count(flag: string, text: string | undefined, fallback: number): number
  * equal(benchOptions(["--full"]).mergeLayers, 12);
  * equal(benchOptions([]).mergeLayers, 2);
  * equal(benchOptions(["--quick"]).reps, 1);
+ * equal(benchOptions(["--b32-batch", "16"]).b32Batch, 16);
  * throws(() => benchOptions(["--reps", "0"]), /--reps 0: expected an integer ≥ 1/);
  * ```
  */
@@ -87,6 +91,7 @@ export function benchOptions(args: string[]): BenchOptions & { report?: string }
   return {
     quick,
     threads: count("threads", values.threads, 1),
+    b32Batch: count("b32-batch", values["b32-batch"], 32),
     reps: count("reps", values.reps, quick ? 1 : 5),
     // five processes per side give each ratio a spread; --merge-reps 1 for a quick look
     mergeReps: count("merge-reps", values["merge-reps"], quick ? 1 : 5),
